@@ -1,0 +1,103 @@
+//! Everything a run is configured with, and the documented defaults.
+//!
+//! `cli` fills a [`Config`] from the command line; the core gets its part, a
+//! [`NodeConfig`], with the values only the shell can supply (the bound address, the
+//! random node id and hash seed) filled in. Nothing here reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use log::LevelFilter;
+
+/// TCP address for incoming peers when `--listen` is not given.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7654";
+
+/// Message ids remembered for duplicate suppression when `--dedup-capacity` is not given.
+/// At 16 bytes of id plus index per entry this is about 8 MiB when full; the ring fills
+/// lazily, so an idle node pays nothing for it.
+pub const DEFAULT_DEDUP_CAPACITY: usize = 262_144;
+
+/// Links a chat line may cross when `--hop-limit` is not given: far more than the
+/// diameter of any hand-made graph, few enough that a copy which outlives the dedup ring
+/// dies quickly.
+pub const DEFAULT_HOP_LIMIT: u8 = 64;
+
+/// The whole run: what the shell needs and what the core needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to accept peers; `None` with `--no-listen`.
+    pub listen: Option<String>,
+    pub socket: PathBuf,
+    pub daemon: bool,
+    pub pidfile: Option<PathBuf>,
+    pub log_file: Option<PathBuf>,
+    pub log_level: LevelFilter,
+    pub node: NodeConfig,
+}
+
+/// What the sans-IO core is configured with: policy, limits and seeds.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id, random per run (supplied by the shell).
+    pub node_id: u64,
+    /// Key for the duplicate index's hash, so that peers cannot aim for collisions.
+    pub hash_seed: u64,
+    /// Nick for lines sent by local clients that did not choose one.
+    pub nick: String,
+    /// The address peers are accepted on, once bound; `None` when not listening.
+    pub listen_addr: Option<SocketAddr>,
+    /// Peers to dial at start, `host:port` as given.
+    pub connect: Vec<String>,
+    /// Message ids remembered for duplicate suppression.
+    pub dedup_capacity: usize,
+    /// Links a locally written chat line may cross.
+    pub hop_limit: u8,
+    pub limits: Limits,
+}
+
+/// Bounds on what any one connection may cost.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A dialled peer must complete TCP's handshake within this.
+    pub connect_timeout: Duration,
+    /// A peer must send its hello within this of the link being made.
+    pub handshake_timeout: Duration,
+    /// Local clients stop being read while a peer has this many bytes queued.
+    pub peer_queue_pause: usize,
+    /// A peer with this many bytes queued is cut: it is not reading.
+    pub peer_queue_max: usize,
+    /// A peer over `peer_queue_pause` that takes no byte for this long is cut.
+    pub stall_timeout: Duration,
+    /// A control client with this many bytes queued is cut: it is not reading.
+    pub client_queue_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
+            peer_queue_pause: 256 * 1024,
+            peer_queue_max: 16 * 1024 * 1024,
+            stall_timeout: Duration::from_secs(30),
+            client_queue_max: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// A configuration with every default, for the given identity.
+    pub fn new(node_id: u64, hash_seed: u64, nick: String) -> Self {
+        NodeConfig {
+            node_id,
+            hash_seed,
+            nick,
+            listen_addr: None,
+            connect: Vec::new(),
+            dedup_capacity: DEFAULT_DEDUP_CAPACITY,
+            hop_limit: DEFAULT_HOP_LIMIT,
+            limits: Limits::default(),
+        }
+    }
+}

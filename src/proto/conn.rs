@@ -1,0 +1,256 @@
+//! Per-connection state: what kind of connection it is, where it stands, its bounded
+//! send queue and its armed deadlines. No policy lives here; the node decides.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::wire::control::LineBuffer;
+use crate::wire::frame::Decoder;
+
+use super::ids::{ConnId, NodeId};
+
+/// Which end made a peer link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The remote node dialled us.
+    In,
+    /// We dialled the remote node.
+    Out,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        })
+    }
+}
+
+/// Where a peer link stands.
+#[derive(Debug)]
+pub enum Phase {
+    /// Dialled; TCP has not connected yet.
+    Connecting,
+    /// Connected; our hello is queued, theirs has not arrived.
+    Handshaking,
+    /// Hello received and accepted: chat flows.
+    Up(Remote),
+}
+
+/// What a peer told us in its hello.
+#[derive(Debug)]
+pub struct Remote {
+    pub id: NodeId,
+    pub nick: String,
+    pub listen_port: u16,
+    /// Which of two links between the same nodes survives: the smaller key, which both
+    /// ends compute alike (the dialling node's id, then the dialler's link id).
+    pub link_key: (NodeId, u64),
+    pub since: Instant,
+}
+
+/// A link to another node.
+#[derive(Debug)]
+pub struct Peer {
+    pub direction: Direction,
+    /// The remote socket address, once connected.
+    pub addr: Option<SocketAddr>,
+    /// `host:port` as given to `--connect` or `/connect`, for dialled links.
+    pub target: Option<String>,
+    /// The client whose `/connect` made this link, to be told if it fails.
+    pub requested_by: Option<ConnId>,
+    pub phase: Phase,
+    pub decoder: Decoder,
+    /// Queue over the pause mark: local clients wait for it to drain.
+    pub congested: bool,
+    /// When the driver last reported bytes written.
+    pub last_progress: Instant,
+}
+
+impl Peer {
+    /// The remote end, if the handshake is done.
+    pub fn remote(&self) -> Option<&Remote> {
+        match &self.phase {
+            Phase::Up(remote) => Some(remote),
+            _ => None,
+        }
+    }
+
+    /// The address to name in logs and replies: the socket address once known, else
+    /// the dial target.
+    pub fn addr_label(&self) -> String {
+        match (&self.addr, &self.target) {
+            (Some(addr), _) => addr.to_string(),
+            (None, Some(target)) => target.clone(),
+            (None, None) => "?".to_owned(),
+        }
+    }
+}
+
+/// A local user or script on the control socket.
+#[derive(Debug)]
+pub struct Client {
+    pub nick: String,
+    /// Bytes read but not yet acted on: a partial line, or lines held while paused.
+    pub lines: LineBuffer,
+    /// Not read from while a peer's queue is over the pause mark.
+    pub paused: bool,
+    /// The client closed its end: act on what is buffered, then close.
+    pub eof: bool,
+}
+
+#[derive(Debug)]
+pub enum Role {
+    Peer(Peer),
+    Client(Client),
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    pub id: ConnId,
+    pub role: Role,
+    pub queue: SendQueue,
+    /// A `Flush` for this connection is waiting in the node's outputs.
+    pub flush_requested: bool,
+    /// Condemned during this call; it is skipped until the node removes it.
+    pub closing: bool,
+    /// Armed deadline slots, one per [`super::timers::Timer`].
+    pub setup_deadline: Option<Instant>,
+    pub stall_deadline: Option<Instant>,
+}
+
+impl Conn {
+    pub fn peer(&self) -> Option<&Peer> {
+        match &self.role {
+            Role::Peer(peer) => Some(peer),
+            Role::Client(_) => None,
+        }
+    }
+
+    pub fn peer_mut(&mut self) -> Option<&mut Peer> {
+        match &mut self.role {
+            Role::Peer(peer) => Some(peer),
+            Role::Client(_) => None,
+        }
+    }
+
+    pub fn client_mut(&mut self) -> Option<&mut Client> {
+        match &mut self.role {
+            Role::Client(client) => Some(client),
+            Role::Peer(_) => None,
+        }
+    }
+
+    /// A peer whose handshake is done, so chat may be sent to it.
+    pub fn is_linked(&self) -> bool {
+        !self.closing && self.peer().is_some_and(|p| p.remote().is_some())
+    }
+
+    /// A client that is still attached.
+    pub fn is_client(&self) -> bool {
+        !self.closing && matches!(self.role, Role::Client(_))
+    }
+}
+
+/// Bytes waiting for the socket, in order. Appends go to the back, the driver writes
+/// from the front; memory is given back when the queue runs empty after a burst.
+#[derive(Debug, Default)]
+pub struct SendQueue {
+    buf: Vec<u8>,
+    /// Bytes before this offset have been written.
+    head: usize,
+}
+
+/// A drained queue keeps this much capacity for the next burst; more is freed so that
+/// idle connections hold no big buffers.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+impl SendQueue {
+    /// The bytes to write next.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.head..]
+    }
+
+    /// How many bytes wait.
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        // Reclaim the written prefix before growing, so the buffer never holds more
+        // than twice what waits.
+        if self.head > 0 && self.head >= self.buf.len() / 2 {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Drops `n` written bytes from the front.
+    pub fn consume(&mut self, n: usize) {
+        assert!(n <= self.len(), "the driver wrote more bytes than were queued");
+        self.head += n;
+        if self.head == self.buf.len() {
+            self.head = 0;
+            if self.buf.capacity() > KEEP_CAPACITY {
+                self.buf = Vec::new();
+            } else {
+                self.buf.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_is_fifo_across_partial_writes() {
+        let mut queue = SendQueue::default();
+        queue.push(b"hello ");
+        queue.push(b"world");
+        queue.consume(3);
+        assert_eq!(queue.bytes(), b"lo world");
+        queue.push(b"!");
+        assert_eq!(queue.bytes(), b"lo world!");
+        queue.consume(9);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn drained_queue_frees_a_big_buffer() {
+        let mut queue = SendQueue::default();
+        queue.push(&vec![0; KEEP_CAPACITY * 4]);
+        queue.consume(KEEP_CAPACITY * 4);
+        assert_eq!(queue.buf.capacity(), 0);
+        queue.push(b"small");
+        queue.consume(5);
+        assert!(queue.buf.capacity() > 0, "a small buffer is kept for reuse");
+    }
+
+    #[test]
+    fn written_prefix_is_reclaimed_before_growing() {
+        let mut queue = SendQueue::default();
+        queue.push(&[1; 100]);
+        queue.consume(60);
+        queue.push(&[2; 10]);
+        assert_eq!(queue.head, 0);
+        assert_eq!(queue.len(), 50);
+        assert_eq!(&queue.bytes()[40..], &[2; 10]);
+    }
+
+    #[test]
+    #[should_panic(expected = "more bytes than were queued")]
+    fn consuming_more_than_queued_is_a_bug() {
+        let mut queue = SendQueue::default();
+        queue.push(b"ab");
+        queue.consume(3);
+    }
+}

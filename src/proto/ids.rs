@@ -1,0 +1,51 @@
+//! Typed handles: which node, which connection, which message. Each prints the same way
+//! in every log line and reply.
+
+use std::fmt;
+
+/// A node's identity, random per run. Printed as 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u64);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// One connection of a node, peer or client. Never reused within a run, so an output
+/// about a connection that has since closed can never reach its successor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId {
+    /// Counts up from 1 over the node's life: the part that makes the id unique.
+    pub(crate) serial: u64,
+    /// Where the connection lives in the node's slab, for O(1) lookup.
+    pub(crate) slot: usize,
+}
+
+impl ConnId {
+    /// The never-repeated part, as a number (it is what `Display` prints).
+    pub fn serial(self) -> u64 {
+        self.serial
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.serial)
+    }
+}
+
+/// A chat line's identity: its origin and the origin's sequence number. Repeated text
+/// gets a new id, so no line is ever mistaken for a copy of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId {
+    pub origin: NodeId,
+    pub seq: u64,
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.origin, self.seq)
+    }
+}

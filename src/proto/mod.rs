@@ -1,0 +1,17 @@
+//! The sans-IO protocol core: every decision p2pchat makes, and nothing that touches the
+//! outside world.
+//!
+//! A [`Node`] is fed events (`handle_*`, each with the time) and polled for what to do
+//! ([`Output`], `poll_timeout`). It never opens a socket, reads a clock, spawns a thread
+//! or draws a random number: the driver, a simulator or a test supplies all of that, so
+//! the same code runs everywhere. It may use `wire`, `config`, `slab` and `log`.
+
+pub mod conn;
+pub mod dedup;
+pub mod flood;
+pub mod ids;
+pub mod node;
+pub mod timers;
+
+pub use ids::{ConnId, MessageId, NodeId};
+pub use node::{Accepted, Node, Output};

@@ -1,0 +1,870 @@
+//! The node: handshakes, flooding, local clients, limits and timers as one state machine.
+//!
+//! # Call contract
+//!
+//! Feed it events with `handle_*`, each with the current time. After every call, drain
+//! [`Node::poll_output`] until it returns `None` and carry each [`Output`] out; then read
+//! [`Node::poll_timeout`] and call [`Node::handle_timeout`] no later than that instant.
+//! Write a connection's bytes from [`Node::send_queue`] and report how many went with
+//! [`Node::handle_sent`]. Read from a connection only while [`Node::accepts_input`] says
+//! so. Network input never makes a call fail: a peer that misbehaves is closed, with
+//! the cause in the log.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, log, Level};
+use slab::Slab;
+
+use crate::config::{Limits, NodeConfig};
+use crate::wire::control::{self, Command, HELP};
+use crate::wire::frame::{Decoder, FrameError};
+use crate::wire::peer::{Chat, Hello, Message, PeerError, MAX_BODY_LEN};
+use crate::wire::text;
+
+use super::conn::{Client, Conn, Direction, Peer, Phase, Remote, Role, SendQueue};
+use super::flood::Flood;
+use super::ids::{ConnId, MessageId, NodeId};
+use super::timers::{Timer, Timers};
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Open a TCP connection to `target` (`host:port`, names allowed) for `conn`, then
+    /// report [`Node::handle_connected`] or [`Node::handle_error`].
+    Dial { conn: ConnId, target: String },
+    /// `conn` has bytes in its send queue: write them as far as the socket takes them.
+    Flush(ConnId),
+    /// Drop `conn`'s socket; the node has forgotten the connection.
+    Close(ConnId),
+}
+
+/// A connection the driver accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// On the peer listener, from this address.
+    Peer(SocketAddr),
+    /// On the control socket.
+    Client,
+}
+
+/// Why a connection was closed; shown in the log line and in `peer down` events.
+#[derive(Debug)]
+enum Cause {
+    ClosedByPeer,
+    ClientLeft,
+    Quit,
+    Io(String),
+    DialFailed(String),
+    Frame(FrameError),
+    Peer(PeerError),
+    UnexpectedHello,
+    ChatBeforeHello,
+    SelfLink,
+    Duplicate { kept: ConnId },
+    Replaced { by: ConnId },
+    ConnectTimeout(Duration),
+    HandshakeTimeout(Duration),
+    QueueFull { limit: usize },
+    Stalled { queued: usize, idle: Duration },
+}
+
+impl Cause {
+    /// Whether the remote end broke the protocol or a limit, which is logged as a warning.
+    fn is_misbehaviour(&self) -> bool {
+        matches!(
+            self,
+            Cause::Frame(_)
+                | Cause::Peer(_)
+                | Cause::UnexpectedHello
+                | Cause::ChatBeforeHello
+                | Cause::HandshakeTimeout(_)
+                | Cause::QueueFull { .. }
+                | Cause::Stalled { .. }
+        )
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::ClosedByPeer => f.write_str("closed by the peer"),
+            Cause::ClientLeft => f.write_str("client closed the connection"),
+            Cause::Quit => f.write_str("client quit"),
+            Cause::Io(err) => write!(f, "socket error: {err}"),
+            Cause::DialFailed(err) => f.write_str(err),
+            Cause::Frame(err) => write!(f, "protocol violation: {err}"),
+            Cause::Peer(err) => write!(f, "protocol violation: {err}"),
+            Cause::UnexpectedHello => f.write_str("protocol violation: second hello"),
+            Cause::ChatBeforeHello => f.write_str("protocol violation: chat before hello"),
+            Cause::SelfLink => f.write_str("link to this node itself"),
+            Cause::Duplicate { kept } => write!(f, "duplicate link, keeping {kept}"),
+            Cause::Replaced { by } => write!(f, "duplicate link, replaced by {by}"),
+            Cause::ConnectTimeout(limit) => {
+                write!(f, "no connection within {}s", limit.as_secs_f32())
+            }
+            Cause::HandshakeTimeout(limit) => {
+                write!(f, "no hello within {}s", limit.as_secs_f32())
+            }
+            Cause::QueueFull { limit } => {
+                write!(f, "not reading: send queue would pass {limit} bytes")
+            }
+            Cause::Stalled { queued, idle } => write!(
+                f,
+                "not reading: {queued} bytes queued and none taken for {}s",
+                idle.as_secs()
+            ),
+        }
+    }
+}
+
+/// Side effects collected while handling an event, kept apart from the connection slab
+/// so that both can be borrowed at once while fanning a message out.
+#[derive(Debug, Default)]
+struct Effects {
+    outputs: VecDeque<Output>,
+    /// Connections condemned during this call, removed before it returns.
+    doomed: Vec<(ConnId, Cause)>,
+    timers: Timers,
+    /// Peers whose queue is over the pause mark; local input waits while any is.
+    congested: usize,
+}
+
+impl Effects {
+    fn doom(&mut self, conn: &mut Conn, cause: Cause) {
+        if !conn.closing {
+            conn.closing = true;
+            self.doomed.push((conn.id, cause));
+        }
+    }
+
+    /// Appends `bytes` to `conn`'s queue within its bound, and asks for a flush.
+    fn enqueue(&mut self, conn: &mut Conn, bytes: &[u8], now: Instant, limits: &Limits) {
+        let limit = match conn.role {
+            Role::Peer(_) => limits.peer_queue_max,
+            Role::Client(_) => limits.client_queue_max,
+        };
+        if conn.queue.len() + bytes.len() > limit {
+            self.doom(conn, Cause::QueueFull { limit });
+            return;
+        }
+        conn.queue.push(bytes);
+        if !conn.flush_requested {
+            conn.flush_requested = true;
+            self.outputs.push_back(Output::Flush(conn.id));
+        }
+        if let Role::Peer(peer) = &mut conn.role {
+            if !peer.congested && conn.queue.len() >= limits.peer_queue_pause {
+                peer.congested = true;
+                self.congested += 1;
+                let at = now + limits.stall_timeout;
+                self.timers
+                    .set(conn.id, Timer::Stall, &mut conn.stall_deadline, Some(at));
+            }
+        }
+    }
+}
+
+/// One p2pchat node, without its sockets. See the module documentation for the call
+/// contract.
+#[derive(Debug)]
+pub struct Node {
+    id: NodeId,
+    cfg: NodeConfig,
+    started: Instant,
+    conns: Slab<Conn>,
+    next_serial: u64,
+    /// The link to each node we are linked to: at most one per node.
+    linked: BTreeMap<NodeId, ConnId>,
+    flood: Flood,
+    fx: Effects,
+    /// Clients whose input waits for congestion to clear, in the order they stopped.
+    paused: Vec<ConnId>,
+    clients: usize,
+    /// A frame and a client line, each encoded once per message and copied to every
+    /// queue; reused so that relaying allocates nothing per message.
+    frame_buf: Vec<u8>,
+    line_buf: Vec<u8>,
+}
+
+impl Node {
+    /// A node with no connections yet; it asks to dial every `cfg.connect` address.
+    pub fn new(cfg: NodeConfig, now: Instant) -> Self {
+        let mut node = Node {
+            id: NodeId(cfg.node_id),
+            flood: Flood::new(cfg.dedup_capacity, cfg.hash_seed),
+            cfg,
+            started: now,
+            conns: Slab::new(),
+            next_serial: 1,
+            linked: BTreeMap::new(),
+            fx: Effects::default(),
+            paused: Vec::new(),
+            clients: 0,
+            frame_buf: Vec::new(),
+            line_buf: Vec::new(),
+        };
+        for target in node.cfg.connect.clone() {
+            node.dial(now, target, None);
+        }
+        node
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The driver accepted a connection; returns the id the node knows it by.
+    pub fn handle_accepted(&mut self, now: Instant, accepted: Accepted) -> ConnId {
+        let id = match accepted {
+            Accepted::Peer(addr) => {
+                let id = self.insert(Role::Peer(Peer {
+                    direction: Direction::In,
+                    addr: Some(addr),
+                    target: None,
+                    requested_by: None,
+                    phase: Phase::Handshaking,
+                    decoder: Decoder::new(MAX_BODY_LEN),
+                    congested: false,
+                    last_progress: now,
+                }));
+                debug!("peer {addr} connected ({id})");
+                self.start_handshake(now, id);
+                id
+            }
+            Accepted::Client => {
+                self.clients += 1;
+                let id = self.insert(Role::Client(Client {
+                    nick: self.cfg.nick.clone(),
+                    lines: Default::default(),
+                    paused: false,
+                    eof: false,
+                }));
+                debug!("client {id} attached");
+                id
+            }
+        };
+        self.reap(now);
+        id
+    }
+
+    /// A dialled connection is established with `addr`.
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnId, addr: SocketAddr) {
+        let Some(peer) = self.get_mut(conn).and_then(Conn::peer_mut) else {
+            return;
+        };
+        if !matches!(peer.phase, Phase::Connecting) {
+            return;
+        }
+        peer.addr = Some(addr);
+        peer.phase = Phase::Handshaking;
+        debug!("connected to {addr} ({conn})");
+        self.start_handshake(now, conn);
+        self.reap(now);
+    }
+
+    /// Bytes arrived on `conn`.
+    pub fn handle_recv(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        let Some(c) = self.get_mut(conn).filter(|c| !c.closing) else {
+            return;
+        };
+        match &mut c.role {
+            Role::Client(client) => {
+                client.lines.push(bytes);
+                self.read_client_lines(now, conn);
+            }
+            Role::Peer(peer) => {
+                // Frames are handled while the decoder is out of the slab, so that
+                // handling one may touch every other connection.
+                let mut decoder = mem::replace(&mut peer.decoder, Decoder::new(0));
+                let mut input = bytes;
+                loop {
+                    match decoder.next(&mut input) {
+                        Ok(Some(body)) => self.peer_message(now, conn, body),
+                        Ok(None) => break,
+                        Err(err) => self.doom(conn, Cause::Frame(err)),
+                    }
+                    if self.get(conn).is_none_or(|c| c.closing) {
+                        break;
+                    }
+                }
+                if let Some(peer) = self.get_mut(conn).and_then(Conn::peer_mut) {
+                    peer.decoder = decoder;
+                }
+            }
+        }
+        self.reap(now);
+    }
+
+    /// The driver wrote the first `n` bytes of `conn`'s send queue.
+    pub fn handle_sent(&mut self, now: Instant, conn: ConnId, n: usize) {
+        let pause_mark = self.cfg.limits.peer_queue_pause;
+        let Some(c) = self.conns.get_mut(conn.slot).filter(|c| c.id == conn) else {
+            return;
+        };
+        c.queue.consume(n);
+        if let Role::Peer(peer) = &mut c.role {
+            if n > 0 {
+                peer.last_progress = now;
+            }
+            if peer.congested && c.queue.len() < pause_mark {
+                peer.congested = false;
+                self.fx.congested -= 1;
+                self.fx
+                    .timers
+                    .set(conn, Timer::Stall, &mut c.stall_deadline, None);
+            }
+        }
+        self.reap(now);
+    }
+
+    /// The remote end closed `conn` (a read returned 0 bytes).
+    pub fn handle_eof(&mut self, now: Instant, conn: ConnId) {
+        match self.get_mut(conn).map(|c| &mut c.role) {
+            Some(Role::Client(client)) => {
+                client.eof = true;
+                client.lines.finish();
+                self.read_client_lines(now, conn);
+            }
+            Some(Role::Peer(_)) => self.doom(conn, Cause::ClosedByPeer),
+            None => {}
+        }
+        self.reap(now);
+    }
+
+    /// `conn`'s socket failed: a dial that did not connect, or a broken connection.
+    pub fn handle_error(&mut self, now: Instant, conn: ConnId, err: &io::Error) {
+        let connecting = self
+            .get(conn)
+            .and_then(Conn::peer)
+            .is_some_and(|p| matches!(p.phase, Phase::Connecting));
+        let cause = if connecting {
+            Cause::DialFailed(err.to_string())
+        } else {
+            Cause::Io(err.to_string())
+        };
+        self.doom(conn, cause);
+        self.reap(now);
+    }
+
+    /// Fires every deadline that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let limits = &self.cfg.limits;
+        while let Some((id, timer)) = self.fx.timers.pop_due(now) {
+            let conn = self
+                .conns
+                .get_mut(id.slot)
+                .filter(|c| c.id == id)
+                .expect("timers are cancelled when their connection is removed");
+            let peer = match &mut conn.role {
+                Role::Peer(peer) => peer,
+                Role::Client(_) => unreachable!("clients arm no timers"),
+            };
+            match timer {
+                Timer::Setup => {
+                    conn.setup_deadline = None;
+                    let cause = if matches!(peer.phase, Phase::Connecting) {
+                        Cause::ConnectTimeout(limits.connect_timeout)
+                    } else {
+                        Cause::HandshakeTimeout(limits.handshake_timeout)
+                    };
+                    self.fx.doom(conn, cause);
+                }
+                Timer::Stall => {
+                    conn.stall_deadline = None;
+                    let idle = now.saturating_duration_since(peer.last_progress);
+                    if idle >= limits.stall_timeout {
+                        let queued = conn.queue.len();
+                        self.fx.doom(conn, Cause::Stalled { queued, idle });
+                    } else {
+                        let at = peer.last_progress + limits.stall_timeout;
+                        self.fx
+                            .timers
+                            .set(id, Timer::Stall, &mut conn.stall_deadline, Some(at));
+                    }
+                }
+            }
+        }
+        self.reap(now);
+    }
+
+    /// The next thing for the driver to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        let output = self.fx.outputs.pop_front()?;
+        if let Output::Flush(id) = output {
+            if let Some(conn) = self.get_mut(id) {
+                conn.flush_requested = false;
+            }
+        }
+        Some(output)
+    }
+
+    /// When [`Node::handle_timeout`] must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.fx.timers.next()
+    }
+
+    /// Bytes waiting to be written to `conn`; empty for an unknown connection.
+    pub fn send_queue(&self, conn: ConnId) -> &[u8] {
+        self.get(conn).map_or(&[], |c| c.queue.bytes())
+    }
+
+    /// Whether the driver should read from `conn` now. A client is not read while its
+    /// lines cannot be sent on (some peer's queue is over the pause mark).
+    pub fn accepts_input(&self, conn: ConnId) -> bool {
+        self.get(conn).is_some_and(|c| {
+            !c.closing
+                && match &c.role {
+                    Role::Client(client) => !client.paused && !client.eof,
+                    Role::Peer(peer) => !matches!(peer.phase, Phase::Connecting),
+                }
+        })
+    }
+
+    fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.conns.get(id.slot).filter(|c| c.id == id)
+    }
+
+    fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.slot).filter(|c| c.id == id)
+    }
+
+    fn insert(&mut self, role: Role) -> ConnId {
+        let entry = self.conns.vacant_entry();
+        let id = ConnId {
+            serial: self.next_serial,
+            slot: entry.key(),
+        };
+        self.next_serial += 1;
+        entry.insert(Conn {
+            id,
+            role,
+            queue: SendQueue::default(),
+            flush_requested: false,
+            closing: false,
+            setup_deadline: None,
+            stall_deadline: None,
+        });
+        id
+    }
+
+    fn doom(&mut self, id: ConnId, cause: Cause) {
+        if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+            self.fx.doom(conn, cause);
+        }
+    }
+
+    fn set_timer(&mut self, id: ConnId, timer: Timer, at: Option<Instant>) {
+        let conn = &mut self.conns[id.slot];
+        let slot = match timer {
+            Timer::Setup => &mut conn.setup_deadline,
+            Timer::Stall => &mut conn.stall_deadline,
+        };
+        self.fx.timers.set(id, timer, slot, at);
+    }
+
+    /// Asks the driver to dial `target` for a new outgoing link.
+    fn dial(&mut self, now: Instant, target: String, requested_by: Option<ConnId>) {
+        let id = self.insert(Role::Peer(Peer {
+            direction: Direction::Out,
+            addr: None,
+            target: Some(target.clone()),
+            requested_by,
+            phase: Phase::Connecting,
+            decoder: Decoder::new(MAX_BODY_LEN),
+            congested: false,
+            last_progress: now,
+        }));
+        info!("dialling {target} ({id})");
+        self.set_timer(id, Timer::Setup, Some(now + self.cfg.limits.connect_timeout));
+        self.fx.outputs.push_back(Output::Dial { conn: id, target });
+    }
+
+    /// Queues our hello and gives the peer until the deadline to send theirs.
+    fn start_handshake(&mut self, now: Instant, id: ConnId) {
+        let deadline = now + self.cfg.limits.handshake_timeout;
+        self.set_timer(id, Timer::Setup, Some(deadline));
+        let conn = &mut self.conns[id.slot];
+        let outgoing = conn.peer().is_some_and(|p| p.direction == Direction::Out);
+        self.frame_buf.clear();
+        Hello {
+            node_id: self.id.0,
+            listen_port: self.cfg.listen_addr.map_or(0, |addr| addr.port()),
+            link_id: if outgoing { id.serial } else { 0 },
+            nick: &self.cfg.nick,
+        }
+        .encode(&mut self.frame_buf);
+        self.fx
+            .enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
+    }
+
+    fn peer_message(&mut self, now: Instant, id: ConnId, body: &[u8]) {
+        match Message::parse(body) {
+            Ok(Message::Hello(hello)) => self.peer_hello(now, id, hello),
+            Ok(Message::Chat(chat)) => self.peer_chat(now, id, chat),
+            Err(err) => self.doom(id, Cause::Peer(err)),
+        }
+    }
+
+    fn peer_hello(&mut self, now: Instant, id: ConnId, hello: Hello<'_>) {
+        let remote_id = NodeId(hello.node_id);
+        let peer = self.conns[id.slot]
+            .peer()
+            .expect("only peers decode frames");
+        if peer.remote().is_some() {
+            return self.doom(id, Cause::UnexpectedHello);
+        }
+        if remote_id == self.id {
+            return self.doom(id, Cause::SelfLink);
+        }
+        // Both ends name a link by who dialled it, so both keep the same one of two.
+        let link_key = match peer.direction {
+            Direction::Out => (self.id, id.serial),
+            Direction::In => (remote_id, hello.link_id),
+        };
+        if let Some(&other) = self.linked.get(&remote_id) {
+            let other_key = self.conns[other.slot]
+                .peer()
+                .and_then(Peer::remote)
+                .expect("linked connections are up")
+                .link_key;
+            if other_key < link_key {
+                return self.doom(id, Cause::Duplicate { kept: other });
+            }
+            self.doom(other, Cause::Replaced { by: id });
+        }
+        self.linked.insert(remote_id, id);
+        self.set_timer(id, Timer::Setup, None);
+        let peer = self.conns[id.slot]
+            .peer_mut()
+            .expect("only peers decode frames");
+        peer.phase = Phase::Up(Remote {
+            id: remote_id,
+            nick: hello.nick.to_owned(),
+            listen_port: hello.listen_port,
+            link_key,
+            since: now,
+        });
+        let (addr, direction) = (peer.addr_label(), peer.direction);
+        info!(
+            "peer {addr} up: node {remote_id} nick {} ({direction}, {id})",
+            hello.nick
+        );
+        self.notify_clients(
+            now,
+            format_args!("peer up {addr} {direction} {remote_id} {}", hello.nick),
+        );
+    }
+
+    fn peer_chat(&mut self, now: Instant, id: ConnId, chat: Chat<'_>) {
+        if !self.conns[id.slot].is_linked() {
+            return self.doom(id, Cause::ChatBeforeHello);
+        }
+        let msg = MessageId {
+            origin: NodeId(chat.origin),
+            seq: chat.seq,
+        };
+        if !self.flood.admit(msg) {
+            return;
+        }
+        self.line_buf.clear();
+        control::write_chat(&mut self.line_buf, chat.nick, chat.text);
+        self.send_line_to_clients(now, None);
+        if let Some(hops) = Flood::next_hops(chat.hops) {
+            self.frame_buf.clear();
+            Chat { hops, ..chat }.encode(&mut self.frame_buf);
+            self.send_frame_to_peers(now, Some(id));
+        }
+    }
+
+    /// Copies `frame_buf` into the queue of every linked peer but `except`.
+    fn send_frame_to_peers(&mut self, now: Instant, except: Option<ConnId>) {
+        for (_, conn) in &mut self.conns {
+            if conn.is_linked() && Some(conn.id) != except {
+                self.fx
+                    .enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
+            }
+        }
+    }
+
+    /// Copies `line_buf` into the queue of every client but `except`.
+    fn send_line_to_clients(&mut self, now: Instant, except: Option<ConnId>) {
+        for (_, conn) in &mut self.conns {
+            if conn.is_client() && Some(conn.id) != except {
+                self.fx
+                    .enqueue(conn, &self.line_buf, now, &self.cfg.limits);
+            }
+        }
+    }
+
+    /// Copies `line_buf` into the queue of one client.
+    fn send_line_to(&mut self, now: Instant, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+            if conn.is_client() {
+                self.fx
+                    .enqueue(conn, &self.line_buf, now, &self.cfg.limits);
+            }
+        }
+    }
+
+    fn notify_clients(&mut self, now: Instant, event: fmt::Arguments<'_>) {
+        self.line_buf.clear();
+        control::write_info(&mut self.line_buf, event);
+        self.send_line_to_clients(now, None);
+    }
+
+    fn reply(&mut self, now: Instant, id: ConnId, reply: fmt::Arguments<'_>) {
+        self.line_buf.clear();
+        control::write_info(&mut self.line_buf, reply);
+        self.send_line_to(now, id);
+    }
+
+    fn reply_error(&mut self, now: Instant, id: ConnId, error: fmt::Arguments<'_>) {
+        self.line_buf.clear();
+        control::write_error(&mut self.line_buf, error);
+        self.send_line_to(now, id);
+    }
+
+    /// Acts on the complete lines a client has sent, until they run out or congestion
+    /// pauses the client; closes a client that has left once its lines are done.
+    fn read_client_lines(&mut self, now: Instant, id: ConnId) {
+        let Some(client) = self.get_mut(id).and_then(Conn::client_mut) else {
+            return;
+        };
+        let mut lines = mem::take(&mut client.lines);
+        let mut congested = false;
+        loop {
+            if self.fx.congested > 0 {
+                congested = true;
+                break;
+            }
+            match lines.next_line() {
+                Some(Ok(line)) => self.client_line(now, id, line),
+                Some(Err(err)) => self.reply_error(now, id, format_args!("{err}")),
+                None => break,
+            }
+            if self.get(id).is_none_or(|c| c.closing) {
+                break;
+            }
+        }
+        let conn = &mut self.conns[id.slot];
+        let closing = conn.closing;
+        let client = conn.client_mut().expect("the slot still holds this client");
+        client.lines = lines;
+        if congested && !client.paused {
+            client.paused = true;
+            self.paused.push(id);
+        }
+        if client.eof && !congested && !closing {
+            self.doom(id, Cause::ClientLeft);
+        }
+    }
+
+    fn client_line(&mut self, now: Instant, id: ConnId, line: &str) {
+        let command = match control::parse_command(line) {
+            Ok(command) => command,
+            Err(err) => return self.reply_error(now, id, format_args!("{err}")),
+        };
+        match command {
+            Command::Say(text) => self.say(now, id, text),
+            Command::Nick(nick) => match text::check_nick(nick) {
+                Ok(()) => {
+                    let client = self.conns[id.slot].client_mut().expect("a client's line");
+                    client.nick = nick.to_owned();
+                    self.reply(now, id, format_args!("nick {nick}"));
+                }
+                Err(err) => self.reply_error(now, id, format_args!("{err}")),
+            },
+            Command::Connect(target) => {
+                if is_host_port(target) {
+                    self.reply(now, id, format_args!("connecting to {target}"));
+                    self.dial(now, target.to_owned(), Some(id));
+                } else {
+                    self.reply_error(
+                        now,
+                        id,
+                        format_args!("cannot connect to {target}: expected HOST:PORT"),
+                    );
+                }
+            }
+            Command::Peers => self.reply_peers(now, id),
+            Command::Status => self.reply_status(now, id),
+            Command::Help => {
+                for line in HELP {
+                    self.reply(now, id, format_args!("{line}"));
+                }
+            }
+            Command::Quit => self.doom(id, Cause::Quit),
+        }
+    }
+
+    /// Sends a line written by local client `from` to every peer and every other client.
+    fn say(&mut self, now: Instant, from: ConnId, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let msg = self.flood.originate(self.id);
+        let Role::Client(client) = &self.conns[from.slot].role else {
+            unreachable!("only clients say lines");
+        };
+        self.frame_buf.clear();
+        Chat {
+            origin: msg.origin.0,
+            seq: msg.seq,
+            hops: self.cfg.hop_limit,
+            nick: &client.nick,
+            text,
+        }
+        .encode(&mut self.frame_buf);
+        self.line_buf.clear();
+        control::write_chat(&mut self.line_buf, &client.nick, text);
+        self.send_frame_to_peers(now, None);
+        self.send_line_to_clients(now, Some(from));
+    }
+
+    fn reply_peers(&mut self, now: Instant, id: ConnId) {
+        let lines: Vec<String> = self
+            .linked
+            .values()
+            .map(|&peer| {
+                let peer = self.conns[peer.slot].peer().expect("linked is peers");
+                let remote = peer.remote().expect("linked peers are up");
+                format!(
+                    "peer {} {} {} {}",
+                    peer.addr_label(),
+                    peer.direction,
+                    remote.id,
+                    remote.nick
+                )
+            })
+            .collect();
+        for line in &lines {
+            self.reply(now, id, format_args!("{line}"));
+        }
+        self.reply(now, id, format_args!("{} peers", lines.len()));
+    }
+
+    fn reply_status(&mut self, now: Instant, id: ConnId) {
+        let Role::Client(client) = &self.conns[id.slot].role else {
+            unreachable!("only clients ask for status");
+        };
+        let listen = self
+            .cfg
+            .listen_addr
+            .map_or_else(|| "none".to_owned(), |addr| addr.to_string());
+        let lines = [
+            format!("id {}", self.id),
+            format!("version {}", env!("CARGO_PKG_VERSION")),
+            format!("nick {}", client.nick),
+            format!("listen {listen}"),
+            format!("peers {}", self.linked.len()),
+            format!("clients {}", self.clients),
+            format!("messages {}", self.flood.messages),
+            format!("duplicates {}", self.flood.duplicates),
+            format!("dedup-capacity {}", self.flood.dedup_capacity()),
+            format!("hop-limit {}", self.cfg.hop_limit),
+            format!("uptime {}", now.duration_since(self.started).as_secs()),
+        ];
+        for line in &lines {
+            self.reply(now, id, format_args!("{line}"));
+        }
+    }
+
+    /// Removes every condemned connection, tells whoever should know, and lets paused
+    /// clients go on once no peer is congested any more.
+    fn reap(&mut self, now: Instant) {
+        loop {
+            while !self.fx.doomed.is_empty() {
+                for (id, cause) in mem::take(&mut self.fx.doomed) {
+                    self.remove(now, id, cause);
+                }
+            }
+            if self.fx.congested > 0 || self.paused.is_empty() {
+                return;
+            }
+            self.resume_clients(now);
+        }
+    }
+
+    fn remove(&mut self, now: Instant, id: ConnId, cause: Cause) {
+        let mut conn = self.conns.remove(id.slot);
+        debug_assert_eq!(conn.id, id, "a doomed connection stays in its slot");
+        self.fx
+            .timers
+            .set(id, Timer::Setup, &mut conn.setup_deadline, None);
+        self.fx
+            .timers
+            .set(id, Timer::Stall, &mut conn.stall_deadline, None);
+        self.fx.outputs.push_back(Output::Close(id));
+        let peer = match conn.role {
+            Role::Client(_) => {
+                self.clients -= 1;
+                self.paused.retain(|&c| c != id);
+                debug!("client {id} detached: {cause}");
+                return;
+            }
+            Role::Peer(peer) => peer,
+        };
+        if peer.congested {
+            self.fx.congested -= 1;
+        }
+        let level = if cause.is_misbehaviour() {
+            Level::Warn
+        } else {
+            Level::Info
+        };
+        let addr = peer.addr_label();
+        let Phase::Up(remote) = &peer.phase else {
+            log!(level, "peer {addr} dropped before the handshake ({id}): {cause}");
+            if let Some(client) = peer.requested_by {
+                self.reply_error(now, client, format_args!("cannot connect to {addr}: {cause}"));
+            }
+            return;
+        };
+        if self.linked.get(&remote.id) == Some(&id) {
+            self.linked.remove(&remote.id);
+        }
+        let direction = peer.direction;
+        log!(
+            level,
+            "peer {addr} down: node {} ({direction}, {id}, up {}s): {cause}",
+            remote.id,
+            now.duration_since(remote.since).as_secs()
+        );
+        self.notify_clients(
+            now,
+            format_args!(
+                "peer down {addr} {direction} {} {}: {cause}",
+                remote.id, remote.nick
+            ),
+        );
+    }
+
+    /// Lets paused clients' lines through again, in the order they stopped, until a
+    /// peer is congested once more.
+    fn resume_clients(&mut self, now: Instant) {
+        let waiting = mem::take(&mut self.paused);
+        for (i, &id) in waiting.iter().enumerate() {
+            if self.fx.congested > 0 {
+                self.paused.extend_from_slice(&waiting[i..]);
+                return;
+            }
+            if let Some(client) = self.get_mut(id).and_then(Conn::client_mut) {
+                client.paused = false;
+            }
+            self.read_client_lines(now, id);
+        }
+    }
+}
+
+/// Whether `target` looks like `host:port`: a non-empty host and a port number.
+fn is_host_port(target: &str) -> bool {
+    target
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}

@@ -1,0 +1,446 @@
+//! The messages peers exchange, each the body of one frame: parsed from a body in one
+//! step into a validated, borrowing value, and emitted straight into a send buffer.
+//!
+//! The byte layout is written down in docs/PROTOCOL.md; this file is its reference.
+
+use std::fmt;
+use std::str;
+
+use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
+
+use super::frame;
+use super::text::{self, NickError, MAX_TEXT_LEN};
+
+/// First bytes of every hello: tells a p2pchat peer from anything else that connects.
+pub const MAGIC: [u8; 4] = *b"P2PC";
+
+/// The protocol version this build speaks; a peer with another one is dropped.
+pub const VERSION: u16 = 1;
+
+const KIND_HELLO: u8 = 1;
+const KIND_CHAT: u8 = 2;
+
+/// Bytes of a chat body before the nick: kind, origin, sequence, hops, nick length.
+const CHAT_FIXED_LEN: usize = 1 + 8 + 8 + 1 + 1;
+
+/// The handshake both ends send first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello<'a> {
+    /// The sender's node id, random per run.
+    pub node_id: u64,
+    /// The TCP port the sender accepts peers on, 0 when it accepts none.
+    pub listen_port: u16,
+    /// Chosen by the dialling end, unique among its links; 0 from the accepting end.
+    /// Both ends use it to agree on which of two links between them to keep.
+    pub link_id: u64,
+    /// The sender's nick, for `/peers`.
+    pub nick: &'a str,
+}
+
+/// One chat line on its way through the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chat<'a> {
+    /// Node id of the node whose client wrote the line.
+    pub origin: u64,
+    /// Per-origin sequence number; with `origin`, the message id.
+    pub seq: u64,
+    /// Links this copy may still cross, this one included; never 0 on the wire.
+    pub hops: u8,
+    /// Nick of the client that wrote the line.
+    pub nick: &'a str,
+    /// The line itself, UTF-8, at most [`MAX_TEXT_LEN`] bytes; may hold control characters.
+    pub text: &'a str,
+}
+
+/// A parsed frame body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    Hello(Hello<'a>),
+    Chat(Chat<'a>),
+}
+
+/// Why a frame body is not a valid message. Each one is grounds to drop the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerError {
+    /// The body ends before the fields its kind requires.
+    Truncated { kind: &'static str },
+    /// The body holds bytes after the last field of its kind.
+    Trailing { kind: &'static str, extra: usize },
+    /// A kind byte this version does not know.
+    UnknownKind(u8),
+    /// A hello that does not start with [`MAGIC`].
+    BadMagic([u8; 4]),
+    /// A hello from a peer speaking another protocol version.
+    Version { theirs: u16 },
+    /// A nick that breaks the nick rule.
+    BadNick(NickError),
+    /// A nick that is not UTF-8.
+    NickNotUtf8,
+    /// Chat text that is not UTF-8.
+    TextNotUtf8,
+    /// Chat text over [`MAX_TEXT_LEN`] bytes.
+    TextTooLong(usize),
+    /// A chat copy with no hops left, which its sender must not have sent.
+    NoHops,
+}
+
+impl fmt::Display for PeerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerError::Truncated { kind } => write!(f, "truncated {kind} message"),
+            PeerError::Trailing { kind, extra } => {
+                write!(f, "{extra} unexpected bytes after a {kind} message")
+            }
+            PeerError::UnknownKind(kind) => write!(f, "unknown message kind {kind}"),
+            PeerError::BadMagic(magic) => {
+                write!(f, "bad magic {magic:02x?} (not a p2pchat peer)")
+            }
+            PeerError::Version { theirs } => write!(
+                f,
+                "protocol version mismatch: we speak {VERSION}, the peer speaks {theirs}"
+            ),
+            PeerError::BadNick(err) => write!(f, "invalid nick: {err}"),
+            PeerError::NickNotUtf8 => f.write_str("nick is not UTF-8"),
+            PeerError::TextNotUtf8 => f.write_str("chat text is not UTF-8"),
+            PeerError::TextTooLong(len) => {
+                write!(f, "chat text of {len} bytes exceeds {MAX_TEXT_LEN}")
+            }
+            PeerError::NoHops => f.write_str("chat message with a hop limit of 0"),
+        }
+    }
+}
+
+impl std::error::Error for PeerError {}
+
+impl<'a> Message<'a> {
+    /// Parses and validates one frame body.
+    pub fn parse(body: &'a [u8]) -> Result<Self, PeerError> {
+        let (&kind, rest) = body.split_first().ok_or(PeerError::Truncated {
+            kind: "empty",
+        })?;
+        match kind {
+            KIND_HELLO => Hello::parse(Reader::new(rest, "hello")).map(Message::Hello),
+            KIND_CHAT => Chat::parse(Reader::new(rest, "chat")).map(Message::Chat),
+            other => Err(PeerError::UnknownKind(other)),
+        }
+    }
+}
+
+impl<'a> Hello<'a> {
+    fn parse(mut r: Reader<'a>) -> Result<Self, PeerError> {
+        let magic: [u8; 4] = r.bytes(4)?.try_into().expect("asked for 4 bytes");
+        if magic != MAGIC {
+            return Err(PeerError::BadMagic(magic));
+        }
+        // The version comes before anything whose layout a later version may change.
+        let version = r.u16()?;
+        if version != VERSION {
+            return Err(PeerError::Version { theirs: version });
+        }
+        let hello = Hello {
+            node_id: r.u64()?,
+            listen_port: r.u16()?,
+            link_id: r.u64()?,
+            nick: r.nick()?,
+        };
+        r.finish()?;
+        Ok(hello)
+    }
+
+    /// Appends this hello to `out` as a whole frame.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        frame::encode(out, |out| {
+            out.push(KIND_HELLO);
+            out.extend_from_slice(&MAGIC);
+            write_u16(out, VERSION);
+            write_u64(out, self.node_id);
+            write_u16(out, self.listen_port);
+            write_u64(out, self.link_id);
+            write_nick(out, self.nick);
+        });
+    }
+}
+
+impl<'a> Chat<'a> {
+    fn parse(mut r: Reader<'a>) -> Result<Self, PeerError> {
+        let origin = r.u64()?;
+        let seq = r.u64()?;
+        let hops = r.u8()?;
+        if hops == 0 {
+            return Err(PeerError::NoHops);
+        }
+        let nick = r.nick()?;
+        let text = r.rest();
+        if text.len() > MAX_TEXT_LEN {
+            return Err(PeerError::TextTooLong(text.len()));
+        }
+        let text = str::from_utf8(text).map_err(|_| PeerError::TextNotUtf8)?;
+        Ok(Chat {
+            origin,
+            seq,
+            hops,
+            nick,
+            text,
+        })
+    }
+
+    /// Appends this chat line to `out` as a whole frame.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        frame::encode(out, |out| {
+            out.reserve(CHAT_FIXED_LEN + self.nick.len() + self.text.len());
+            out.push(KIND_CHAT);
+            write_u64(out, self.origin);
+            write_u64(out, self.seq);
+            out.push(self.hops);
+            write_nick(out, self.nick);
+            out.extend_from_slice(self.text.as_bytes());
+        });
+    }
+}
+
+/// Largest body any valid message can have: a chat line with the longest nick and text.
+pub const MAX_BODY_LEN: usize = CHAT_FIXED_LEN + text::MAX_NICK_LEN + MAX_TEXT_LEN;
+
+fn write_u16(out: &mut Vec<u8>, value: u16) {
+    out.write_u16::<BigEndian>(value)
+        .expect("writing to a Vec cannot fail");
+}
+
+fn write_u64(out: &mut Vec<u8>, value: u64) {
+    out.write_u64::<BigEndian>(value)
+        .expect("writing to a Vec cannot fail");
+}
+
+fn write_nick(out: &mut Vec<u8>, nick: &str) {
+    let len = u8::try_from(nick.len()).expect("nicks are checked to be at most 32 bytes");
+    out.push(len);
+    out.extend_from_slice(nick.as_bytes());
+}
+
+/// Reads big-endian fields off a body, turning a short body into [`PeerError::Truncated`].
+struct Reader<'a> {
+    bytes: &'a [u8],
+    kind: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], kind: &'static str) -> Self {
+        Reader { bytes, kind }
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], PeerError> {
+        if self.bytes.len() < n {
+            return Err(PeerError::Truncated { kind: self.kind });
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, PeerError> {
+        Ok(self.bytes(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, PeerError> {
+        Ok(BigEndian::read_u16(self.bytes(2)?))
+    }
+
+    fn u64(&mut self) -> Result<u64, PeerError> {
+        Ok(BigEndian::read_u64(self.bytes(8)?))
+    }
+
+    /// A length byte, then that many bytes of UTF-8 that must pass the nick rule.
+    fn nick(&mut self) -> Result<&'a str, PeerError> {
+        let len = usize::from(self.u8()?);
+        let nick = str::from_utf8(self.bytes(len)?).map_err(|_| PeerError::NickNotUtf8)?;
+        text::check_nick(nick).map_err(PeerError::BadNick)?;
+        Ok(nick)
+    }
+
+    fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.bytes)
+    }
+
+    fn finish(self) -> Result<(), PeerError> {
+        match self.bytes.len() {
+            0 => Ok(()),
+            extra => Err(PeerError::Trailing {
+                kind: self.kind,
+                extra,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame::{Decoder, HEADER_LEN};
+
+    const HELLO: Hello<'static> = Hello {
+        node_id: 0x0123_4567_89ab_cdef,
+        listen_port: 7654,
+        link_id: 3,
+        nick: "alice",
+    };
+
+    const CHAT: Chat<'static> = Chat {
+        origin: 42,
+        seq: 7,
+        hops: 16,
+        nick: "bob",
+        text: "hello, wörld",
+    };
+
+    /// The body of the single frame that `encode` wrote.
+    fn body(encode: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(&mut out);
+        let mut decoder = Decoder::new(MAX_BODY_LEN);
+        let mut input = &out[..];
+        let body = decoder.next(&mut input).unwrap().unwrap().to_vec();
+        assert!(input.is_empty(), "exactly one frame");
+        body
+    }
+
+    #[test]
+    fn hello_round_trip() {
+        let bytes = body(|out| HELLO.encode(out));
+        assert_eq!(Message::parse(&bytes), Ok(Message::Hello(HELLO)));
+    }
+
+    #[test]
+    fn hello_layout_is_stable() {
+        let bytes = body(|out| HELLO.encode(out));
+        let expected: Vec<u8> = [
+            &[1][..],
+            b"P2PC",
+            &[0, 1],
+            &[0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef],
+            &[0x1d, 0xe6],
+            &[0, 0, 0, 0, 0, 0, 0, 3],
+            &[5],
+            b"alice",
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn chat_round_trip() {
+        let bytes = body(|out| CHAT.encode(out));
+        assert_eq!(bytes.len(), CHAT_FIXED_LEN + 3 + "hello, wörld".len());
+        assert_eq!(Message::parse(&bytes), Ok(Message::Chat(CHAT)));
+    }
+
+    #[test]
+    fn longest_chat_fits_the_frame_limit() {
+        let nick = "n".repeat(text::MAX_NICK_LEN);
+        let text = "t".repeat(MAX_TEXT_LEN);
+        let chat = Chat {
+            nick: &nick,
+            text: &text,
+            ..CHAT
+        };
+        let mut out = Vec::new();
+        chat.encode(&mut out);
+        assert_eq!(out.len(), HEADER_LEN + MAX_BODY_LEN);
+        assert_eq!(Message::parse(&out[HEADER_LEN..]), Ok(Message::Chat(chat)));
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        for full in [body(|o| HELLO.encode(o)), body(|o| CHAT.encode(o))] {
+            let fixed = if full[0] == KIND_HELLO {
+                full.len()
+            } else {
+                CHAT_FIXED_LEN + 3
+            };
+            for cut in 0..fixed {
+                let err = Message::parse(&full[..cut]).unwrap_err();
+                assert!(
+                    matches!(err, PeerError::Truncated { .. } | PeerError::BadNick(_)),
+                    "cut at {cut}: {err:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_after_hello_are_refused() {
+        let mut bytes = body(|out| HELLO.encode(out));
+        bytes.push(0);
+        assert_eq!(
+            Message::parse(&bytes),
+            Err(PeerError::Trailing {
+                kind: "hello",
+                extra: 1
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_kind_is_refused() {
+        assert_eq!(Message::parse(&[9, 1, 2]), Err(PeerError::UnknownKind(9)));
+    }
+
+    #[test]
+    fn wrong_magic_is_refused() {
+        let mut bytes = body(|out| HELLO.encode(out));
+        bytes[1..5].copy_from_slice(b"HTTP");
+        assert_eq!(Message::parse(&bytes), Err(PeerError::BadMagic(*b"HTTP")));
+    }
+
+    #[test]
+    fn other_version_is_refused_naming_it() {
+        let mut bytes = body(|out| HELLO.encode(out));
+        bytes[5..7].copy_from_slice(&[0, 9]);
+        let err = Message::parse(&bytes).unwrap_err();
+        assert_eq!(err, PeerError::Version { theirs: 9 });
+        assert_eq!(
+            err.to_string(),
+            "protocol version mismatch: we speak 1, the peer speaks 9"
+        );
+    }
+
+    #[test]
+    fn bad_nicks_are_refused() {
+        for nick in ["", "a b", "<x>", "bell\u{7}"] {
+            let mut out = Vec::new();
+            frame::encode(&mut out, |o| {
+                o.push(KIND_CHAT);
+                o.extend_from_slice(&[0; 17]);
+                o[HEADER_LEN + 17] = 1;
+                o.push(nick.len() as u8);
+                o.extend_from_slice(nick.as_bytes());
+            });
+            assert!(
+                matches!(
+                    Message::parse(&out[HEADER_LEN..]),
+                    Err(PeerError::BadNick(_))
+                ),
+                "{nick:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_utf8_and_over_long_text_are_refused() {
+        let mut bytes = body(|out| CHAT.encode(out));
+        bytes.push(0xff);
+        assert_eq!(Message::parse(&bytes), Err(PeerError::TextNotUtf8));
+
+        let text = "t".repeat(MAX_TEXT_LEN + 1);
+        let bytes = body(|out| Chat { text: &text, ..CHAT }.encode(out));
+        assert_eq!(
+            Message::parse(&bytes),
+            Err(PeerError::TextTooLong(MAX_TEXT_LEN + 1))
+        );
+    }
+
+    #[test]
+    fn zero_hops_is_refused() {
+        let bytes = body(|out| Chat { hops: 0, ..CHAT }.encode(out));
+        assert_eq!(Message::parse(&bytes), Err(PeerError::NoHops));
+    }
+}

@@ -1,0 +1,100 @@
+//! The rules for text that crosses both kinds of socket: nicks and chat text.
+//!
+//! Peers and local clients are held to the same nick rule, and text from anywhere is made
+//! safe for a terminal here, just before it is written to a client.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Longest nick, in bytes.
+pub const MAX_NICK_LEN: usize = 32;
+
+/// Longest chat text, in bytes; also the longest line a control client may write.
+pub const MAX_TEXT_LEN: usize = 4096;
+
+/// What is wrong with a proposed nick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NickError {
+    /// Zero bytes long.
+    Empty,
+    /// More than [`MAX_NICK_LEN`] bytes.
+    TooLong(usize),
+    /// Holds a space, `<`, `>` or a control character, which would make lines ambiguous.
+    BadChar(char),
+}
+
+impl fmt::Display for NickError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NickError::Empty => f.write_str("nick is empty"),
+            NickError::TooLong(len) => {
+                write!(f, "nick is {len} bytes, the limit is {MAX_NICK_LEN}")
+            }
+            NickError::BadChar(c) => write!(
+                f,
+                "nick may not contain {:?} (no spaces, '<', '>' or control characters)",
+                c
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NickError {}
+
+/// Checks the nick rule: 1 to 32 bytes without spaces, `<`, `>` or control characters.
+pub fn check_nick(nick: &str) -> Result<(), NickError> {
+    if nick.is_empty() {
+        return Err(NickError::Empty);
+    }
+    if nick.len() > MAX_NICK_LEN {
+        return Err(NickError::TooLong(nick.len()));
+    }
+    match nick
+        .chars()
+        .find(|&c| c.is_whitespace() || c == '<' || c == '>' || c.is_control())
+    {
+        Some(c) => Err(NickError::BadChar(c)),
+        None => Ok(()),
+    }
+}
+
+/// Text with every control character replaced by U+FFFD, so that a terminal shows it
+/// instead of obeying it. Borrows when there is nothing to replace, the common case.
+pub fn sanitize(text: &str) -> Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        Cow::Owned(
+            text.chars()
+                .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nick_rule() {
+        assert_eq!(check_nick("alice"), Ok(()));
+        assert_eq!(check_nick("ünïcødé-ok_1"), Ok(()));
+        assert_eq!(check_nick(&"x".repeat(32)), Ok(()));
+        assert_eq!(check_nick(""), Err(NickError::Empty));
+        assert_eq!(check_nick(&"x".repeat(33)), Err(NickError::TooLong(33)));
+        assert_eq!(check_nick("a b"), Err(NickError::BadChar(' ')));
+        assert_eq!(check_nick("<a"), Err(NickError::BadChar('<')));
+        assert_eq!(check_nick("a>"), Err(NickError::BadChar('>')));
+        assert_eq!(check_nick("a\tb"), Err(NickError::BadChar('\t')));
+        assert_eq!(check_nick("a\u{1b}"), Err(NickError::BadChar('\u{1b}')));
+        assert_eq!(check_nick("a\u{85}"), Err(NickError::BadChar('\u{85}')));
+    }
+
+    #[test]
+    fn sanitize_replaces_control_characters_only() {
+        assert!(matches!(sanitize("plain text"), Cow::Borrowed("plain text")));
+        assert_eq!(sanitize("a\u{1b}[2Jb\r\n\t\u{7f}\u{9b}"), "a\u{FFFD}[2Jb\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}");
+        assert_eq!(sanitize("héllo ☃"), "héllo ☃");
+    }
+}
