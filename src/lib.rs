@@ -19,10 +19,10 @@
 
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
-
-
+pub mod cli;
 pub mod config;
-
+pub mod daemon;
+pub mod driver;
 
 pub mod proto;
 pub mod wire;

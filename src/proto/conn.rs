@@ -194,7 +194,10 @@ impl SendQueue {
 
     /// Drops `n` written bytes from the front.
     pub fn consume(&mut self, n: usize) {
-        assert!(n <= self.len(), "the driver wrote more bytes than were queued");
+        assert!(
+            n <= self.len(),
+            "the driver wrote more bytes than were queued"
+        );
         self.head += n;
         if self.head == self.buf.len() {
             self.head = 0;

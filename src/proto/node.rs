@@ -481,7 +481,11 @@ impl Node {
             last_progress: now,
         }));
         info!("dialling {target} ({id})");
-        self.set_timer(id, Timer::Setup, Some(now + self.cfg.limits.connect_timeout));
+        self.set_timer(
+            id,
+            Timer::Setup,
+            Some(now + self.cfg.limits.connect_timeout),
+        );
         self.fx.outputs.push_back(Output::Dial { conn: id, target });
     }
 
@@ -596,8 +600,7 @@ impl Node {
     fn send_line_to_clients(&mut self, now: Instant, except: Option<ConnId>) {
         for (_, conn) in &mut self.conns {
             if conn.is_client() && Some(conn.id) != except {
-                self.fx
-                    .enqueue(conn, &self.line_buf, now, &self.cfg.limits);
+                self.fx.enqueue(conn, &self.line_buf, now, &self.cfg.limits);
             }
         }
     }
@@ -606,8 +609,7 @@ impl Node {
     fn send_line_to(&mut self, now: Instant, id: ConnId) {
         if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
             if conn.is_client() {
-                self.fx
-                    .enqueue(conn, &self.line_buf, now, &self.cfg.limits);
+                self.fx.enqueue(conn, &self.line_buf, now, &self.cfg.limits);
             }
         }
     }
@@ -681,7 +683,7 @@ impl Node {
                 Err(err) => self.reply_error(now, id, format_args!("{err}")),
             },
             Command::Connect(target) => {
-                if is_host_port(target) {
+                if control::is_host_port(target) {
                     self.reply(now, id, format_args!("connecting to {target}"));
                     self.dial(now, target.to_owned(), Some(id));
                 } else {
@@ -820,9 +822,16 @@ impl Node {
         };
         let addr = peer.addr_label();
         let Phase::Up(remote) = &peer.phase else {
-            log!(level, "peer {addr} dropped before the handshake ({id}): {cause}");
+            log!(
+                level,
+                "peer {addr} dropped before the handshake ({id}): {cause}"
+            );
             if let Some(client) = peer.requested_by {
-                self.reply_error(now, client, format_args!("cannot connect to {addr}: {cause}"));
+                self.reply_error(
+                    now,
+                    client,
+                    format_args!("cannot connect to {addr}: {cause}"),
+                );
             }
             return;
         };
@@ -860,11 +869,4 @@ impl Node {
             self.read_client_lines(now, id);
         }
     }
-}
-
-/// Whether `target` looks like `host:port`: a non-empty host and a port number.
-fn is_host_port(target: &str) -> bool {
-    target
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }

@@ -84,8 +84,18 @@ mod tests {
         let t0 = Instant::now();
         let mut timers = Timers::default();
         let (mut a, mut b) = (None, None);
-        timers.set(conn(1), Timer::Setup, &mut a, Some(t0 + Duration::from_secs(5)));
-        timers.set(conn(2), Timer::Stall, &mut b, Some(t0 + Duration::from_secs(2)));
+        timers.set(
+            conn(1),
+            Timer::Setup,
+            &mut a,
+            Some(t0 + Duration::from_secs(5)),
+        );
+        timers.set(
+            conn(2),
+            Timer::Stall,
+            &mut b,
+            Some(t0 + Duration::from_secs(2)),
+        );
         assert_eq!(timers.next(), Some(t0 + Duration::from_secs(2)));
         assert_eq!(timers.pop_due(t0 + Duration::from_secs(1)), None);
         assert_eq!(
@@ -105,7 +115,12 @@ mod tests {
         let mut timers = Timers::default();
         let mut slot = None;
         timers.set(conn(1), Timer::Setup, &mut slot, Some(t0));
-        timers.set(conn(1), Timer::Setup, &mut slot, Some(t0 + Duration::from_secs(1)));
+        timers.set(
+            conn(1),
+            Timer::Setup,
+            &mut slot,
+            Some(t0 + Duration::from_secs(1)),
+        );
         assert_eq!(timers.len(), 1);
         assert_eq!(timers.next(), Some(t0 + Duration::from_secs(1)));
         timers.set(conn(1), Timer::Setup, &mut slot, None);

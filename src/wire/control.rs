@@ -169,6 +169,13 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, CommandError<'_>> {
     }
 }
 
+/// Whether `addr` has the `host:port` shape: a non-empty host and a port number. The
+/// host is resolved only when it is dialled.
+pub fn is_host_port(addr: &str) -> bool {
+    addr.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
 /// Appends `<nick> text` and a LF, with the text made safe for a terminal.
 ///
 /// The nick needs no such care: every nick has passed the nick rule.
@@ -259,14 +266,20 @@ mod tests {
         let mut bytes = vec![b'x'; MAX_LINE_LEN + 1];
         bytes.extend_from_slice(b"\nok\n");
         buffer.push(&bytes);
-        assert_eq!(lines(&mut buffer), [Err(LineError::TooLong), Ok("ok".into())]);
+        assert_eq!(
+            lines(&mut buffer),
+            [Err(LineError::TooLong), Ok("ok".into())]
+        );
     }
 
     #[test]
     fn invalid_utf8_is_reported_and_the_next_line_survives() {
         let mut buffer = LineBuffer::default();
         buffer.push(b"caf\xe9\nfine\n");
-        assert_eq!(lines(&mut buffer), [Err(LineError::NotUtf8), Ok("fine".into())]);
+        assert_eq!(
+            lines(&mut buffer),
+            [Err(LineError::NotUtf8), Ok("fine".into())]
+        );
     }
 
     #[test]
@@ -297,6 +310,16 @@ mod tests {
             parse_command("/frob").unwrap_err().to_string(),
             "unknown command /frob (try /help)"
         );
+    }
+
+    #[test]
+    fn host_port_shape() {
+        assert!(is_host_port("localhost:7654"));
+        assert!(is_host_port("[::1]:0"));
+        assert!(!is_host_port("localhost"));
+        assert!(!is_host_port(":7654"));
+        assert!(!is_host_port("h:65536"));
+        assert!(!is_host_port("h:port"));
     }
 
     #[test]

@@ -228,10 +228,7 @@ mod tests {
 
     #[test]
     fn empty_body_is_refused() {
-        assert_eq!(
-            decode_in_chunks(&[0, 0, 0, 0], 4),
-            Err(FrameError::Empty)
-        );
+        assert_eq!(decode_in_chunks(&[0, 0, 0, 0], 4), Err(FrameError::Empty));
     }
 
     #[test]

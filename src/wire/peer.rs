@@ -115,9 +115,9 @@ impl std::error::Error for PeerError {}
 impl<'a> Message<'a> {
     /// Parses and validates one frame body.
     pub fn parse(body: &'a [u8]) -> Result<Self, PeerError> {
-        let (&kind, rest) = body.split_first().ok_or(PeerError::Truncated {
-            kind: "empty",
-        })?;
+        let (&kind, rest) = body
+            .split_first()
+            .ok_or(PeerError::Truncated { kind: "empty" })?;
         match kind {
             KIND_HELLO => Hello::parse(Reader::new(rest, "hello")).map(Message::Hello),
             KIND_CHAT => Chat::parse(Reader::new(rest, "chat")).map(Message::Chat),
@@ -431,7 +431,13 @@ mod tests {
         assert_eq!(Message::parse(&bytes), Err(PeerError::TextNotUtf8));
 
         let text = "t".repeat(MAX_TEXT_LEN + 1);
-        let bytes = body(|out| Chat { text: &text, ..CHAT }.encode(out));
+        let bytes = body(|out| {
+            Chat {
+                text: &text,
+                ..CHAT
+            }
+            .encode(out)
+        });
         assert_eq!(
             Message::parse(&bytes),
             Err(PeerError::TextTooLong(MAX_TEXT_LEN + 1))

@@ -93,8 +93,14 @@ mod tests {
 
     #[test]
     fn sanitize_replaces_control_characters_only() {
-        assert!(matches!(sanitize("plain text"), Cow::Borrowed("plain text")));
-        assert_eq!(sanitize("a\u{1b}[2Jb\r\n\t\u{7f}\u{9b}"), "a\u{FFFD}[2Jb\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}");
+        assert!(matches!(
+            sanitize("plain text"),
+            Cow::Borrowed("plain text")
+        ));
+        assert_eq!(
+            sanitize("a\u{1b}[2Jb\r\n\t\u{7f}\u{9b}"),
+            "a\u{FFFD}[2Jb\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}"
+        );
         assert_eq!(sanitize("héllo ☃"), "héllo ☃");
     }
 }

@@ -1,0 +1,352 @@
+//! The command line: flags in, a validated [`Config`] out. The only place that knows
+//! flag names; everything after it sees settled values.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use getopts::Options;
+use log::LevelFilter;
+
+use crate::config::{Config, NodeConfig, DEFAULT_LISTEN};
+use crate::wire::{control, text};
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Run a node.
+    Run(Box<Config>),
+    /// Print this (help or version) and exit 0.
+    Print(String),
+}
+
+/// A command line that cannot be run: exit status 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The parts of the environment that defaults come from.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub user: Option<String>,
+    pub runtime_dir: Option<PathBuf>,
+    pub uid: u32,
+}
+
+impl Env {
+    /// This process's environment.
+    pub fn current() -> Env {
+        Env {
+            user: std::env::var("USER").ok(),
+            runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+            uid: crate::daemon::uid(),
+        }
+    }
+
+    /// `/run/p2pchat.sock` for root, else in `$XDG_RUNTIME_DIR`, else in /tmp by uid.
+    fn default_socket(&self) -> PathBuf {
+        if self.uid == 0 {
+            return PathBuf::from("/run/p2pchat.sock");
+        }
+        match &self.runtime_dir {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join("p2pchat.sock"),
+            _ => PathBuf::from(format!("/tmp/p2pchat-{}.sock", self.uid)),
+        }
+    }
+
+    /// `$USER` if it is a valid nick, else `anon`.
+    fn default_nick(&self) -> String {
+        self.user
+            .as_deref()
+            .filter(|user| text::check_nick(user).is_ok())
+            .unwrap_or("anon")
+            .to_owned()
+    }
+}
+
+fn options() -> Options {
+    let mut opts = Options::new();
+    opts.optopt("l", "listen", "TCP address for incoming peers; port 0 picks a free port (default 0.0.0.0:7654)", "ADDR")
+        .optflag("", "no-listen", "accept no incoming peers (dial out only)")
+        .optmulti("c", "connect", "peer to dial at start, host:port; repeatable", "ADDR")
+        // Accepted for scripts and benchmarks that pin their topology: this version
+        // dials only addresses given by hand anyway.
+        .optflag("", "no-discovery", "dial only addresses given by hand (--connect, /connect)")
+        .optopt("s", "socket", "control socket (default /run/p2pchat.sock as root, else $XDG_RUNTIME_DIR/p2pchat.sock, else /tmp/p2pchat-UID.sock)", "PATH")
+        .optopt("n", "nick", "nick for lines sent through this node (default $USER, else anon)", "NAME")
+        .optflag("d", "daemon", "detach into the background once both sockets are bound")
+        .optopt("", "pidfile", "write the daemon's pid to PATH; removed on a clean stop", "PATH")
+        .optopt("", "log-file", "log to PATH instead of stderr", "PATH")
+        .optopt("", "dedup-capacity", "message ids remembered to suppress duplicates (default 262144)", "N")
+        .optopt("", "hop-limit", "links a chat line may cross, 1 to 255 (default 64)", "N")
+        .optflagmulti("v", "verbose", "log more (repeatable)")
+        .optflagmulti("q", "quiet", "log less (repeatable)")
+        .optflag("h", "help", "print this help and exit")
+        .optflag("V", "version", "print the version and exit");
+    opts
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Parsed, UsageError> {
+    let opts = options();
+    let m = opts
+        .parse(args)
+        .map_err(|err| UsageError(err.to_string()))?;
+    if m.opt_present("help") {
+        let brief = "Usage: p2pchat [OPTIONS]\n\n\
+                     A peer-to-peer group chat daemon. Attach with `nc -U SOCKET` and type /help.";
+        return Ok(Parsed::Print(opts.usage(brief)));
+    }
+    if m.opt_present("version") {
+        return Ok(Parsed::Print(format!(
+            "p2pchat {}\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    if let Some(extra) = m.free.first() {
+        return Err(UsageError(format!("unexpected argument '{extra}'")));
+    }
+
+    let listen = match (m.opt_str("listen"), m.opt_present("no-listen")) {
+        (Some(_), true) => {
+            return Err(UsageError(
+                "--listen and --no-listen exclude each other".into(),
+            ))
+        }
+        (_, true) => None,
+        (addr, false) => Some(host_port(
+            "--listen",
+            addr.unwrap_or(DEFAULT_LISTEN.into()),
+        )?),
+    };
+    let connect = m
+        .opt_strs("connect")
+        .into_iter()
+        .map(|addr| host_port("--connect", addr))
+        .collect::<Result<Vec<_>, _>>()?;
+    let nick = match m.opt_str("nick") {
+        Some(nick) => {
+            text::check_nick(&nick).map_err(|err| UsageError(format!("--nick {nick:?}: {err}")))?;
+            nick
+        }
+        None => env.default_nick(),
+    };
+    let socket = m
+        .opt_str("socket")
+        .map_or_else(|| env.default_socket(), PathBuf::from);
+
+    let mut node = NodeConfig::new(0, 0, nick);
+    node.connect = connect;
+    if let Some(n) = number(&m, "dedup-capacity", 1, usize::MAX)? {
+        node.dedup_capacity = n;
+    }
+    if let Some(n) = number(&m, "hop-limit", 1, u8::MAX as usize)? {
+        node.hop_limit = u8::try_from(n).expect("checked to be at most 255");
+    }
+
+    let verbosity = 3 + m.opt_count("verbose") as isize - m.opt_count("quiet") as isize;
+    let log_level = match verbosity {
+        ..=0 => LevelFilter::Off,
+        1 => LevelFilter::Error,
+        2 => LevelFilter::Warn,
+        3 => LevelFilter::Info,
+        4 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    };
+
+    Ok(Parsed::Run(Box::new(Config {
+        listen,
+        socket: absolute(&socket)?,
+        daemon: m.opt_present("daemon"),
+        pidfile: m
+            .opt_str("pidfile")
+            .map(|p| absolute(Path::new(&p)))
+            .transpose()?,
+        log_file: m
+            .opt_str("log-file")
+            .map(|p| absolute(Path::new(&p)))
+            .transpose()?,
+        log_level,
+        node,
+    })))
+}
+
+/// Checks the `host:port` shape; the name itself is resolved when it is used.
+fn host_port(flag: &str, addr: String) -> Result<String, UsageError> {
+    if control::is_host_port(&addr) {
+        Ok(addr)
+    } else {
+        Err(UsageError(format!("{flag} {addr:?}: expected HOST:PORT")))
+    }
+}
+
+fn number(
+    m: &getopts::Matches,
+    flag: &str,
+    min: usize,
+    max: usize,
+) -> Result<Option<usize>, UsageError> {
+    let Some(value) = m.opt_str(flag) else {
+        return Ok(None);
+    };
+    match value.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(UsageError(format!(
+            "--{flag} {value:?}: expected a whole number from {min} to {max}"
+        ))),
+    }
+}
+
+/// Paths are made absolute up front: the daemon leaves its working directory.
+fn absolute(path: &Path) -> Result<PathBuf, UsageError> {
+    std::path::absolute(path).map_err(|err| UsageError(format!("{}: {err}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            user: Some("ann".into()),
+            runtime_dir: Some("/run/user/1000".into()),
+            uid: 1000,
+        }
+    }
+
+    fn run(args: &[&str]) -> Result<Config, UsageError> {
+        match parse(args.iter().map(OsString::from), &env())? {
+            Parsed::Run(config) => Ok(*config),
+            Parsed::Print(text) => panic!("expected a run, got {text}"),
+        }
+    }
+
+    fn usage_error(args: &[&str]) -> String {
+        run(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults() {
+        let config = run(&[]).unwrap();
+        assert_eq!(config.listen.as_deref(), Some("0.0.0.0:7654"));
+        assert_eq!(config.socket, PathBuf::from("/run/user/1000/p2pchat.sock"));
+        assert_eq!(config.node.nick, "ann");
+        assert!(config.node.connect.is_empty());
+        assert!(!config.daemon);
+        assert_eq!(config.log_level, LevelFilter::Info);
+    }
+
+    #[test]
+    fn default_socket_by_user() {
+        let root = Env { uid: 0, ..env() };
+        assert_eq!(root.default_socket(), PathBuf::from("/run/p2pchat.sock"));
+        let bare = Env {
+            runtime_dir: None,
+            ..env()
+        };
+        assert_eq!(
+            bare.default_socket(),
+            PathBuf::from("/tmp/p2pchat-1000.sock")
+        );
+    }
+
+    #[test]
+    fn default_nick_falls_back_to_anon() {
+        assert_eq!(
+            Env {
+                user: None,
+                ..env()
+            }
+            .default_nick(),
+            "anon"
+        );
+        assert_eq!(
+            Env {
+                user: Some("a b".into()),
+                ..env()
+            }
+            .default_nick(),
+            "anon"
+        );
+    }
+
+    #[test]
+    fn every_option() {
+        let config = run(&[
+            "-l",
+            "127.0.0.1:0",
+            "-c",
+            "a:1",
+            "--connect",
+            "[::1]:2",
+            "-s",
+            "/tmp/x.sock",
+            "-n",
+            "bob",
+            "-d",
+            "--pidfile",
+            "/tmp/p.pid",
+            "--log-file",
+            "/tmp/l.log",
+            "--dedup-capacity",
+            "10",
+            "--hop-limit",
+            "3",
+            "-vv",
+            "--no-discovery",
+        ])
+        .unwrap();
+        assert_eq!(config.listen.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(config.node.connect, ["a:1", "[::1]:2"]);
+        assert_eq!(config.socket, PathBuf::from("/tmp/x.sock"));
+        assert_eq!(config.node.nick, "bob");
+        assert!(config.daemon);
+        assert_eq!(config.pidfile, Some(PathBuf::from("/tmp/p.pid")));
+        assert_eq!(config.log_file, Some(PathBuf::from("/tmp/l.log")));
+        assert_eq!(config.node.dedup_capacity, 10);
+        assert_eq!(config.node.hop_limit, 3);
+        assert_eq!(config.log_level, LevelFilter::Trace);
+    }
+
+    #[test]
+    fn no_listen_and_quiet() {
+        let config = run(&["--no-listen", "-qq"]).unwrap();
+        assert_eq!(config.listen, None);
+        assert_eq!(config.log_level, LevelFilter::Error);
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let config = run(&["-s", "x.sock"]).unwrap();
+        assert!(config.socket.is_absolute());
+        assert!(config.socket.ends_with("x.sock"));
+    }
+
+    #[test]
+    fn usage_errors_name_the_flag() {
+        assert!(usage_error(&["--bogus"]).contains("bogus"));
+        assert!(usage_error(&["extra"]).contains("'extra'"));
+        assert!(usage_error(&["-l", "1.2.3.4:1", "--no-listen"]).contains("--no-listen"));
+        assert!(usage_error(&["-c", "nocolon"]).contains("--connect"));
+        assert!(usage_error(&["-l", "h:99999"]).contains("--listen"));
+        assert!(usage_error(&["-n", "has space"]).contains("--nick"));
+        assert!(usage_error(&["--hop-limit", "0"]).contains("--hop-limit"));
+        assert!(usage_error(&["--hop-limit", "256"]).contains("255"));
+        assert!(usage_error(&["--dedup-capacity", "x"]).contains("--dedup-capacity"));
+    }
+
+    #[test]
+    fn help_and_version_print() {
+        for flag in ["-h", "--help", "-V", "--version"] {
+            let parsed = parse([OsString::from(flag)], &env()).unwrap();
+            assert!(matches!(parsed, Parsed::Print(text) if text.contains("p2pchat")));
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Binding the two listening sockets before anything else happens, so that a bad address
+//! or a busy control socket is reported on the terminal with exit status 1.
+
+use std::fs;
+use std::io;
+use std::net::{self, SocketAddr};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net as unix;
+use std::path::{Path, PathBuf};
+
+use log::info;
+
+use crate::daemon;
+
+/// Mode bits the control socket must not have: it is 0660, for its owner and group.
+const CONTROL_UMASK: u32 = 0o117;
+
+/// The bound listeners, still blocking std sockets until the loop takes them.
+#[derive(Debug)]
+pub struct Listeners {
+    pub peer: Option<net::TcpListener>,
+    pub control: unix::UnixListener,
+}
+
+impl Listeners {
+    /// Binds the peer listener (unless `listen` is `None`) and the control socket.
+    pub fn bind(listen: Option<&str>, control: &Path) -> io::Result<(Listeners, SocketFile)> {
+        let peer = listen.map(bind_peer).transpose()?;
+        let (control, file) = bind_control(control)?;
+        Ok((Listeners { peer, control }, file))
+    }
+
+    /// The address peers reach this node on, port 0 resolved to the real port.
+    pub fn peer_addr(&self) -> io::Result<Option<SocketAddr>> {
+        self.peer
+            .as_ref()
+            .map(net::TcpListener::local_addr)
+            .transpose()
+    }
+}
+
+fn bind_peer(addr: &str) -> io::Result<net::TcpListener> {
+    net::TcpListener::bind(addr)
+        .map_err(|err| io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}")))
+}
+
+/// Binds the control socket with mode 0660, replacing a file left by a dead daemon and
+/// refusing one that a live daemon serves.
+fn bind_control(path: &Path) -> io::Result<(unix::UnixListener, SocketFile)> {
+    let fail = |err: io::Error| {
+        io::Error::new(
+            err.kind(),
+            format!("cannot create control socket {}: {err}", path.display()),
+        )
+    };
+    match fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(fail(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the path exists and is not a socket",
+            )))
+        }
+        Ok(_) => {
+            if is_served(path).map_err(fail)? {
+                return Err(fail(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another p2pchat is serving it",
+                )));
+            }
+            fs::remove_file(path).map_err(fail)?;
+            info!("replaced stale control socket {}", path.display());
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(fail(err)),
+    }
+    // The mode is set by the umask at bind time, so there is no moment when the socket
+    // exists with wider permissions.
+    let listener =
+        daemon::with_umask(CONTROL_UMASK, || unix::UnixListener::bind(path)).map_err(fail)?;
+    Ok((
+        listener,
+        SocketFile {
+            path: path.to_owned(),
+        },
+    ))
+}
+
+/// Whether a live process accepts connections on the socket at `path`. A non-blocking
+/// connect, so that a live daemon with a full backlog cannot stall start-up: it counts
+/// as live.
+fn is_served(path: &Path) -> io::Result<bool> {
+    match mio::net::UnixStream::connect(path) {
+        Ok(_) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// The control socket's file, removed when this is dropped at the end of the run.
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}

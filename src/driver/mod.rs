@@ -1,0 +1,490 @@
+//! The shell around the core: one thread, one `mio::Poll`, one slab holding every
+//! socket (both listeners, every peer, every control client).
+//!
+//! It moves bytes between sockets and the [`Node`] and carries out the node's outputs;
+//! it knows no chat. It is the only code that touches mio, sockets or the clock, and it
+//! never blocks on a socket: every stream is non-blocking and edge-triggered, read and
+//! written until `WouldBlock`. (Resolving a `/connect` host name is the one wait: it
+//! asks the system resolver, which answers from /etc/hosts or the network.)
+
+mod listen;
+mod socket;
+mod tokens;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::ToSocketAddrs;
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::net::{TcpListener, TcpStream, UnixListener};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::proto::{Accepted, ConnId, Node, Output};
+
+pub use listen::{Listeners, SocketFile};
+use socket::{Socket, Stream, StreamEntry};
+
+/// The one read buffer of the loop; a read takes at most this much.
+const SCRATCH_LEN: usize = 64 * 1024;
+
+/// Bytes taken from one socket per turn before the others get theirs, so that one
+/// flooding peer cannot starve the rest.
+const READ_BUDGET: usize = 256 * 1024;
+
+/// Readiness events taken per poll.
+const EVENT_CAPACITY: usize = 1024;
+
+/// Eight random bytes from the kernel, for node ids and hash seeds.
+pub fn random_u64() -> io::Result<u64> {
+    let mut bytes = [0; 8];
+    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(u64::from_ne_bytes(bytes))
+}
+
+/// The event loop and everything it owns.
+pub struct Driver {
+    poll: Poll,
+    sockets: Slab<Socket>,
+    /// Where each connection of the node lives in `sockets`.
+    tokens: HashMap<ConnId, Token>,
+    node: Node,
+    signals: Signals,
+    scratch: Box<[u8]>,
+    /// Streams that stopped reading before `WouldBlock`: come back to them next turn.
+    unread: Vec<Token>,
+    /// Streams with bytes to write this turn.
+    dirty: Vec<Token>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("sockets", &self.sockets.len())
+            .field("node", &self.node.id())
+            .field("unread", &self.unread.len())
+            .field("dirty", &self.dirty.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// Registers the listeners and the stop signals, and carries out the node's first
+    /// outputs (its dials).
+    pub fn new(node: Node, listeners: Listeners) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let mut sockets = Slab::new();
+        if let Some(peer) = listeners.peer {
+            peer.set_nonblocking(true)?;
+            let mut listener = TcpListener::from_std(peer);
+            let entry = sockets.vacant_entry();
+            poll.registry()
+                .register(&mut listener, Token(entry.key()), Interest::READABLE)?;
+            entry.insert(Socket::PeerListener(listener));
+        }
+        listeners.control.set_nonblocking(true)?;
+        let mut control = UnixListener::from_std(listeners.control);
+        let entry = sockets.vacant_entry();
+        poll.registry()
+            .register(&mut control, Token(entry.key()), Interest::READABLE)?;
+        entry.insert(Socket::ControlListener(control));
+
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        poll.registry()
+            .register(&mut signals, tokens::SIGNALS, Interest::READABLE)?;
+
+        let mut driver = Driver {
+            poll,
+            sockets,
+            tokens: HashMap::new(),
+            node,
+            signals,
+            scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
+            unread: Vec::new(),
+            dirty: Vec::new(),
+        };
+        driver.carry_out(Instant::now());
+        Ok(driver)
+    }
+
+    /// Runs until SIGTERM or SIGINT; returns the signal's name.
+    pub fn run(mut self) -> io::Result<&'static str> {
+        let mut events = Events::with_capacity(EVENT_CAPACITY);
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            if let Err(err) = self.poll.poll(&mut events, timeout) {
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            let now = Instant::now();
+            let carried = std::mem::take(&mut self.unread);
+            for event in &events {
+                let token = event.token();
+                if token == tokens::SIGNALS {
+                    if let Some(signal) = self.stop_signal() {
+                        return Ok(signal);
+                    }
+                    continue;
+                }
+                self.on_event(
+                    now,
+                    token,
+                    event.is_readable() || event.is_read_closed() || event.is_error(),
+                    event.is_writable(),
+                );
+            }
+            for token in carried {
+                if self.stream(token).is_some_and(|s| s.unread) {
+                    self.read(now, token);
+                }
+            }
+            if self.node.poll_timeout().is_some_and(|at| at <= now) {
+                self.node.handle_timeout(now);
+                self.carry_out(now);
+            }
+            self.write_dirty(now);
+        }
+    }
+
+    /// How long the next poll may wait: not at all while a stream that the node would
+    /// read from has bytes left, else until the node's next deadline.
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        let waiting = self.unread.iter().any(|&token| {
+            self.stream(token)
+                .is_some_and(|s| s.unread && self.node.accepts_input(s.conn))
+        });
+        if waiting {
+            return Some(Duration::ZERO);
+        }
+        self.node
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(now))
+    }
+
+    fn stop_signal(&mut self) -> Option<&'static str> {
+        self.signals.pending().find_map(|signal| match signal {
+            SIGTERM => Some("SIGTERM"),
+            SIGINT => Some("SIGINT"),
+            _ => None,
+        })
+    }
+
+    fn stream(&self, token: Token) -> Option<&StreamEntry> {
+        match self.sockets.get(token.0) {
+            Some(Socket::Stream(stream)) => Some(stream),
+            _ => None,
+        }
+    }
+
+    fn stream_mut(&mut self, token: Token) -> Option<&mut StreamEntry> {
+        stream_in(&mut self.sockets, token)
+    }
+
+    /// Readiness is a hint: a vacant token (a socket closed earlier this turn) is
+    /// ignored, and every operation runs until `WouldBlock` anyway.
+    fn on_event(&mut self, now: Instant, token: Token, readable: bool, writable: bool) {
+        match self.sockets.get_mut(token.0) {
+            None => {}
+            Some(Socket::PeerListener(_)) => self.accept_peers(now, token),
+            Some(Socket::ControlListener(_)) => self.accept_clients(now, token),
+            Some(Socket::Stream(stream)) => {
+                if stream.connecting {
+                    self.finish_dial(now, token);
+                }
+                let Some(stream) = self.stream_mut(token) else {
+                    return;
+                };
+                if writable && !stream.connecting {
+                    stream.writable = true;
+                    self.mark_dirty(token);
+                }
+                if readable {
+                    self.read(now, token);
+                }
+            }
+        }
+    }
+
+    fn accept_peers(&mut self, now: Instant, token: Token) {
+        loop {
+            let Some(Socket::PeerListener(listener)) = self.sockets.get(token.0) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, addr)) => {
+                    // Frames are batched by the queue; Nagle would only add latency.
+                    if let Err(err) = stream.set_nodelay(true) {
+                        debug!("cannot set TCP_NODELAY for {addr}: {err}");
+                    }
+                    let conn = self.node.handle_accepted(now, Accepted::Peer(addr));
+                    self.add_stream(now, conn, Stream::Tcp(stream), false);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if is_transient_accept_error(&err) => continue,
+                Err(err) => {
+                    warn!("cannot accept a peer: {err}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn accept_clients(&mut self, now: Instant, token: Token) {
+        loop {
+            let Some(Socket::ControlListener(listener)) = self.sockets.get(token.0) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let conn = self.node.handle_accepted(now, Accepted::Client);
+                    self.add_stream(now, conn, Stream::Unix(stream), false);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if is_transient_accept_error(&err) => continue,
+                Err(err) => {
+                    warn!("cannot accept a control client: {err}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Registers a stream for `conn` and carries out what the node asked meanwhile.
+    fn add_stream(&mut self, now: Instant, conn: ConnId, stream: Stream, connecting: bool) {
+        let entry = self.sockets.vacant_entry();
+        let token = Token(entry.key());
+        let stream = entry.insert(Socket::Stream(StreamEntry::new(conn, stream, connecting)));
+        let Socket::Stream(stream) = stream else {
+            unreachable!("just inserted a stream");
+        };
+        let registered = self.poll.registry().register(
+            &mut stream.stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        match registered {
+            Ok(()) => {
+                self.tokens.insert(conn, token);
+            }
+            Err(err) => {
+                self.sockets.remove(token.0);
+                self.node.handle_error(now, conn, &err);
+            }
+        }
+        self.carry_out(now);
+    }
+
+    fn dial(&mut self, now: Instant, conn: ConnId, target: &str) {
+        let connected = resolve(target).and_then(TcpStream::connect);
+        match connected {
+            Ok(stream) => self.add_stream(now, conn, Stream::Tcp(stream), true),
+            Err(err) => self.node.handle_error(now, conn, &err),
+        }
+    }
+
+    /// Checks a dial under way, on any event for it, as mio's documentation asks: an
+    /// error means it failed, a peer address that it connected.
+    fn finish_dial(&mut self, now: Instant, token: Token) {
+        let Some(stream) = self.stream_mut(token) else {
+            return;
+        };
+        let conn = stream.conn;
+        let failure = match stream.stream.take_error() {
+            Ok(Some(err)) | Err(err) => Some(err),
+            Ok(None) => match stream.stream.tcp_peer_addr() {
+                Ok(addr) => {
+                    stream.connecting = false;
+                    stream.writable = true;
+                    if let Stream::Tcp(tcp) = &stream.stream {
+                        if let Err(err) = tcp.set_nodelay(true) {
+                            debug!("cannot set TCP_NODELAY for {addr}: {err}");
+                        }
+                    }
+                    self.node.handle_connected(now, conn, addr);
+                    None
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotConnected => return,
+                Err(err) => Some(err),
+            },
+        };
+        if let Some(err) = failure {
+            if let Some(stream) = self.stream_mut(token) {
+                stream.read_closed = true;
+            }
+            self.node.handle_error(now, conn, &err);
+        }
+        self.carry_out(now);
+    }
+
+    /// Reads until `WouldBlock`, the end of the stream, the turn's budget, or the node
+    /// refusing input; in the last two cases the stream is remembered as unread.
+    fn read(&mut self, now: Instant, token: Token) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(stream) = stream_in(&mut self.sockets, token) else {
+                return;
+            };
+            if stream.read_closed || stream.connecting {
+                return;
+            }
+            let conn = stream.conn;
+            if budget == 0 || !self.node.accepts_input(conn) {
+                if !stream.unread {
+                    stream.unread = true;
+                    self.unread.push(token);
+                }
+                return;
+            }
+            match stream.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    stream.read_closed = true;
+                    stream.unread = false;
+                    self.node.handle_eof(now, conn);
+                    self.carry_out(now);
+                    return;
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.node.handle_recv(now, conn, &self.scratch[..n]);
+                    self.carry_out(now);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    stream.unread = false;
+                    return;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    stream.read_closed = true;
+                    stream.unread = false;
+                    self.node.handle_error(now, conn, &err);
+                    self.carry_out(now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self, token: Token) {
+        if let Some(stream) = self.stream_mut(token) {
+            if !stream.dirty {
+                stream.dirty = true;
+                self.dirty.push(token);
+            }
+        }
+    }
+
+    /// Writes every stream with queued bytes, batching all that the turn queued into as
+    /// few writes as the kernel allows. Writing can free a paused client, whose lines
+    /// then queue more; so this runs until nothing is left to write.
+    fn write_dirty(&mut self, now: Instant) {
+        while let Some(token) = self.dirty.pop() {
+            let Some(stream) = self.stream_mut(token) else {
+                continue;
+            };
+            if !stream.dirty {
+                continue;
+            }
+            stream.dirty = false;
+            self.write(now, token);
+        }
+    }
+
+    fn write(&mut self, now: Instant, token: Token) {
+        loop {
+            let Some(stream) = stream_in(&mut self.sockets, token) else {
+                return;
+            };
+            if !stream.writable {
+                return;
+            }
+            let conn = stream.conn;
+            let queued = self.node.send_queue(conn);
+            if queued.is_empty() {
+                return;
+            }
+            match stream.stream.write(queued) {
+                Ok(0) => {
+                    let err = io::Error::from(io::ErrorKind::WriteZero);
+                    self.node.handle_error(now, conn, &err);
+                    self.carry_out(now);
+                    return;
+                }
+                Ok(n) => {
+                    self.node.handle_sent(now, conn, n);
+                    self.carry_out(now);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    stream.writable = false;
+                    return;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    self.node.handle_error(now, conn, &err);
+                    self.carry_out(now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Carries out everything the node has asked for.
+    fn carry_out(&mut self, now: Instant) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Flush(conn) => {
+                    if let Some(&token) = self.tokens.get(&conn) {
+                        self.mark_dirty(token);
+                    }
+                }
+                Output::Close(conn) => self.close(conn),
+                Output::Dial { conn, target } => self.dial(now, conn, &target),
+            }
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        let Some(token) = self.tokens.remove(&conn) else {
+            return;
+        };
+        if let Socket::Stream(mut stream) = self.sockets.remove(token.0) {
+            if let Err(err) = self.poll.registry().deregister(&mut stream.stream) {
+                debug!("cannot deregister {conn}: {err}");
+            }
+        }
+    }
+}
+
+/// The stream at `token`, borrowing only the slab so that the node stays usable.
+fn stream_in(sockets: &mut Slab<Socket>, token: Token) -> Option<&mut StreamEntry> {
+    match sockets.get_mut(token.0) {
+        Some(Socket::Stream(stream)) => Some(stream),
+        _ => None,
+    }
+}
+
+/// The first address `target` (`host:port`) resolves to.
+fn resolve(target: &str) -> io::Result<std::net::SocketAddr> {
+    let context =
+        |err: io::Error| io::Error::new(err.kind(), format!("cannot resolve {target}: {err}"));
+    target
+        .to_socket_addrs()
+        .map_err(context)?
+        .next()
+        .ok_or_else(|| context(io::Error::new(io::ErrorKind::NotFound, "no address")))
+}
+
+/// Accept errors about one connection that died in the backlog: go on accepting.
+fn is_transient_accept_error(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
