@@ -15,3 +15,6 @@ pub mod timers;
 
 pub use ids::{ConnId, MessageId, NodeId};
 pub use node::{Accepted, Node, Output};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,669 @@
+//! The node's behaviour, specified through its public API alone: a small harness feeds
+//! events in and reads outputs, queues and lines out, on a clock the test moves.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::config::NodeConfig;
+use crate::wire::frame::{self, Decoder};
+use crate::wire::peer::{Chat, Hello, Message, MAX_BODY_LEN};
+
+use super::{Accepted, ConnId, Node, Output};
+
+const ME: u64 = 0x1000;
+
+/// One node under test and the clock it is fed.
+struct Harness {
+    node: Node,
+    now: Instant,
+    outputs: Vec<Output>,
+}
+
+/// A chat frame as it left the node, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SentChat {
+    origin: u64,
+    seq: u64,
+    hops: u8,
+    nick: String,
+    text: String,
+}
+
+fn config(id: u64) -> NodeConfig {
+    let mut cfg = NodeConfig::new(id, 7, "me".into());
+    cfg.listen_addr = Some(addr(7654));
+    cfg.hop_limit = 8;
+    cfg
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn hello(node_id: u64, link_id: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    Hello {
+        node_id,
+        listen_port: 9,
+        link_id,
+        nick: "peer",
+    }
+    .encode(&mut out);
+    out
+}
+
+fn chat(origin: u64, seq: u64, hops: u8, text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    Chat {
+        origin,
+        seq,
+        hops,
+        nick: "them",
+        text,
+    }
+    .encode(&mut out);
+    out
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(config(ME))
+    }
+
+    fn with(cfg: NodeConfig) -> Self {
+        let now = Instant::now();
+        let mut harness = Harness {
+            node: Node::new(cfg, now),
+            now,
+            outputs: Vec::new(),
+        };
+        harness.drain();
+        harness
+    }
+
+    fn drain(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            self.outputs.push(output);
+        }
+    }
+
+    /// Outputs since the last call, in order.
+    fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    fn closed(&self, conn: ConnId) -> bool {
+        self.outputs.contains(&Output::Close(conn))
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        if self.node.poll_timeout().is_some_and(|at| at <= self.now) {
+            self.node.handle_timeout(self.now);
+            self.drain();
+        }
+    }
+
+    fn client(&mut self) -> ConnId {
+        let conn = self.node.handle_accepted(self.now, Accepted::Client);
+        self.drain();
+        conn
+    }
+
+    /// An inbound peer that has said hello as node `id`; our hello is taken off its queue.
+    fn peer(&mut self, id: u64) -> ConnId {
+        let conn = self
+            .node
+            .handle_accepted(self.now, Accepted::Peer(addr(40000 + id as u16)));
+        self.drain();
+        self.recv(conn, &hello(id, 0));
+        let greeting = self.sent_frames(conn);
+        assert!(
+            matches!(greeting.as_slice(), [Message::Hello(_)]),
+            "{greeting:?}"
+        );
+        conn
+    }
+
+    fn recv(&mut self, conn: ConnId, bytes: &[u8]) {
+        self.node.handle_recv(self.now, conn, bytes);
+        self.drain();
+    }
+
+    fn say(&mut self, client: ConnId, line: &str) {
+        self.recv(client, format!("{line}\n").as_bytes());
+    }
+
+    /// Everything queued for `conn`, reported as written.
+    fn sent(&mut self, conn: ConnId) -> Vec<u8> {
+        let bytes = self.node.send_queue(conn).to_vec();
+        self.node.handle_sent(self.now, conn, bytes.len());
+        self.drain();
+        bytes
+    }
+
+    fn sent_lines(&mut self, client: ConnId) -> Vec<String> {
+        String::from_utf8(self.sent(client))
+            .expect("client lines are UTF-8")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn sent_frames(&mut self, peer: ConnId) -> Vec<Message<'static>> {
+        let bytes = self.sent(peer);
+        let mut decoder = Decoder::new(MAX_BODY_LEN);
+        let mut input = &bytes[..];
+        let mut frames = Vec::new();
+        while let Some(body) = decoder.next(&mut input).expect("the node frames correctly") {
+            let body: &'static [u8] = Box::leak(body.to_vec().into_boxed_slice());
+            frames.push(Message::parse(body).expect("the node sends valid messages"));
+        }
+        frames
+    }
+
+    fn sent_chats(&mut self, peer: ConnId) -> Vec<SentChat> {
+        self.sent_frames(peer)
+            .into_iter()
+            .map(|message| match message {
+                Message::Chat(c) => SentChat {
+                    origin: c.origin,
+                    seq: c.seq,
+                    hops: c.hops,
+                    nick: c.nick.into(),
+                    text: c.text.into(),
+                },
+                other => panic!("expected chat, got {other:?}"),
+            })
+            .collect()
+    }
+
+    fn status(&mut self, client: ConnId, key: &str) -> String {
+        self.say(client, "/status");
+        let prefix = format!("* {key} ");
+        self.sent_lines(client)
+            .iter()
+            .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {key} in /status"))
+    }
+}
+
+#[test]
+fn both_ends_open_with_a_hello_naming_the_node() {
+    let mut h = Harness::new();
+    let conn = h.node.handle_accepted(h.now, Accepted::Peer(addr(1)));
+    h.drain();
+    assert_eq!(h.take_outputs(), [Output::Flush(conn)]);
+    match h.sent_frames(conn).as_slice() {
+        [Message::Hello(hello)] => {
+            assert_eq!(hello.node_id, ME);
+            assert_eq!(hello.listen_port, 7654);
+            assert_eq!(hello.link_id, 0, "the accepting end names no link");
+            assert_eq!(hello.nick, "me");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn client_line_goes_to_every_peer_and_every_other_client() {
+    let mut h = Harness::new();
+    let (p1, p2) = (h.peer(1), h.peer(2));
+    let (writer, reader) = (h.client(), h.client());
+    h.sent(writer);
+    h.sent(reader);
+
+    h.say(writer, "hello");
+    let expected = SentChat {
+        origin: ME,
+        seq: 0,
+        hops: 8,
+        nick: "me".into(),
+        text: "hello".into(),
+    };
+    assert_eq!(h.sent_chats(p1), [expected.clone()]);
+    assert_eq!(h.sent_chats(p2), [expected]);
+    assert_eq!(h.sent_lines(reader), ["<me> hello"]);
+    assert_eq!(h.sent_lines(writer), Vec::<String>::new(), "no echo");
+}
+
+#[test]
+fn repeated_text_gets_new_ids() {
+    let mut h = Harness::new();
+    let peer = h.peer(1);
+    let client = h.client();
+    h.say(client, "same");
+    h.say(client, "same");
+    let seqs: Vec<u64> = h.sent_chats(peer).iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, [0, 1]);
+}
+
+#[test]
+fn peer_line_is_delivered_once_and_forwarded_to_the_other_peers() {
+    let mut h = Harness::new();
+    let (a, b, c) = (h.peer(1), h.peer(2), h.peer(3));
+    let client = h.client();
+    h.sent(client);
+
+    h.recv(a, &chat(77, 5, 3, "hi"));
+    assert_eq!(h.sent_lines(client), ["<them> hi"]);
+    assert!(h.sent(a).is_empty(), "not sent back to where it came from");
+    for peer in [b, c] {
+        let forwarded = h.sent_chats(peer);
+        assert_eq!(forwarded.len(), 1);
+        assert_eq!((forwarded[0].origin, forwarded[0].seq), (77, 5));
+        assert_eq!(forwarded[0].hops, 2, "one hop used");
+    }
+
+    h.recv(b, &chat(77, 5, 2, "hi"));
+    assert!(h.sent(client).is_empty(), "a copy is not delivered again");
+    assert!(
+        h.sent(a).is_empty() && h.sent(c).is_empty(),
+        "nor forwarded"
+    );
+    assert_eq!(h.status(client, "duplicates"), "1");
+    assert_eq!(h.status(client, "messages"), "1");
+}
+
+#[test]
+fn copy_of_own_line_coming_back_is_suppressed() {
+    let mut h = Harness::new();
+    let (a, b) = (h.peer(1), h.peer(2));
+    let client = h.client();
+    h.say(client, "loop");
+    h.sent(a);
+    h.sent(b);
+    h.recv(b, &chat(ME, 0, 7, "loop"));
+    assert!(h.sent(a).is_empty());
+    assert!(h.sent(client).is_empty());
+}
+
+#[test]
+fn last_hop_is_delivered_but_not_forwarded() {
+    let mut h = Harness::new();
+    let (a, b) = (h.peer(1), h.peer(2));
+    let client = h.client();
+    h.sent(client);
+    h.recv(a, &chat(77, 1, 1, "end of the road"));
+    assert_eq!(h.sent_lines(client), ["<them> end of the road"]);
+    assert!(h.sent(b).is_empty());
+}
+
+#[test]
+fn control_characters_from_peers_never_reach_clients() {
+    let mut h = Harness::new();
+    let a = h.peer(1);
+    let client = h.client();
+    h.sent(client);
+    h.recv(a, &chat(77, 1, 1, "\u{1b}]0;pwned\u{7}"));
+    assert_eq!(h.sent_lines(client), ["<them> \u{FFFD}]0;pwned\u{FFFD}"]);
+}
+
+#[test]
+fn garbage_closes_that_peer_only() {
+    let mut h = Harness::new();
+    let (bad, good) = (h.peer(1), h.peer(2));
+    let client = h.client();
+    h.recv(bad, b"\xff\xff\xff\xffGET / HTTP/1.1\r\n");
+    assert!(h.closed(bad));
+    assert!(!h.closed(good));
+    assert!(!h.node.accepts_input(bad));
+    h.say(client, "still here");
+    assert_eq!(h.sent_chats(good).len(), 1);
+}
+
+#[test]
+fn every_malformed_message_closes_the_link() {
+    let empty_frame = vec![0, 0, 0, 0];
+    let mut unknown_kind = Vec::new();
+    frame::encode(&mut unknown_kind, |o| o.extend_from_slice(&[42, 1, 2, 3]));
+    let mut bad_magic = hello(5, 0);
+    bad_magic[5..9].copy_from_slice(b"NOPE");
+    let mut other_version = hello(5, 0);
+    other_version[9..11].copy_from_slice(&[0, 2]);
+    let cases: [(&str, Vec<u8>, bool); 6] = [
+        ("empty frame", empty_frame, false),
+        ("unknown kind", unknown_kind, true),
+        ("bad magic", bad_magic, false),
+        ("other version", other_version, false),
+        ("chat before hello", chat(1, 1, 1, "x"), false),
+        ("second hello", hello(5, 0), true),
+    ];
+    for (name, bytes, after_hello) in cases {
+        let mut h = Harness::new();
+        let conn = if after_hello {
+            h.peer(5)
+        } else {
+            let conn = h.node.handle_accepted(h.now, Accepted::Peer(addr(1)));
+            h.drain();
+            conn
+        };
+        h.recv(conn, &bytes);
+        assert!(h.closed(conn), "{name} must close the link");
+    }
+}
+
+#[test]
+fn frame_split_anywhere_is_reassembled() {
+    let mut h = Harness::new();
+    let a = h.peer(1);
+    let client = h.client();
+    h.sent(client);
+    let bytes = [chat(77, 1, 2, "first"), chat(77, 2, 2, "second")].concat();
+    for byte in bytes.chunks(1) {
+        h.recv(a, byte);
+    }
+    assert_eq!(h.sent_lines(client), ["<them> first", "<them> second"]);
+}
+
+#[test]
+fn silent_peer_is_dropped_at_the_handshake_deadline() {
+    let mut h = Harness::new();
+    let conn = h.node.handle_accepted(h.now, Accepted::Peer(addr(1)));
+    h.drain();
+    h.advance(Duration::from_millis(4900));
+    assert!(!h.closed(conn));
+    h.advance(Duration::from_millis(200));
+    assert!(h.closed(conn));
+    assert_eq!(
+        h.node.poll_timeout(),
+        None,
+        "no timer outlives its connection"
+    );
+}
+
+#[test]
+fn link_to_self_is_closed() {
+    let mut h = Harness::new();
+    let conn = h.node.handle_accepted(h.now, Accepted::Peer(addr(1)));
+    h.drain();
+    h.recv(conn, &hello(ME, 0));
+    assert!(h.closed(conn));
+}
+
+#[test]
+fn dial_asks_the_driver_and_reports_failure_to_the_asking_client() {
+    let mut h = Harness::new();
+    let client = h.client();
+    h.say(client, "/connect example.org:7654");
+    let dial = h.take_outputs().into_iter().find_map(|o| match o {
+        Output::Dial { conn, target } => Some((conn, target)),
+        _ => None,
+    });
+    let (conn, target) = dial.expect("a dial");
+    assert_eq!(target, "example.org:7654");
+    assert_eq!(h.sent_lines(client), ["* connecting to example.org:7654"]);
+
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    h.node.handle_error(h.now, conn, &refused);
+    h.drain();
+    assert!(h.closed(conn));
+    let lines = h.sent_lines(client);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("! cannot connect to example.org:7654: "),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn dial_that_never_connects_times_out() {
+    let mut cfg = config(ME);
+    cfg.connect = vec!["unreachable.invalid:1".into()];
+    let mut h = Harness::with(cfg);
+    let Some(Output::Dial { conn, .. }) = h.take_outputs().pop() else {
+        panic!("a dial at start");
+    };
+    h.advance(Duration::from_secs(9));
+    assert!(!h.closed(conn));
+    h.advance(Duration::from_secs(2));
+    assert!(h.closed(conn));
+}
+
+#[test]
+fn connect_needs_host_and_port() {
+    let mut h = Harness::new();
+    let client = h.client();
+    h.say(client, "/connect nowhere");
+    assert_eq!(
+        h.sent_lines(client),
+        ["! cannot connect to nowhere: expected HOST:PORT"]
+    );
+    assert!(!h
+        .take_outputs()
+        .iter()
+        .any(|o| matches!(o, Output::Dial { .. })));
+}
+
+#[test]
+fn client_leaving_mid_line_still_sends_it() {
+    let mut h = Harness::new();
+    let peer = h.peer(1);
+    let client = h.client();
+    h.recv(client, b"one\ntwo");
+    h.node.handle_eof(h.now, client);
+    h.drain();
+    let texts: Vec<String> = h.sent_chats(peer).into_iter().map(|c| c.text).collect();
+    assert_eq!(texts, ["one", "two"]);
+    assert!(h.closed(client));
+}
+
+#[test]
+fn quit_closes_only_the_client() {
+    let mut h = Harness::new();
+    let peer = h.peer(1);
+    let client = h.client();
+    h.say(client, "/quit");
+    assert!(h.closed(client));
+    assert!(!h.closed(peer));
+}
+
+#[test]
+fn peer_up_and_down_are_announced_to_clients() {
+    let mut h = Harness::new();
+    let client = h.client();
+    let peer = h.peer(0xabc);
+    assert_eq!(
+        h.sent_lines(client),
+        ["* peer up 127.0.0.1:42748 in 0000000000000abc peer"]
+    );
+    h.node.handle_eof(h.now, peer);
+    h.drain();
+    assert_eq!(
+        h.sent_lines(client),
+        ["* peer down 127.0.0.1:42748 in 0000000000000abc peer: closed by the peer"]
+    );
+}
+
+fn small_queues() -> NodeConfig {
+    let mut cfg = config(ME);
+    cfg.limits.peer_queue_pause = 1000;
+    cfg.limits.peer_queue_max = 4000;
+    cfg.limits.client_queue_max = 500;
+    cfg
+}
+
+#[test]
+fn busy_peer_pauses_local_input_instead_of_dropping_it() {
+    let mut h = Harness::with(small_queues());
+    let peer = h.peer(1);
+    let client = h.client();
+    let line = "x".repeat(100);
+    let burst = format!("{line}\n").repeat(30);
+    h.recv(client, burst.as_bytes());
+    assert!(
+        !h.node.accepts_input(client),
+        "paused while the peer is busy"
+    );
+    assert!(!h.closed(client) && !h.closed(peer), "nothing is cut");
+
+    let mut delivered = 0;
+    while delivered < 30 {
+        let chats = h.sent_chats(peer);
+        assert!(
+            !chats.is_empty(),
+            "draining the peer lets more lines through"
+        );
+        delivered += chats.len();
+    }
+    assert_eq!(delivered, 30, "every line, none twice");
+    assert!(h.node.accepts_input(client), "resumed once drained");
+}
+
+#[test]
+fn peer_that_stops_reading_is_cut_at_the_bound() {
+    let mut h = Harness::with(small_queues());
+    let (source, sink) = (h.peer(1), h.peer(2));
+    // Relayed lines are never paused (that could deadlock a cycle), so the queue of a
+    // peer that takes nothing grows to the bound, and the peer is cut there.
+    for seq in 0..100 {
+        h.recv(source, &chat(77, seq, 5, &"y".repeat(100)));
+        if h.closed(sink) {
+            break;
+        }
+    }
+    assert!(h.closed(sink));
+    assert!(!h.closed(source));
+}
+
+#[test]
+fn stalled_peer_is_cut_after_the_stall_timeout() {
+    let mut h = Harness::with(small_queues());
+    let peer = h.peer(1);
+    let client = h.client();
+    h.say(client, &"z".repeat(1200));
+    assert!(!h.node.accepts_input(client));
+    h.advance(Duration::from_secs(29));
+    assert!(!h.closed(peer));
+    h.advance(Duration::from_secs(2));
+    assert!(h.closed(peer), "no byte taken for 30 s");
+    assert!(h.node.accepts_input(client), "its clients go on");
+}
+
+#[test]
+fn client_that_stops_reading_is_cut_at_the_bound() {
+    let mut h = Harness::with(small_queues());
+    let source = h.peer(1);
+    let lazy = h.client();
+    for seq in 0..10 {
+        h.recv(source, &chat(77, seq, 1, &"w".repeat(100)));
+    }
+    assert!(h.closed(lazy));
+}
+
+/// Two nodes wired back to back: bytes queued on one side are fed to the other.
+struct Pair {
+    a: Harness,
+    b: Harness,
+    /// (conn on a, conn on b) for each wire between them.
+    wires: Vec<(ConnId, ConnId)>,
+}
+
+impl Pair {
+    fn new(a_id: u64, b_id: u64) -> Self {
+        Pair {
+            a: Harness::with(config(a_id)),
+            b: Harness::with(config(b_id)),
+            wires: Vec::new(),
+        }
+    }
+
+    /// `a` dials `b` (or `b` dials `a` when `from_a` is false).
+    fn dial(&mut self, from_a: bool) {
+        let (dialler, acceptor) = if from_a {
+            (&mut self.a, &mut self.b)
+        } else {
+            (&mut self.b, &mut self.a)
+        };
+        let client = dialler.client();
+        dialler.say(client, "/connect acceptor:1");
+        let Some(out) = dialler.take_outputs().into_iter().find_map(|o| match o {
+            Output::Dial { conn, .. } => Some(conn),
+            _ => None,
+        }) else {
+            panic!("dial");
+        };
+        dialler.node.handle_connected(dialler.now, out, addr(1));
+        dialler.drain();
+        let inc = acceptor
+            .node
+            .handle_accepted(acceptor.now, Accepted::Peer(addr(2)));
+        acceptor.drain();
+        self.wires
+            .push(if from_a { (out, inc) } else { (inc, out) });
+    }
+
+    /// Moves bytes both ways until neither side has anything queued.
+    fn settle(&mut self) {
+        loop {
+            let mut moved = false;
+            for &(on_a, on_b) in &self.wires {
+                let to_b = self.a.sent(on_a);
+                let to_a = self.b.sent(on_b);
+                if !self.a.closed(on_a) && !self.b.closed(on_b) {
+                    moved |= !to_b.is_empty() || !to_a.is_empty();
+                    self.b.recv(on_b, &to_b);
+                    self.a.recv(on_a, &to_a);
+                }
+                // A close on one side is an end of stream on the other.
+                if self.a.closed(on_a) && !self.b.closed(on_b) {
+                    self.b.node.handle_eof(self.b.now, on_b);
+                    self.b.drain();
+                    moved = true;
+                }
+                if self.b.closed(on_b) && !self.a.closed(on_a) {
+                    self.a.node.handle_eof(self.a.now, on_a);
+                    self.a.drain();
+                    moved = true;
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Which wires are open on each side.
+    fn open(&self) -> Vec<(bool, bool)> {
+        self.wires
+            .iter()
+            .map(|&(on_a, on_b)| (!self.a.closed(on_a), !self.b.closed(on_b)))
+            .collect()
+    }
+}
+
+#[test]
+fn simultaneous_dials_leave_the_same_single_link_on_both_sides() {
+    for (a_id, b_id) in [(1, 2), (2, 1)] {
+        for a_first in [true, false] {
+            let mut pair = Pair::new(a_id, b_id);
+            pair.dial(a_first);
+            pair.dial(!a_first);
+            pair.settle();
+            let open = pair.open();
+            assert_eq!(
+                open.iter().filter(|&&(a, b)| a && b).count(),
+                1,
+                "ids {a_id}/{b_id}, a first {a_first}: {open:?}"
+            );
+            assert!(
+                open.iter().all(|&(a, b)| a == b),
+                "both sides agree: {open:?}"
+            );
+            // The survivor was dialled by the node with the smaller id.
+            let survivor = open.iter().position(|&(a, _)| a).expect("one survives");
+            let dialled_by_a = (survivor == 0) == a_first;
+            assert_eq!(dialled_by_a, a_id < b_id);
+        }
+    }
+}
+
+#[test]
+fn dialling_the_same_node_twice_keeps_the_first_link() {
+    let mut pair = Pair::new(5, 9);
+    pair.dial(true);
+    pair.settle();
+    pair.dial(true);
+    pair.settle();
+    assert_eq!(pair.open(), [(true, true), (false, false)]);
+}
