@@ -221,7 +221,7 @@ fn client_line_goes_to_every_peer_and_every_other_client() {
         nick: "me".into(),
         text: "hello".into(),
     };
-    assert_eq!(h.sent_chats(p1), [expected.clone()]);
+    assert_eq!(h.sent_chats(p1), std::slice::from_ref(&expected));
     assert_eq!(h.sent_chats(p2), [expected]);
     assert_eq!(h.sent_lines(reader), ["<me> hello"]);
     assert_eq!(h.sent_lines(writer), Vec::<String>::new(), "no echo");
