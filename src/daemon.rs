@@ -33,7 +33,7 @@ impl Detached {
     }
 }
 
-/// Forks into a new session with standard streams on /dev/null. Returns in the child
+/// Forks into a new session, in `/`, with standard streams on /dev/null. Returns in the child
 /// only; the parent waits for the child's word and exits with it.
 ///
 /// Call it before any thread is started: only the calling thread survives a fork.
@@ -48,6 +48,8 @@ pub fn detach() -> io::Result<Detached> {
             // SAFETY: setsid has no preconditions; in a fresh child it cannot fail, as
             // the child is never a process group leader.
             unsafe { libc::setsid() };
+            // Hold no directory busy (paths were made absolute on the command line).
+            std::env::set_current_dir("/")?;
             redirect_std_streams()?;
             Ok(Detached { to_parent })
         }

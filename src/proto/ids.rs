@@ -23,13 +23,6 @@ pub struct ConnId {
     pub(crate) slot: usize,
 }
 
-impl ConnId {
-    /// The never-repeated part, as a number (it is what `Display` prints).
-    pub fn serial(self) -> u64 {
-        self.serial
-    }
-}
-
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.serial)
