@@ -1,0 +1,694 @@
+//! The harness every module shares: real `p2pchat` processes and the sockets a user, a
+//! script or another node would open on them.
+//!
+//! - [`Node`]: a daemon in the foreground, in its own temporary directory (control socket,
+//!   log file, stderr), listening on a free port of 127.0.0.1; killed when dropped.
+//! - [`Client`]: a control connection that reads lines against a deadline.
+//! - [`RawPeer`]: a TCP connection to a node's peer port, driven byte by byte.
+//! - [`run`]: a command line that must exit, with its status and output.
+//! - [`wait_for`] / [`wait_until`]: poll an observable condition until a deadline. Tests
+//!   never sleep to let something happen; they wait for it to show.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use p2pchat::wire::peer::{Chat, Hello};
+use tempfile::TempDir;
+
+/// How long any awaited condition may take before the test fails: far more than any
+/// step needs, even on a loaded two-core machine running the suite in parallel.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+const BIN: &str = env!("CARGO_BIN_EXE_p2pchat");
+
+/// File names inside a node's directory.
+pub const SOCKET: &str = "p2pchat.sock";
+const LOG: &str = "p2pchat.log";
+const STDERR: &str = "stderr";
+
+/// Polls `probe` until it returns `Ok`, for at most [`PATIENCE`]; on timeout the test
+/// fails showing `what` it waited for and the last `Err` the probe described.
+pub fn wait_for<T>(what: &str, probe: impl FnMut() -> Result<T, String>) -> T {
+    wait_for_within(PATIENCE, what, probe)
+}
+
+/// [`wait_for`] with a deadline of its own.
+pub fn wait_for_within<T>(
+    patience: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + patience;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("gave up after {patience:?} waiting until {what}; last seen: {last}")
+            }
+            Err(_) => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Polls `condition` until it holds, for at most [`PATIENCE`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    wait_for(what, || {
+        if condition() {
+            Ok(())
+        } else {
+            Err("the condition is false".to_owned())
+        }
+    })
+}
+
+/// A fresh temporary directory, removed on drop.
+pub fn temp_dir() -> TempDir {
+    tempfile::tempdir().expect("cannot create a temporary directory")
+}
+
+/// A path as a command-line argument; temporary paths are always UTF-8.
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// A port of 127.0.0.1 that nothing listens on (it was free a moment ago).
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind a free port");
+    listener.local_addr().expect("a bound address").port()
+}
+
+/// Sends signal `name` (`TERM`, `INT`, `KILL`) to `pid` with kill(1).
+pub fn send_signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("cannot run kill");
+    assert!(status.success(), "kill -{name} {pid} failed: {status}");
+}
+
+/// A running `p2pchat` in the foreground; killed and reaped when dropped.
+pub struct Node {
+    child: Child,
+    dir: TempDir,
+    id: String,
+    listen: Option<SocketAddr>,
+}
+
+impl Node {
+    /// Starts a node in a fresh temporary directory; see [`Node::start_in`].
+    pub fn start(args: &[&str]) -> Node {
+        Node::start_in(temp_dir(), args)
+    }
+
+    /// Starts a node with its control socket (`p2pchat.sock`) and log file in `dir`,
+    /// listening on a free port of 127.0.0.1 unless `args` choose `--listen` or
+    /// `--no-listen`. Returns once the control socket answers `/status`.
+    pub fn start_in(dir: TempDir, args: &[&str]) -> Node {
+        let mut command = Command::new(BIN);
+        if !args
+            .iter()
+            .any(|a| matches!(*a, "-l" | "--listen" | "--no-listen"))
+        {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        let stderr = File::create(dir.path().join(STDERR)).expect("cannot create a stderr file");
+        command
+            .arg("--socket")
+            .arg(dir.path().join(SOCKET))
+            .arg("--log-file")
+            .arg(dir.path().join(LOG))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = command.spawn().expect("cannot start p2pchat");
+        let mut node = Node {
+            child,
+            dir,
+            id: String::new(),
+            listen: None,
+        };
+        let socket = node.socket();
+        wait_for("the control socket accepts connections", || {
+            if let Some(status) = node.child.try_wait().expect("cannot poll the child") {
+                let stderr = fs::read_to_string(node.dir.path().join(STDERR)).unwrap_or_default();
+                panic!("p2pchat {args:?} exited during start-up ({status}); stderr: {stderr}");
+            }
+            UnixStream::connect(&socket)
+                .map(drop)
+                .map_err(|err| err.to_string())
+        });
+        let status = node.status();
+        node.id = status["id"].clone();
+        node.listen = status["listen"].parse().ok();
+        node
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join(SOCKET)
+    }
+
+    /// The node id, as `/status` writes it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The address peers reach this node on, from `/status`'s `listen`.
+    pub fn addr(&self) -> SocketAddr {
+        self.listen.expect("this node does not listen")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the node has logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join(LOG)).unwrap_or_default()
+    }
+
+    /// Waits until a line of the log satisfies `matches`, and returns it.
+    pub fn wait_for_log(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        wait_for(&format!("the log shows {what}"), || {
+            let log = self.log();
+            log.lines()
+                .find(|line| matches(line))
+                .map(str::to_owned)
+                .ok_or(log)
+        })
+    }
+
+    /// A new control client, attached: the node has answered it once, so every line
+    /// and event from now on reaches it.
+    pub fn client(&self) -> Client {
+        let mut client = Client::connect(&self.socket());
+        client.peers();
+        client
+    }
+
+    /// `/status` as key → value, asked on a connection of its own.
+    pub fn status(&self) -> BTreeMap<String, String> {
+        Client::connect(&self.socket()).status()
+    }
+
+    /// A counter from `/status`.
+    pub fn counter(&self, key: &str) -> u64 {
+        let status = self.status();
+        status[key]
+            .parse()
+            .unwrap_or_else(|_| panic!("`{key}` is not a number in {status:?}"))
+    }
+
+    /// `/peers`, asked on a connection of its own.
+    pub fn peers(&self) -> Vec<Peer> {
+        Client::connect(&self.socket()).peers()
+    }
+
+    pub fn peers_count(&self) -> usize {
+        self.peers().len()
+    }
+
+    /// Waits until `/peers` lists exactly the nodes with these ids, and returns the list.
+    pub fn wait_for_peers(&self, ids: &[&str]) -> Vec<Peer> {
+        let mut want: Vec<&str> = ids.to_vec();
+        want.sort_unstable();
+        wait_for(
+            &format!("node {} lists exactly peers {want:?}", self.id),
+            || {
+                let peers = self.peers();
+                let mut have: Vec<&str> = peers.iter().map(|p| p.id.as_str()).collect();
+                have.sort_unstable();
+                let exactly = have == want;
+                if exactly {
+                    Ok(peers)
+                } else {
+                    Err(format!("{peers:?}"))
+                }
+            },
+        )
+    }
+
+    /// Dials `other` with `/connect` and waits until both list each other as peers.
+    pub fn link(&self, other: &Node) {
+        let mut client = Client::connect(&self.socket());
+        client.send(&format!("/connect {}", other.addr()));
+        wait_for(
+            &format!("nodes {} and {} list each other", self.id, other.id),
+            || {
+                let (mine, theirs) = (self.peers(), other.peers());
+                if mine.iter().any(|p| p.id == other.id) && theirs.iter().any(|p| p.id == self.id) {
+                    Ok(())
+                } else {
+                    Err(format!("{mine:?} and {theirs:?}"))
+                }
+            },
+        );
+    }
+
+    /// Sends signal `name` to the node.
+    pub fn signal(&self, name: &str) {
+        send_signal(self.pid(), name);
+    }
+
+    /// Kills the node at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("cannot kill p2pchat");
+        self.child.wait().expect("cannot reap p2pchat");
+    }
+
+    /// Waits for the node to exit and returns its status.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_for("p2pchat exits", || {
+            self.child
+                .try_wait()
+                .expect("cannot poll the child")
+                .ok_or_else(|| "still running".to_owned())
+        })
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Already gone when a test stopped it; that is fine.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One line of `/peers`: `* peer ADDR DIRECTION ID NICK`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub direction: String,
+    pub id: String,
+    pub nick: String,
+}
+
+/// `N` from the line `* N peers` that ends a `/peers` reply.
+fn peers_count_line(line: &str) -> Option<usize> {
+    line.strip_prefix("* ")?
+        .strip_suffix(" peers")?
+        .parse()
+        .ok()
+}
+
+/// A `* peer ADDR DIRECTION ID NICK` line (events have more fields).
+fn peer_line(line: &str) -> Option<Peer> {
+    let fields: Vec<&str> = line.split(' ').collect();
+    let ["*", "peer", addr, direction, id, nick] = fields[..] else {
+        return None;
+    };
+    Some(Peer {
+        addr: addr
+            .parse()
+            .unwrap_or_else(|_| panic!("ADDR is not a socket address in {line:?}")),
+        direction: direction.to_owned(),
+        id: id.to_owned(),
+        nick: nick.to_owned(),
+    })
+}
+
+/// What the next read of a client brought.
+enum Next {
+    Line(Vec<u8>),
+    Eof,
+    Timeout,
+}
+
+/// A connection to a node's control socket.
+pub struct Client {
+    stream: UnixStream,
+    /// Bytes read but not yet returned as lines.
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// Connects, without waiting for the node to take notice; see [`Node::client`].
+    pub fn connect(socket: &Path) -> Client {
+        let stream = UnixStream::connect(socket)
+            .unwrap_or_else(|err| panic!("cannot connect to {}: {err}", socket.display()));
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes `line` and a LF.
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes());
+    }
+
+    /// Writes `bytes` as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream
+            .write_all(bytes)
+            .expect("cannot write to the control socket");
+    }
+
+    /// Closes the writing half: the node sees the end of the input.
+    pub fn shutdown_write(&self) {
+        self.stream
+            .shutdown(Shutdown::Write)
+            .expect("cannot shut down the writing half");
+    }
+
+    fn next(&mut self, deadline: Instant) -> Next {
+        let mut chunk = [0; 8192];
+        loop {
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                return Next::Line(self.buf.drain(..=end).collect());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Next::Timeout;
+            }
+            self.stream
+                .set_read_timeout(Some(left))
+                .expect("cannot set a read timeout");
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Next::Eof,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(err) if err.kind() == io::ErrorKind::ConnectionReset => return Next::Eof,
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(err) => panic!("cannot read the control socket: {err}"),
+            }
+        }
+    }
+
+    /// The next line as it came, LF included.
+    fn line_by(&mut self, deadline: Instant) -> Result<Vec<u8>, String> {
+        match self.next(deadline) {
+            Next::Line(line) => Ok(line),
+            Next::Eof => Err(format!(
+                "the node closed the connection (unterminated rest: {:?})",
+                String::from_utf8_lossy(&self.buf)
+            )),
+            Next::Timeout => Err(format!("no complete line within {PATIENCE:?}")),
+        }
+    }
+
+    /// The next line's bytes, LF included; fails after [`PATIENCE`] or at the end.
+    pub fn next_raw_line(&mut self) -> Vec<u8> {
+        self.line_by(Instant::now() + PATIENCE)
+            .unwrap_or_else(|why| panic!("expected a line: {why}"))
+    }
+
+    /// The next line without its LF.
+    pub fn next_line(&mut self) -> String {
+        text(self.next_raw_line())
+    }
+
+    /// Asserts that the next line is exactly `expected`.
+    pub fn expect_next(&mut self, expected: &str) {
+        assert_eq!(self.next_line(), expected);
+    }
+
+    /// Reads lines until one satisfies `done`; returns them all, that one last. Fails
+    /// after [`PATIENCE`] or at the end of the stream, showing the lines seen.
+    pub fn read_until(&mut self, what: &str, done: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut seen = Vec::new();
+        loop {
+            match self.line_by(deadline) {
+                Ok(line) => {
+                    let line = text(line);
+                    let stop = done(&line);
+                    seen.push(line);
+                    if stop {
+                        return seen;
+                    }
+                }
+                Err(why) => panic!("{why} while waiting for {what}; lines seen: {seen:#?}"),
+            }
+        }
+    }
+
+    /// Reads until the line `expected`; returns the lines before it.
+    pub fn expect_line(&mut self, expected: &str) -> Vec<String> {
+        let mut seen = self.read_until(&format!("{expected:?}"), |line| line == expected);
+        seen.pop();
+        seen
+    }
+
+    /// Asserts that the node closes the connection with no further line.
+    pub fn expect_eof(&mut self) {
+        match self.next(Instant::now() + PATIENCE) {
+            Next::Eof => assert!(
+                self.buf.is_empty(),
+                "unterminated bytes before the end: {:?}",
+                self.buf
+            ),
+            Next::Line(line) => panic!(
+                "expected the node to close the connection, got {:?}",
+                String::from_utf8_lossy(&line)
+            ),
+            Next::Timeout => panic!("the node kept the connection open for {PATIENCE:?}"),
+        }
+    }
+
+    /// Sends `/peers` and parses the reply, checking that its count matches its lines.
+    pub fn peers(&mut self) -> Vec<Peer> {
+        self.send("/peers");
+        let lines = self.read_until("the `* N peers` line", |l| peers_count_line(l).is_some());
+        let count = lines
+            .last()
+            .and_then(|l| peers_count_line(l))
+            .expect("read until it");
+        let peers: Vec<Peer> = lines.iter().filter_map(|l| peer_line(l)).collect();
+        assert_eq!(
+            peers.len(),
+            count,
+            "the count line must count the peer lines before it: {lines:#?}"
+        );
+        peers
+    }
+
+    /// Sends `/status` and returns its `* KEY VALUE` lines as a map. A `/peers` sent
+    /// right after it marks where the reply ends.
+    pub fn status(&mut self) -> BTreeMap<String, String> {
+        self.send("/status");
+        self.send("/peers");
+        let lines = self.read_until("the end of the /status reply", |l| {
+            peers_count_line(l).is_some()
+        });
+        lines
+            .iter()
+            .filter(|l| !l.starts_with("* peer ") && peers_count_line(l).is_none())
+            .filter_map(|l| l.strip_prefix("* ")?.split_once(' '))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect()
+    }
+}
+
+/// A line from a node without its LF; everything a node writes must be UTF-8.
+fn text(mut line: Vec<u8>) -> String {
+    line.pop();
+    String::from_utf8(line)
+        .unwrap_or_else(|err| panic!("the node wrote a line that is not UTF-8: {err:?}"))
+}
+
+/// A TCP connection to a node's peer port, speaking whatever the test writes.
+pub struct RawPeer {
+    stream: TcpStream,
+}
+
+impl RawPeer {
+    pub fn connect(node: &Node) -> RawPeer {
+        let stream = TcpStream::connect(node.addr()).expect("cannot connect to the peer port");
+        stream.set_nodelay(true).expect("cannot set TCP_NODELAY");
+        RawPeer { stream }
+    }
+
+    /// This end's address: how the node names this peer in events and logs.
+    pub fn addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("a connected socket")
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream
+            .write_all(bytes)
+            .expect("cannot write to the node");
+    }
+
+    /// Closes both directions.
+    pub fn close(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Reads (and drops) whatever the node sends until it closes the connection;
+    /// fails if it is still open after `patience`.
+    pub fn expect_closed_within(&mut self, patience: Duration) {
+        let deadline = Instant::now() + patience;
+        let mut chunk = [0; 8192];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the node kept the connection from {} open for {patience:?}",
+                self.addr()
+            );
+            self.stream
+                .set_read_timeout(Some(left))
+                .expect("cannot set a read timeout");
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    return
+                }
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(err) => panic!("cannot read from the node: {err}"),
+            }
+        }
+    }
+
+    pub fn expect_closed(&mut self) {
+        self.expect_closed_within(PATIENCE);
+    }
+}
+
+/// A complete hello frame, as a node dialling with link id 1 would send it.
+pub fn hello_frame(node_id: u64, nick: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    Hello {
+        node_id,
+        listen_port: 0,
+        link_id: 1,
+        nick,
+    }
+    .encode(&mut out);
+    out
+}
+
+/// A complete chat frame with a few hops left.
+pub fn chat_frame(origin: u64, seq: u64, nick: &str, text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    Chat {
+        origin,
+        seq,
+        hops: 8,
+        nick,
+        text,
+    }
+    .encode(&mut out);
+    out
+}
+
+/// How a command line ended.
+#[derive(Debug)]
+pub struct Exit {
+    pub status: ExitStatus,
+    /// The pid the command ran as.
+    pub pid: u32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `p2pchat args` to its end (failing the test if it runs for [`PATIENCE`]).
+pub fn run(args: &[&str]) -> Exit {
+    let mut stdout = tempfile::tempfile().expect("cannot create a temporary file");
+    let mut stderr = tempfile::tempfile().expect("cannot create a temporary file");
+    let child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout.try_clone().expect("cannot clone a file handle"))
+        .stderr(stderr.try_clone().expect("cannot clone a file handle"))
+        .spawn()
+        .expect("cannot start p2pchat");
+    let mut child = Reaped(child);
+    let pid = child.0.id();
+    let status = wait_for(&format!("p2pchat {args:?} exits"), || {
+        child
+            .0
+            .try_wait()
+            .expect("cannot poll the child")
+            .ok_or_else(|| "still running".to_owned())
+    });
+    let read = |file: &mut File| {
+        let mut text = String::new();
+        file.rewind().expect("cannot rewind a temporary file");
+        file.read_to_string(&mut text).expect("the output is UTF-8");
+        text
+    };
+    Exit {
+        status,
+        pid,
+        stdout: read(&mut stdout),
+        stderr: read(&mut stderr),
+    }
+}
+
+/// A child that is killed and reaped if the test fails before it exits.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process that is not our child, such as a detached daemon; killed when dropped.
+pub struct Process(pub u32);
+
+impl Process {
+    /// The process whose pid the pidfile at `path` holds.
+    pub fn from_pidfile(path: &Path) -> Process {
+        let text = fs::read_to_string(path)
+            .unwrap_or_else(|err| panic!("cannot read the pidfile {}: {err}", path.display()));
+        let pid = text
+            .trim_end()
+            .parse()
+            .unwrap_or_else(|_| panic!("the pidfile holds {text:?}, not a pid"));
+        Process(pid)
+    }
+
+    /// Whether the process exists and has not exited (a zombie counts as gone: the
+    /// daemon is not our child, so reaping it is someone else's business).
+    pub fn is_alive(&self) -> bool {
+        fs::read_to_string(format!("/proc/{}/stat", self.0)).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X']))
+        })
+    }
+
+    pub fn signal(&self, name: &str) {
+        send_signal(self.0, name);
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.is_alive() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(self.0.to_string())
+                .status();
+        }
+    }
+}
