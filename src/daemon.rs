@@ -101,7 +101,11 @@ impl PidFile {
         write().map_err(|err| {
             io::Error::new(
                 err.kind(),
-                format!("cannot write pidfile {}: {err}", path.display()),
+                format!(
+                    "cannot write pidfile {}: {}",
+                    path.display(),
+                    crate::wire::text::describe_io_error(&err)
+                ),
             )
         })?;
         Ok(PidFile {

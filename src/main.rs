@@ -13,6 +13,7 @@ use p2pchat::config::Config;
 use p2pchat::daemon::{self, PidFile};
 use p2pchat::driver::{self, Driver, Listeners};
 use p2pchat::proto::Node;
+use p2pchat::wire::text::describe_io_error;
 
 fn main() -> ExitCode {
     let config = match cli::parse(std::env::args_os().skip(1), &Env::current()) {
@@ -97,7 +98,11 @@ fn init_logging(config: &Config) -> io::Result<()> {
                 .map_err(|err| {
                     io::Error::new(
                         err.kind(),
-                        format!("cannot open log file {}: {err}", path.display()),
+                        format!(
+                            "cannot open log file {}: {}",
+                            path.display(),
+                            describe_io_error(&err)
+                        ),
                     )
                 })?,
         ),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use log::info;
 
 use crate::daemon;
+use crate::wire::text::describe_io_error;
 
 /// Mode bits the control socket must not have: it is 0660, for its owner and group.
 const CONTROL_UMASK: u32 = 0o117;
@@ -40,8 +41,12 @@ impl Listeners {
 }
 
 fn bind_peer(addr: &str) -> io::Result<net::TcpListener> {
-    net::TcpListener::bind(addr)
-        .map_err(|err| io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}")))
+    net::TcpListener::bind(addr).map_err(|err| {
+        io::Error::new(
+            err.kind(),
+            format!("cannot listen on {addr}: {}", describe_io_error(&err)),
+        )
+    })
 }
 
 /// Binds the control socket with mode 0660, replacing a file left by a dead daemon and
@@ -50,7 +55,11 @@ fn bind_control(path: &Path) -> io::Result<(unix::UnixListener, SocketFile)> {
     let fail = |err: io::Error| {
         io::Error::new(
             err.kind(),
-            format!("cannot create control socket {}: {err}", path.display()),
+            format!(
+                "cannot create control socket {}: {}",
+                path.display(),
+                describe_io_error(&err)
+            ),
         )
     };
     match fs::symlink_metadata(path) {

@@ -25,6 +25,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::proto::{Accepted, ConnId, Node, Output};
+use crate::wire::text::describe_io_error;
 
 pub use listen::{Listeners, SocketFile};
 use socket::{Socket, Stream, StreamEntry};
@@ -228,7 +229,7 @@ impl Driver {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if is_transient_accept_error(&err) => continue,
                 Err(err) => {
-                    warn!("cannot accept a peer: {err}");
+                    warn!("cannot accept a peer: {}", describe_io_error(&err));
                     return;
                 }
             }
@@ -248,7 +249,10 @@ impl Driver {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if is_transient_accept_error(&err) => continue,
                 Err(err) => {
-                    warn!("cannot accept a control client: {err}");
+                    warn!(
+                        "cannot accept a control client: {}",
+                        describe_io_error(&err)
+                    );
                     return;
                 }
             }
@@ -470,8 +474,12 @@ fn stream_in(sockets: &mut Slab<Socket>, token: Token) -> Option<&mut StreamEntr
 
 /// The first address `target` (`host:port`) resolves to.
 fn resolve(target: &str) -> io::Result<std::net::SocketAddr> {
-    let context =
-        |err: io::Error| io::Error::new(err.kind(), format!("cannot resolve {target}: {err}"));
+    let context = |err: io::Error| {
+        io::Error::new(
+            err.kind(),
+            format!("cannot resolve {target}: {}", describe_io_error(&err)),
+        )
+    };
     target
         .to_socket_addrs()
         .map_err(context)?

@@ -344,9 +344,9 @@ impl Node {
             .and_then(Conn::peer)
             .is_some_and(|p| matches!(p.phase, Phase::Connecting));
         let cause = if connecting {
-            Cause::DialFailed(err.to_string())
+            Cause::DialFailed(text::describe_io_error(err))
         } else {
-            Cause::Io(err.to_string())
+            Cause::Io(text::describe_io_error(err))
         };
         self.doom(conn, cause);
         self.reap(now);

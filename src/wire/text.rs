@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io;
 
 /// Longest nick, in bytes.
 pub const MAX_NICK_LEN: usize = 32;
@@ -41,7 +42,8 @@ impl fmt::Display for NickError {
 
 impl std::error::Error for NickError {}
 
-/// Checks the nick rule: 1 to 32 bytes without spaces, `<`, `>` or control characters.
+/// Checks the nick rule: 1 to 32 bytes without spaces, `<`, `>` or control characters
+/// (nor the other characters [`is_unsafe_char`] names).
 pub fn check_nick(nick: &str) -> Result<(), NickError> {
     if nick.is_empty() {
         return Err(NickError::Empty);
@@ -51,24 +53,46 @@ pub fn check_nick(nick: &str) -> Result<(), NickError> {
     }
     match nick
         .chars()
-        .find(|&c| c.is_whitespace() || c == '<' || c == '>' || c.is_control())
+        .find(|&c| c.is_whitespace() || c == '<' || c == '>' || is_unsafe_char(c))
     {
         Some(c) => Err(NickError::BadChar(c)),
         None => Ok(()),
     }
 }
 
-/// Text with every control character replaced by U+FFFD, so that a terminal shows it
-/// instead of obeying it. Borrows when there is nothing to replace, the common case.
+/// Characters a terminal obeys rather than shows: the C0 and C1 controls and DEL, and
+/// the bidirectional overrides and isolates, which can make a line display as something
+/// other than what it holds.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text with every unsafe character (see [`is_unsafe_char`]) replaced by U+FFFD, so that
+/// a terminal shows it instead of obeying it. Borrows when there is nothing to replace,
+/// the common case.
 pub fn sanitize(text: &str) -> Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        Cow::Owned(
-            text.chars()
-                .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(text)
+    // Every unsafe character is outside ASCII's printable range, so most lines are
+    // cleared by a byte scan.
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) || !text.chars().any(is_unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| if is_unsafe_char(c) { '\u{FFFD}' } else { c })
+            .collect(),
+    )
+}
+
+/// An I/O error as a person reads it: the system's message without the
+/// `(os error N)` that Rust appends.
+pub fn describe_io_error(err: &io::Error) -> String {
+    let text = err.to_string();
+    match err.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or_else(|| text.clone(), str::to_owned),
+        None => text,
     }
 }
 
@@ -102,5 +126,22 @@ mod tests {
             "a\u{FFFD}[2Jb\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}"
         );
         assert_eq!(sanitize("héllo ☃"), "héllo ☃");
+        assert_eq!(sanitize("user\u{202e}fdp.exe"), "user\u{FFFD}fdp.exe");
+    }
+
+    #[test]
+    fn bidi_overrides_are_not_nick_characters() {
+        assert_eq!(
+            check_nick("ann\u{202e}"),
+            Err(NickError::BadChar('\u{202e}'))
+        );
+    }
+
+    #[test]
+    fn os_errors_read_plainly() {
+        let err = io::Error::from_raw_os_error(98);
+        assert_eq!(describe_io_error(&err), "Address already in use");
+        let custom = io::Error::other("cannot resolve x: no address");
+        assert_eq!(describe_io_error(&custom), "cannot resolve x: no address");
     }
 }
