@@ -71,6 +71,9 @@ pub struct Limits {
     pub stall_timeout: Duration,
     /// A control client with this many bytes queued is cut: it is not reading.
     pub client_queue_max: usize,
+    /// A client that has left (`/quit`, end of input) is given this long to take the
+    /// replies still queued for it.
+    pub linger: Duration,
 }
 
 impl Default for Limits {
@@ -82,6 +85,7 @@ impl Default for Limits {
             peer_queue_max: 16 * 1024 * 1024,
             stall_timeout: Duration::from_secs(30),
             client_queue_max: 4 * 1024 * 1024,
+            linger: Duration::from_secs(5),
         }
     }
 }

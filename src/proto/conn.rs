@@ -97,8 +97,11 @@ pub struct Client {
     pub lines: LineBuffer,
     /// Not read from while a peer's queue is over the pause mark.
     pub paused: bool,
-    /// The client closed its end: act on what is buffered, then close.
+    /// The client closed its end: act on what is buffered, then leave.
     pub eof: bool,
+    /// Done (by `/quit` or end of input): nothing more is read from it or sent to it,
+    /// and it is closed once the replies queued for it are written.
+    pub leaving: bool,
 }
 
 #[derive(Debug)]
@@ -117,7 +120,7 @@ pub struct Conn {
     /// Condemned during this call; it is skipped until the node removes it.
     pub closing: bool,
     /// Armed deadline slots, one per [`super::timers::Timer`].
-    pub setup_deadline: Option<Instant>,
+    pub deadline: Option<Instant>,
     pub stall_deadline: Option<Instant>,
 }
 
@@ -148,9 +151,9 @@ impl Conn {
         !self.closing && self.peer().is_some_and(|p| p.remote().is_some())
     }
 
-    /// A client that is still attached.
+    /// A client that is attached and has not left.
     pub fn is_client(&self) -> bool {
-        !self.closing && matches!(self.role, Role::Client(_))
+        !self.closing && matches!(&self.role, Role::Client(client) if !client.leaving)
     }
 }
 

@@ -57,7 +57,6 @@ pub enum Accepted {
 enum Cause {
     ClosedByPeer,
     ClientLeft,
-    Quit,
     Io(String),
     DialFailed(String),
     Frame(FrameError),
@@ -93,8 +92,7 @@ impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Cause::ClosedByPeer => f.write_str("closed by the peer"),
-            Cause::ClientLeft => f.write_str("client closed the connection"),
-            Cause::Quit => f.write_str("client quit"),
+            Cause::ClientLeft => f.write_str("client left"),
             Cause::Io(err) => write!(f, "socket error: {err}"),
             Cause::DialFailed(err) => f.write_str(err),
             Cause::Frame(err) => write!(f, "protocol violation: {err}"),
@@ -244,6 +242,7 @@ impl Node {
                     lines: Default::default(),
                     paused: false,
                     eof: false,
+                    leaving: false,
                 }));
                 debug!("client {id} attached");
                 id
@@ -308,6 +307,11 @@ impl Node {
             return;
         };
         c.queue.consume(n);
+        if let Role::Client(client) = &c.role {
+            if client.leaving && c.queue.is_empty() {
+                self.fx.doom(c, Cause::ClientLeft);
+            }
+        }
         if let Role::Peer(peer) = &mut c.role {
             if n > 0 {
                 peer.last_progress = now;
@@ -363,11 +367,16 @@ impl Node {
                 .expect("timers are cancelled when their connection is removed");
             let peer = match &mut conn.role {
                 Role::Peer(peer) => peer,
-                Role::Client(_) => unreachable!("clients arm no timers"),
+                Role::Client(_) => {
+                    // The linger time of a client that left is up.
+                    conn.deadline = None;
+                    self.fx.doom(conn, Cause::ClientLeft);
+                    continue;
+                }
             };
             match timer {
-                Timer::Setup => {
-                    conn.setup_deadline = None;
+                Timer::Deadline => {
+                    conn.deadline = None;
                     let cause = if matches!(peer.phase, Phase::Connecting) {
                         Cause::ConnectTimeout(limits.connect_timeout)
                     } else {
@@ -420,7 +429,7 @@ impl Node {
         self.get(conn).is_some_and(|c| {
             !c.closing
                 && match &c.role {
-                    Role::Client(client) => !client.paused && !client.eof,
+                    Role::Client(client) => !client.paused && !client.eof && !client.leaving,
                     Role::Peer(peer) => !matches!(peer.phase, Phase::Connecting),
                 }
         })
@@ -447,7 +456,7 @@ impl Node {
             queue: SendQueue::default(),
             flush_requested: false,
             closing: false,
-            setup_deadline: None,
+            deadline: None,
             stall_deadline: None,
         });
         id
@@ -462,7 +471,7 @@ impl Node {
     fn set_timer(&mut self, id: ConnId, timer: Timer, at: Option<Instant>) {
         let conn = &mut self.conns[id.slot];
         let slot = match timer {
-            Timer::Setup => &mut conn.setup_deadline,
+            Timer::Deadline => &mut conn.deadline,
             Timer::Stall => &mut conn.stall_deadline,
         };
         self.fx.timers.set(id, timer, slot, at);
@@ -483,7 +492,7 @@ impl Node {
         info!("dialling {target} ({id})");
         self.set_timer(
             id,
-            Timer::Setup,
+            Timer::Deadline,
             Some(now + self.cfg.limits.connect_timeout),
         );
         self.fx.outputs.push_back(Output::Dial { conn: id, target });
@@ -492,7 +501,7 @@ impl Node {
     /// Queues our hello and gives the peer until the deadline to send theirs.
     fn start_handshake(&mut self, now: Instant, id: ConnId) {
         let deadline = now + self.cfg.limits.handshake_timeout;
-        self.set_timer(id, Timer::Setup, Some(deadline));
+        self.set_timer(id, Timer::Deadline, Some(deadline));
         let conn = &mut self.conns[id.slot];
         let outgoing = conn.peer().is_some_and(|p| p.direction == Direction::Out);
         self.frame_buf.clear();
@@ -543,7 +552,7 @@ impl Node {
             self.doom(other, Cause::Replaced { by: id });
         }
         self.linked.insert(remote_id, id);
-        self.set_timer(id, Timer::Setup, None);
+        self.set_timer(id, Timer::Deadline, None);
         let peer = self.conns[id.slot]
             .peer_mut()
             .expect("only peers decode frames");
@@ -650,20 +659,40 @@ impl Node {
                 Some(Err(err)) => self.reply_error(now, id, format_args!("{err}")),
                 None => break,
             }
-            if self.get(id).is_none_or(|c| c.closing) {
+            if !self.get(id).is_some_and(Conn::is_client) {
                 break;
             }
         }
         let conn = &mut self.conns[id.slot];
-        let closing = conn.closing;
         let client = conn.client_mut().expect("the slot still holds this client");
         client.lines = lines;
         if congested && !client.paused {
             client.paused = true;
             self.paused.push(id);
         }
-        if client.eof && !congested && !closing {
-            self.doom(id, Cause::ClientLeft);
+        if client.eof && !congested {
+            self.leave(now, id);
+        }
+    }
+
+    /// A client is done: it is closed as soon as the replies queued for it are written,
+    /// or when the linger time is up if it does not take them.
+    fn leave(&mut self, now: Instant, id: ConnId) {
+        let linger = self.cfg.limits.linger;
+        let Some(conn) = self
+            .conns
+            .get_mut(id.slot)
+            .filter(|c| c.id == id && !c.closing)
+        else {
+            return;
+        };
+        if conn.queue.is_empty() {
+            return self.fx.doom(conn, Cause::ClientLeft);
+        }
+        let client = conn.client_mut().expect("only clients leave");
+        if !client.leaving {
+            client.leaving = true;
+            self.set_timer(id, Timer::Deadline, Some(now + linger));
         }
     }
 
@@ -701,7 +730,7 @@ impl Node {
                     self.reply(now, id, format_args!("{line}"));
                 }
             }
-            Command::Quit => self.doom(id, Cause::Quit),
+            Command::Quit => self.leave(now, id),
         }
     }
 
@@ -798,7 +827,7 @@ impl Node {
         debug_assert_eq!(conn.id, id, "a doomed connection stays in its slot");
         self.fx
             .timers
-            .set(id, Timer::Setup, &mut conn.setup_deadline, None);
+            .set(id, Timer::Deadline, &mut conn.deadline, None);
         self.fx
             .timers
             .set(id, Timer::Stall, &mut conn.stall_deadline, None);

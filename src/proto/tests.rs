@@ -459,6 +459,36 @@ fn quit_closes_only_the_client() {
 }
 
 #[test]
+fn replies_before_quit_are_written_before_the_close() {
+    let mut h = Harness::new();
+    let client = h.client();
+    h.recv(client, b"/peers\n/quit\nignored after quit\n");
+    assert!(!h.closed(client), "its reply still waits");
+    assert!(!h.node.accepts_input(client));
+    assert_eq!(h.sent_lines(client), ["* 0 peers"]);
+    assert!(h.closed(client), "closed once the reply is written");
+    let other = h.client();
+    assert_eq!(
+        h.status(other, "messages"),
+        "0",
+        "nothing after /quit was sent"
+    );
+}
+
+#[test]
+fn client_that_left_without_taking_its_replies_is_closed_after_the_linger_time() {
+    let mut h = Harness::new();
+    let client = h.client();
+    h.recv(client, b"/help\n");
+    h.node.handle_eof(h.now, client);
+    h.drain();
+    h.advance(Duration::from_millis(4900));
+    assert!(!h.closed(client));
+    h.advance(Duration::from_millis(200));
+    assert!(h.closed(client));
+}
+
+#[test]
 fn peer_up_and_down_are_announced_to_clients() {
     let mut h = Harness::new();
     let client = h.client();

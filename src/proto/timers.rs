@@ -9,8 +9,9 @@ use super::ids::ConnId;
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
-    /// A dialled peer must connect, and any peer must say hello, by then.
-    Setup,
+    /// The end of a connection's current phase: a dialled peer must connect, a peer
+    /// must say hello, a client that has left must take its last replies, by then.
+    Deadline,
     /// A peer whose queue is over the pause mark must have taken bytes by then.
     Stall,
 }
@@ -86,7 +87,7 @@ mod tests {
         let (mut a, mut b) = (None, None);
         timers.set(
             conn(1),
-            Timer::Setup,
+            Timer::Deadline,
             &mut a,
             Some(t0 + Duration::from_secs(5)),
         );
@@ -104,7 +105,7 @@ mod tests {
         );
         assert_eq!(
             timers.pop_due(t0 + Duration::from_secs(9)),
-            Some((conn(1), Timer::Setup))
+            Some((conn(1), Timer::Deadline))
         );
         assert!(timers.is_empty());
     }
@@ -114,16 +115,16 @@ mod tests {
         let t0 = Instant::now();
         let mut timers = Timers::default();
         let mut slot = None;
-        timers.set(conn(1), Timer::Setup, &mut slot, Some(t0));
+        timers.set(conn(1), Timer::Deadline, &mut slot, Some(t0));
         timers.set(
             conn(1),
-            Timer::Setup,
+            Timer::Deadline,
             &mut slot,
             Some(t0 + Duration::from_secs(1)),
         );
         assert_eq!(timers.len(), 1);
         assert_eq!(timers.next(), Some(t0 + Duration::from_secs(1)));
-        timers.set(conn(1), Timer::Setup, &mut slot, None);
+        timers.set(conn(1), Timer::Deadline, &mut slot, None);
         assert!(timers.is_empty());
         assert_eq!(slot, None);
     }

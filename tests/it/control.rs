@@ -282,10 +282,9 @@ fn lines_from_a_client_that_closed_its_writing_half_are_delivered() {
     one.expect_eof();
 }
 
-/// `printf '/peers\n/quit\n' | nc -U SOCKET` prints nothing: the reply is queued, then
-/// `/quit` closes the socket before the queue is written.
+/// Regression: `printf '/peers\n/quit\n' | nc -U SOCKET` printed nothing, because
+/// `/quit` closed the socket before the queued reply was written.
 #[test]
-#[ignore = "bug: replies queued before /quit are dropped when /quit arrives in the same read"]
 fn replies_to_lines_before_quit_are_written_before_the_close() {
     let a = Node::start(&[]);
     let mut client = a.client();
@@ -294,10 +293,9 @@ fn replies_to_lines_before_quit_are_written_before_the_close() {
     client.expect_eof();
 }
 
-/// `echo /status | socat - UNIX-CONNECT:SOCKET` prints nothing: the end of the input
-/// closes the connection at once, dropping the replies still queued for it.
+/// Regression: `echo /status | socat - UNIX-CONNECT:SOCKET` printed nothing, because the
+/// end of the input closed the connection with the replies still queued for it.
 #[test]
-#[ignore = "bug: replies are dropped when the client closes its writing half right after its command"]
 fn replies_reach_a_client_that_closed_its_writing_half() {
     let a = Node::start(&[]);
     let mut client = a.client();

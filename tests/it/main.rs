@@ -8,9 +8,7 @@
 //! independent and run in parallel. Nothing sleeps to let something happen: every wait
 //! polls an observable condition against a deadline and fails showing what it saw.
 //!
-//! The contract under test is ../shared/INTERFACE.md. A test marked
-//! `#[ignore = "bug: ..."]` describes behaviour the contract asks for that the code does
-//! not deliver yet; run them with `cargo test -- --ignored`.
+//! The contract under test is ../shared/INTERFACE.md.
 
 /// Chat across a graph of nodes: every line reaches every client of every other node
 /// exactly once through cycles (duplicates counted in `/status`), no echo to its sender,
