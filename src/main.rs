@@ -69,12 +69,12 @@ fn serve(
     if let Some(detached) = detached.take() {
         detached.ready()?;
     }
-    let listen = config
-        .node
-        .listen_addr
-        .map_or_else(|| "no address".to_owned(), |addr| addr.to_string());
+    let peers = config.node.listen_addr.map_or_else(
+        || "accepting no peers".to_owned(),
+        |addr| format!("peers on {addr}"),
+    );
     info!(
-        "node {id} ({}) serving peers on {listen}, clients on {}",
+        "node {id} ({}) serving {peers}, clients on {}",
         config.node.nick,
         config.socket.display()
     );

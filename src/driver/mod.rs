@@ -14,7 +14,7 @@ mod tokens;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
@@ -224,7 +224,7 @@ impl Driver {
                         debug!("cannot set TCP_NODELAY for {addr}: {err}");
                     }
                     let conn = self.node.handle_accepted(now, Accepted::Peer(addr));
-                    self.add_stream(now, conn, Stream::Tcp(stream), false);
+                    self.add_stream(now, StreamEntry::accepted(conn, Stream::Tcp(stream)));
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if is_transient_accept_error(&err) => continue,
@@ -244,7 +244,7 @@ impl Driver {
             match listener.accept() {
                 Ok((stream, _)) => {
                     let conn = self.node.handle_accepted(now, Accepted::Client);
-                    self.add_stream(now, conn, Stream::Unix(stream), false);
+                    self.add_stream(now, StreamEntry::accepted(conn, Stream::Unix(stream)));
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if is_transient_accept_error(&err) => continue,
@@ -260,10 +260,11 @@ impl Driver {
     }
 
     /// Registers a stream for `conn` and carries out what the node asked meanwhile.
-    fn add_stream(&mut self, now: Instant, conn: ConnId, stream: Stream, connecting: bool) {
+    fn add_stream(&mut self, now: Instant, stream: StreamEntry) {
+        let conn = stream.conn;
         let entry = self.sockets.vacant_entry();
         let token = Token(entry.key());
-        let stream = entry.insert(Socket::Stream(StreamEntry::new(conn, stream, connecting)));
+        let stream = entry.insert(Socket::Stream(stream));
         let Socket::Stream(stream) = stream else {
             unreachable!("just inserted a stream");
         };
@@ -284,12 +285,36 @@ impl Driver {
         self.carry_out(now);
     }
 
+    /// Starts a dial to the first address `target` resolves to that takes a connect
+    /// call; the others are kept to try in turn if it fails, as `nc` and `ssh` do.
     fn dial(&mut self, now: Instant, conn: ConnId, target: &str) {
-        let connected = resolve(target).and_then(TcpStream::connect);
-        match connected {
-            Ok(stream) => self.add_stream(now, conn, Stream::Tcp(stream), true),
+        let dialled = resolve(target).and_then(|mut addrs| {
+            let stream = connect_next(&mut addrs)?;
+            Ok((stream, addrs))
+        });
+        match dialled {
+            Ok((stream, fallback)) => {
+                self.add_stream(now, StreamEntry::dialling(conn, stream, fallback));
+            }
             Err(err) => self.node.handle_error(now, conn, &err),
         }
+    }
+
+    /// Replaces a failed dial's socket with one to the next address, keeping the token;
+    /// returns the last error once no address is left.
+    fn redial(&mut self, token: Token, err: io::Error) -> Result<(), io::Error> {
+        let Some(entry) = stream_in(&mut self.sockets, token) else {
+            return Err(err);
+        };
+        if entry.fallback.is_empty() {
+            return Err(err);
+        }
+        let mut stream = Stream::Tcp(connect_next(&mut entry.fallback)?);
+        let registry = self.poll.registry();
+        registry.deregister(&mut entry.stream)?;
+        registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+        entry.stream = stream;
+        Ok(())
     }
 
     /// Checks a dial under way, on any event for it, as mio's documentation asks: an
@@ -318,10 +343,15 @@ impl Driver {
             },
         };
         if let Some(err) = failure {
-            if let Some(stream) = self.stream_mut(token) {
-                stream.read_closed = true;
+            match self.redial(token, err) {
+                Ok(()) => return,
+                Err(err) => {
+                    if let Some(stream) = self.stream_mut(token) {
+                        stream.read_closed = true;
+                    }
+                    self.node.handle_error(now, conn, &err);
+                }
             }
-            self.node.handle_error(now, conn, &err);
         }
         self.carry_out(now);
     }
@@ -472,19 +502,35 @@ fn stream_in(sockets: &mut Slab<Socket>, token: Token) -> Option<&mut StreamEntr
     }
 }
 
-/// The first address `target` (`host:port`) resolves to.
-fn resolve(target: &str) -> io::Result<std::net::SocketAddr> {
+/// The addresses `target` (`host:port`) resolves to, in the resolver's order.
+fn resolve(target: &str) -> io::Result<Vec<SocketAddr>> {
     let context = |err: io::Error| {
         io::Error::new(
             err.kind(),
             format!("cannot resolve {target}: {}", describe_io_error(&err)),
         )
     };
-    target
-        .to_socket_addrs()
-        .map_err(context)?
-        .next()
-        .ok_or_else(|| context(io::Error::new(io::ErrorKind::NotFound, "no address")))
+    let addrs: Vec<SocketAddr> = target.to_socket_addrs().map_err(context)?.collect();
+    if addrs.is_empty() {
+        return Err(context(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no address",
+        )));
+    }
+    Ok(addrs)
+}
+
+/// Starts a non-blocking connect to the first of `addrs` that takes one, removing the
+/// addresses it used; the last error if none does.
+fn connect_next(addrs: &mut Vec<SocketAddr>) -> io::Result<TcpStream> {
+    let mut last_err = io::Error::new(io::ErrorKind::NotFound, "no address left to try");
+    while !addrs.is_empty() {
+        match TcpStream::connect(addrs.remove(0)) {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last_err = err,
+        }
+    }
+    Err(last_err)
 }
 
 /// Accept errors about one connection that died in the backlog: go on accepting.

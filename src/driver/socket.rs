@@ -109,18 +109,32 @@ pub struct StreamEntry {
     pub dirty: bool,
     /// Reading stopped before `WouldBlock`, so bytes may wait with no event to come.
     pub unread: bool,
+    /// For a dial: further addresses of its target, tried in order if this one fails.
+    pub fallback: Vec<SocketAddr>,
 }
 
 impl StreamEntry {
-    pub fn new(conn: ConnId, stream: Stream, connecting: bool) -> Self {
+    /// A connection taken from a listener: connected, and writable until told otherwise.
+    pub fn accepted(conn: ConnId, stream: Stream) -> Self {
         StreamEntry {
             conn,
             stream,
-            connecting,
-            writable: !connecting,
+            connecting: false,
+            writable: true,
             read_closed: false,
             dirty: false,
             unread: false,
+            fallback: Vec::new(),
+        }
+    }
+
+    /// A dial under way, with the addresses to try next if it fails.
+    pub fn dialling(conn: ConnId, stream: TcpStream, fallback: Vec<SocketAddr>) -> Self {
+        StreamEntry {
+            connecting: true,
+            writable: false,
+            fallback,
+            ..StreamEntry::accepted(conn, Stream::Tcp(stream))
         }
     }
 }
