@@ -131,6 +131,28 @@ pub fn with_umask<T>(mask: u32, f: impl FnOnce() -> T) -> T {
     result
 }
 
+/// Raises the soft limit on open files to the hard limit: every peer and client is a
+/// descriptor, and the usual soft limit of 1024 would cap a node far below what it
+/// serves. Returns the limit now in force.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only into the struct it is given, which is valid.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit only reads the struct it is given, which is valid.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
 /// The real user id of this process.
 pub fn uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.

@@ -5,7 +5,7 @@ use std::fs::OpenOptions;
 use std::io;
 use std::process::ExitCode;
 
-use log::info;
+use log::{debug, info, warn};
 use simplelog::{ConfigBuilder, WriteLogger};
 
 use p2pchat::cli::{self, Env, Parsed};
@@ -38,6 +38,13 @@ fn main() -> ExitCode {
 
 fn run(mut config: Config) -> io::Result<()> {
     init_logging(&config)?;
+    match daemon::raise_open_files_limit() {
+        Ok(limit) => debug!("open files limit: {limit}"),
+        Err(err) => warn!(
+            "cannot raise the open files limit: {}",
+            describe_io_error(&err)
+        ),
+    }
     let (listeners, socket_file) = Listeners::bind(config.listen.as_deref(), &config.socket)?;
     config.node.listen_addr = listeners.peer_addr()?;
     let mut detached = if config.daemon {

@@ -3,12 +3,12 @@
 
 use std::fs;
 use std::io;
-use std::net::{self, SocketAddr};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net as unix;
 use std::path::{Path, PathBuf};
 
 use log::info;
+use mio::net::{TcpListener, UnixListener};
 
 use crate::daemon;
 use crate::wire::text::describe_io_error;
@@ -16,11 +16,12 @@ use crate::wire::text::describe_io_error;
 /// Mode bits the control socket must not have: it is 0660, for its owner and group.
 const CONTROL_UMASK: u32 = 0o117;
 
-/// The bound listeners, still blocking std sockets until the loop takes them.
+/// The bound listeners, non-blocking, with mio's backlog of 1024 so that a crowd of
+/// peers or clients arriving at once is not refused.
 #[derive(Debug)]
 pub struct Listeners {
-    pub peer: Option<net::TcpListener>,
-    pub control: unix::UnixListener,
+    pub peer: Option<TcpListener>,
+    pub control: UnixListener,
 }
 
 impl Listeners {
@@ -33,15 +34,23 @@ impl Listeners {
 
     /// The address peers reach this node on, port 0 resolved to the real port.
     pub fn peer_addr(&self) -> io::Result<Option<SocketAddr>> {
-        self.peer
-            .as_ref()
-            .map(net::TcpListener::local_addr)
-            .transpose()
+        self.peer.as_ref().map(TcpListener::local_addr).transpose()
     }
 }
 
-fn bind_peer(addr: &str) -> io::Result<net::TcpListener> {
-    net::TcpListener::bind(addr).map_err(|err| {
+/// Binds the first address `addr` resolves to that can be bound.
+fn bind_peer(addr: &str) -> io::Result<TcpListener> {
+    let bind = || -> io::Result<TcpListener> {
+        let mut last_err = io::Error::new(io::ErrorKind::NotFound, "no address");
+        for resolved in addr.to_socket_addrs()? {
+            match TcpListener::bind(resolved) {
+                Ok(listener) => return Ok(listener),
+                Err(err) => last_err = err,
+            }
+        }
+        Err(last_err)
+    };
+    bind().map_err(|err| {
         io::Error::new(
             err.kind(),
             format!("cannot listen on {addr}: {}", describe_io_error(&err)),
@@ -51,7 +60,7 @@ fn bind_peer(addr: &str) -> io::Result<net::TcpListener> {
 
 /// Binds the control socket with mode 0660, replacing a file left by a dead daemon and
 /// refusing one that a live daemon serves.
-fn bind_control(path: &Path) -> io::Result<(unix::UnixListener, SocketFile)> {
+fn bind_control(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     let fail = |err: io::Error| {
         io::Error::new(
             err.kind(),
@@ -84,8 +93,7 @@ fn bind_control(path: &Path) -> io::Result<(unix::UnixListener, SocketFile)> {
     }
     // The mode is set by the umask at bind time, so there is no moment when the socket
     // exists with wider permissions.
-    let listener =
-        daemon::with_umask(CONTROL_UMASK, || unix::UnixListener::bind(path)).map_err(fail)?;
+    let listener = daemon::with_umask(CONTROL_UMASK, || UnixListener::bind(path)).map_err(fail)?;
     Ok((
         listener,
         SocketFile {

@@ -18,7 +18,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
-use mio::net::{TcpListener, TcpStream, UnixListener};
+use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -79,16 +79,13 @@ impl Driver {
     pub fn new(node: Node, listeners: Listeners) -> io::Result<Self> {
         let poll = Poll::new()?;
         let mut sockets = Slab::new();
-        if let Some(peer) = listeners.peer {
-            peer.set_nonblocking(true)?;
-            let mut listener = TcpListener::from_std(peer);
+        if let Some(mut listener) = listeners.peer {
             let entry = sockets.vacant_entry();
             poll.registry()
                 .register(&mut listener, Token(entry.key()), Interest::READABLE)?;
             entry.insert(Socket::PeerListener(listener));
         }
-        listeners.control.set_nonblocking(true)?;
-        let mut control = UnixListener::from_std(listeners.control);
+        let mut control = listeners.control;
         let entry = sockets.vacant_entry();
         poll.registry()
             .register(&mut control, Token(entry.key()), Interest::READABLE)?;
