@@ -585,9 +585,12 @@ impl Node {
         if !self.flood.admit(msg) {
             return;
         }
-        self.line_buf.clear();
-        control::write_chat(&mut self.line_buf, chat.nick, chat.text);
-        self.send_line_to_clients(now, None);
+        // Most nodes of a mesh are relays with nobody attached: format no line for them.
+        if self.clients > 0 {
+            self.line_buf.clear();
+            control::write_chat(&mut self.line_buf, chat.nick, chat.text);
+            self.send_line_to_clients(now, None);
+        }
         if let Some(hops) = Flood::next_hops(chat.hops) {
             self.frame_buf.clear();
             Chat { hops, ..chat }.encode(&mut self.frame_buf);
