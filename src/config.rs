@@ -67,6 +67,9 @@ pub struct Limits {
     pub peer_queue_pause: usize,
     /// A peer with this many bytes queued is cut: it is not reading.
     pub peer_queue_max: usize,
+    /// A peer over `peer_queue_pause` that takes no byte for this long stops holding
+    /// back the reading of other peers (see `proto::conn::Backlog`).
+    pub stuck_after: Duration,
     /// A peer over `peer_queue_pause` that takes no byte for this long is cut.
     pub stall_timeout: Duration,
     /// A control client with this many bytes queued is cut: it is not reading.
@@ -83,6 +86,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(5),
             peer_queue_pause: 256 * 1024,
             peer_queue_max: 16 * 1024 * 1024,
+            stuck_after: Duration::from_secs(1),
             stall_timeout: Duration::from_secs(30),
             client_queue_max: 4 * 1024 * 1024,
             linger: Duration::from_secs(5),

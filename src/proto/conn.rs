@@ -63,10 +63,25 @@ pub struct Peer {
     pub requested_by: Option<ConnId>,
     pub phase: Phase,
     pub decoder: Decoder,
-    /// Queue over the pause mark: local clients wait for it to drain.
-    pub congested: bool,
-    /// When the driver last reported bytes written.
+    pub backlog: Backlog,
+    /// When the driver last reported bytes written, or the queue passed the pause mark.
     pub last_progress: Instant,
+}
+
+/// How a peer's send queue stands against the pause mark; this is the whole of the
+/// node's backpressure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backlog {
+    /// Under the pause mark.
+    Clear,
+    /// Over the pause mark and draining: the node stops reading its local clients and
+    /// its other peers until it drains, so that a burst waits upstream, all the way
+    /// back to the client that wrote it, instead of piling up here.
+    Congested,
+    /// Over the pause mark and not draining for a while: local clients still wait, but
+    /// the other peers are read again. Nodes in a cycle that each wait for the next
+    /// would otherwise wait for ever; a peer that stays stuck is cut.
+    Stuck,
 }
 
 impl Peer {

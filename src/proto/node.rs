@@ -26,7 +26,7 @@ use crate::wire::frame::{Decoder, FrameError};
 use crate::wire::peer::{Chat, Hello, Message, PeerError, MAX_BODY_LEN};
 use crate::wire::text;
 
-use super::conn::{Client, Conn, Direction, Peer, Phase, Remote, Role, SendQueue};
+use super::conn::{Backlog, Client, Conn, Direction, Peer, Phase, Remote, Role, SendQueue};
 use super::flood::Flood;
 use super::ids::{ConnId, MessageId, NodeId};
 use super::timers::{Timer, Timers};
@@ -128,8 +128,12 @@ struct Effects {
     /// Connections condemned during this call, removed before it returns.
     doomed: Vec<(ConnId, Cause)>,
     timers: Timers,
-    /// Peers whose queue is over the pause mark; local input waits while any is.
+    /// Peers whose queue is over the pause mark, stuck or not; local clients are not
+    /// read while any is.
     congested: usize,
+    /// Of those, the ones still draining ([`Backlog::Congested`]); a peer is not read
+    /// while any other one is.
+    draining: usize,
 }
 
 impl Effects {
@@ -156,14 +160,42 @@ impl Effects {
             self.outputs.push_back(Output::Flush(conn.id));
         }
         if let Role::Peer(peer) = &mut conn.role {
-            if !peer.congested && conn.queue.len() >= limits.peer_queue_pause {
-                peer.congested = true;
-                self.congested += 1;
-                let at = now + limits.stall_timeout;
-                self.timers
-                    .set(conn.id, Timer::Stall, &mut conn.stall_deadline, Some(at));
+            if peer.backlog == Backlog::Clear && conn.queue.len() >= limits.peer_queue_pause {
+                peer.last_progress = now;
+                let slot = &mut conn.stall_deadline;
+                self.set_backlog(conn.id, peer, slot, Backlog::Congested, limits);
             }
         }
+    }
+
+    /// Moves `peer` to `backlog` (or keeps it there), keeping the counts in step and
+    /// re-arming its stall timer (in `slot`): a draining peer is checked for progress
+    /// `stuck_after` after its last progress, a stuck one is cut `stall_timeout` after.
+    fn set_backlog(
+        &mut self,
+        id: ConnId,
+        peer: &mut Peer,
+        slot: &mut Option<Instant>,
+        backlog: Backlog,
+        limits: &Limits,
+    ) {
+        let count = |b: Backlog| {
+            (
+                usize::from(b != Backlog::Clear),
+                usize::from(b == Backlog::Congested),
+            )
+        };
+        let (was_congested, was_draining) = count(peer.backlog);
+        let (congested, draining) = count(backlog);
+        self.congested = self.congested - was_congested + congested;
+        self.draining = self.draining - was_draining + draining;
+        peer.backlog = backlog;
+        let at = match backlog {
+            Backlog::Clear => None,
+            Backlog::Congested => Some(peer.last_progress + limits.stuck_after),
+            Backlog::Stuck => Some(peer.last_progress + limits.stall_timeout),
+        };
+        self.timers.set(id, Timer::Stall, slot, at);
     }
 }
 
@@ -228,7 +260,7 @@ impl Node {
                     requested_by: None,
                     phase: Phase::Handshaking,
                     decoder: Decoder::new(MAX_BODY_LEN),
-                    congested: false,
+                    backlog: Backlog::Clear,
                     last_progress: now,
                 }));
                 debug!("peer {addr} connected ({id})");
@@ -302,7 +334,7 @@ impl Node {
 
     /// The driver wrote the first `n` bytes of `conn`'s send queue.
     pub fn handle_sent(&mut self, now: Instant, conn: ConnId, n: usize) {
-        let pause_mark = self.cfg.limits.peer_queue_pause;
+        let limits = &self.cfg.limits;
         let Some(c) = self.conns.get_mut(conn.slot).filter(|c| c.id == conn) else {
             return;
         };
@@ -313,15 +345,15 @@ impl Node {
             }
         }
         if let Role::Peer(peer) = &mut c.role {
-            if n > 0 {
+            if n > 0 && peer.backlog != Backlog::Clear {
                 peer.last_progress = now;
-            }
-            if peer.congested && c.queue.len() < pause_mark {
-                peer.congested = false;
-                self.fx.congested -= 1;
+                let backlog = if c.queue.len() < limits.peer_queue_pause {
+                    Backlog::Clear
+                } else {
+                    Backlog::Congested
+                };
                 self.fx
-                    .timers
-                    .set(conn, Timer::Stall, &mut c.stall_deadline, None);
+                    .set_backlog(conn, peer, &mut c.stall_deadline, backlog, limits);
             }
         }
         self.reap(now);
@@ -385,17 +417,22 @@ impl Node {
                     self.fx.doom(conn, cause);
                 }
                 Timer::Stall => {
+                    // Progress re-arms nothing by itself: the deadline is due here, and
+                    // this says what the peer's last progress makes of it.
                     conn.stall_deadline = None;
                     let idle = now.saturating_duration_since(peer.last_progress);
                     if idle >= limits.stall_timeout {
                         let queued = conn.queue.len();
                         self.fx.doom(conn, Cause::Stalled { queued, idle });
-                    } else {
-                        let at = peer.last_progress + limits.stall_timeout;
-                        self.fx
-                            .timers
-                            .set(id, Timer::Stall, &mut conn.stall_deadline, Some(at));
+                        continue;
                     }
+                    let backlog = if idle >= limits.stuck_after {
+                        Backlog::Stuck
+                    } else {
+                        peer.backlog
+                    };
+                    self.fx
+                        .set_backlog(id, peer, &mut conn.stall_deadline, backlog, limits);
                 }
             }
         }
@@ -424,13 +461,20 @@ impl Node {
     }
 
     /// Whether the driver should read from `conn` now. A client is not read while its
-    /// lines cannot be sent on (some peer's queue is over the pause mark).
+    /// lines cannot be sent on (some peer's queue is over the pause mark), a peer not
+    /// while another peer's queue is over it and draining (see [`Backlog`]).
     pub fn accepts_input(&self, conn: ConnId) -> bool {
         self.get(conn).is_some_and(|c| {
             !c.closing
                 && match &c.role {
-                    Role::Client(client) => !client.paused && !client.eof && !client.leaving,
-                    Role::Peer(peer) => !matches!(peer.phase, Phase::Connecting),
+                    Role::Client(client) => {
+                        self.fx.congested == 0 && !client.paused && !client.eof && !client.leaving
+                    }
+                    // Reading a peer adds to every queue but its own.
+                    Role::Peer(peer) => {
+                        let own = usize::from(peer.backlog == Backlog::Congested);
+                        !matches!(peer.phase, Phase::Connecting) && self.fx.draining == own
+                    }
                 }
         })
     }
@@ -486,7 +530,7 @@ impl Node {
             requested_by,
             phase: Phase::Connecting,
             decoder: Decoder::new(MAX_BODY_LEN),
-            congested: false,
+            backlog: Backlog::Clear,
             last_progress: now,
         }));
         info!("dialling {target} ({id})");
@@ -831,11 +875,8 @@ impl Node {
         self.fx
             .timers
             .set(id, Timer::Deadline, &mut conn.deadline, None);
-        self.fx
-            .timers
-            .set(id, Timer::Stall, &mut conn.stall_deadline, None);
         self.fx.outputs.push_back(Output::Close(id));
-        let peer = match conn.role {
+        let mut peer = match conn.role {
             Role::Client(_) => {
                 self.clients -= 1;
                 self.paused.retain(|&c| c != id);
@@ -844,9 +885,15 @@ impl Node {
             }
             Role::Peer(peer) => peer,
         };
-        if peer.congested {
-            self.fx.congested -= 1;
-        }
+        // Also cancels the stall timer; clients arm none.
+        let limits = &self.cfg.limits;
+        self.fx.set_backlog(
+            id,
+            &mut peer,
+            &mut conn.stall_deadline,
+            Backlog::Clear,
+            limits,
+        );
         let level = if cause.is_misbehaviour() {
             Level::Warn
         } else {

@@ -571,6 +571,66 @@ fn stalled_peer_is_cut_after_the_stall_timeout() {
 }
 
 #[test]
+fn congested_peer_holds_back_reading_the_other_peers() {
+    let mut h = Harness::with(small_queues());
+    let (source, slow) = (h.peer(1), h.peer(2));
+    let client = h.client();
+    for seq in 0..8 {
+        h.recv(source, &chat(77, seq, 5, &"y".repeat(100)));
+        h.sent(client);
+    }
+    h.sent(source);
+    h.sent(client);
+    assert!(
+        !h.node.accepts_input(source),
+        "its lines would pile up on the slow peer"
+    );
+    assert!(
+        h.node.accepts_input(slow),
+        "reading it adds nothing to its own queue"
+    );
+    assert!(!h.node.accepts_input(client));
+
+    let queued = h.node.send_queue(slow).len();
+    h.node.handle_sent(h.now, slow, queued - 900);
+    h.drain();
+    assert!(
+        h.node.accepts_input(source),
+        "drained under the mark: read again"
+    );
+    assert!(h.node.accepts_input(client));
+}
+
+#[test]
+fn stuck_peer_stops_holding_back_the_others_so_cycles_cannot_deadlock() {
+    let mut h = Harness::with(small_queues());
+    let (source, stuck) = (h.peer(1), h.peer(2));
+    let client = h.client();
+    for seq in 0..8 {
+        h.recv(source, &chat(77, seq, 5, &"y".repeat(100)));
+        h.sent(client);
+    }
+    assert!(!h.node.accepts_input(source));
+    h.advance(Duration::from_millis(900));
+    assert!(!h.node.accepts_input(source));
+    h.advance(Duration::from_millis(200));
+    assert!(
+        h.node.accepts_input(source),
+        "a second without progress: stuck"
+    );
+    assert!(!h.node.accepts_input(client), "local clients still wait");
+
+    h.node.handle_sent(h.now, stuck, 10);
+    h.drain();
+    assert!(!h.node.accepts_input(source), "progress: draining again");
+    h.advance(Duration::from_millis(1100));
+    assert!(h.node.accepts_input(source), "stuck again");
+    h.advance(Duration::from_secs(29));
+    assert!(h.closed(stuck), "cut after 30 s without progress");
+    assert!(h.node.accepts_input(source) && h.node.accepts_input(client));
+}
+
+#[test]
 fn client_that_stops_reading_is_cut_at_the_bound() {
     let mut h = Harness::with(small_queues());
     let source = h.peer(1);
