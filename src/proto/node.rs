@@ -1,4 +1,5 @@
 //! The node: handshakes, flooding, local clients, limits and timers as one state machine.
+//! What it does for its local clients lives in the child module `clients`.
 //!
 //! # Call contract
 //!
@@ -11,25 +12,27 @@
 //! the cause in the log.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use log::{debug, info, log, Level};
 use slab::Slab;
 
 use crate::config::{Limits, NodeConfig};
-use crate::wire::control::{self, Command, HELP};
-use crate::wire::frame::{Decoder, FrameError};
-use crate::wire::peer::{Chat, Hello, Message, PeerError, MAX_BODY_LEN};
+use crate::wire::control;
+use crate::wire::frame::Decoder;
+use crate::wire::peer::{Chat, Hello, Message, MAX_BODY_LEN};
 use crate::wire::text;
 
+use super::cause::Cause;
 use super::conn::{Backlog, Client, Conn, Direction, Peer, Phase, Remote, Role, SendQueue};
 use super::flood::Flood;
 use super::ids::{ConnId, MessageId, NodeId};
 use super::timers::{Timer, Timers};
+
+mod clients;
 
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,74 +53,6 @@ pub enum Accepted {
     Peer(SocketAddr),
     /// On the control socket.
     Client,
-}
-
-/// Why a connection was closed; shown in the log line and in `peer down` events.
-#[derive(Debug)]
-enum Cause {
-    ClosedByPeer,
-    ClientLeft,
-    Io(String),
-    DialFailed(String),
-    Frame(FrameError),
-    Peer(PeerError),
-    UnexpectedHello,
-    ChatBeforeHello,
-    SelfLink,
-    Duplicate { kept: ConnId },
-    Replaced { by: ConnId },
-    ConnectTimeout(Duration),
-    HandshakeTimeout(Duration),
-    QueueFull { limit: usize },
-    Stalled { queued: usize, idle: Duration },
-}
-
-impl Cause {
-    /// Whether the remote end broke the protocol or a limit, which is logged as a warning.
-    fn is_misbehaviour(&self) -> bool {
-        matches!(
-            self,
-            Cause::Frame(_)
-                | Cause::Peer(_)
-                | Cause::UnexpectedHello
-                | Cause::ChatBeforeHello
-                | Cause::HandshakeTimeout(_)
-                | Cause::QueueFull { .. }
-                | Cause::Stalled { .. }
-        )
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Cause::ClosedByPeer => f.write_str("closed by the peer"),
-            Cause::ClientLeft => f.write_str("client left"),
-            Cause::Io(err) => write!(f, "socket error: {err}"),
-            Cause::DialFailed(err) => f.write_str(err),
-            Cause::Frame(err) => write!(f, "protocol violation: {err}"),
-            Cause::Peer(err) => write!(f, "protocol violation: {err}"),
-            Cause::UnexpectedHello => f.write_str("protocol violation: second hello"),
-            Cause::ChatBeforeHello => f.write_str("protocol violation: chat before hello"),
-            Cause::SelfLink => f.write_str("link to this node itself"),
-            Cause::Duplicate { kept } => write!(f, "duplicate link, keeping {kept}"),
-            Cause::Replaced { by } => write!(f, "duplicate link, replaced by {by}"),
-            Cause::ConnectTimeout(limit) => {
-                write!(f, "no connection within {}s", limit.as_secs_f32())
-            }
-            Cause::HandshakeTimeout(limit) => {
-                write!(f, "no hello within {}s", limit.as_secs_f32())
-            }
-            Cause::QueueFull { limit } => {
-                write!(f, "not reading: send queue would pass {limit} bytes")
-            }
-            Cause::Stalled { queued, idle } => write!(
-                f,
-                "not reading: {queued} bytes queued and none taken for {}s",
-                idle.as_secs()
-            ),
-        }
-    }
 }
 
 /// Side effects collected while handling an event, kept apart from the connection slab
@@ -670,189 +605,6 @@ impl Node {
         }
     }
 
-    fn notify_clients(&mut self, now: Instant, event: fmt::Arguments<'_>) {
-        self.line_buf.clear();
-        control::write_info(&mut self.line_buf, event);
-        self.send_line_to_clients(now, None);
-    }
-
-    fn reply(&mut self, now: Instant, id: ConnId, reply: fmt::Arguments<'_>) {
-        self.line_buf.clear();
-        control::write_info(&mut self.line_buf, reply);
-        self.send_line_to(now, id);
-    }
-
-    fn reply_error(&mut self, now: Instant, id: ConnId, error: fmt::Arguments<'_>) {
-        self.line_buf.clear();
-        control::write_error(&mut self.line_buf, error);
-        self.send_line_to(now, id);
-    }
-
-    /// Acts on the complete lines a client has sent, until they run out or congestion
-    /// pauses the client; closes a client that has left once its lines are done.
-    fn read_client_lines(&mut self, now: Instant, id: ConnId) {
-        let Some(client) = self.get_mut(id).and_then(Conn::client_mut) else {
-            return;
-        };
-        let mut lines = mem::take(&mut client.lines);
-        let mut congested = false;
-        loop {
-            if self.fx.congested > 0 {
-                congested = true;
-                break;
-            }
-            match lines.next_line() {
-                Some(Ok(line)) => self.client_line(now, id, line),
-                Some(Err(err)) => self.reply_error(now, id, format_args!("{err}")),
-                None => break,
-            }
-            if !self.get(id).is_some_and(Conn::is_client) {
-                break;
-            }
-        }
-        let conn = &mut self.conns[id.slot];
-        let client = conn.client_mut().expect("the slot still holds this client");
-        client.lines = lines;
-        if congested && !client.paused {
-            client.paused = true;
-            self.paused.push(id);
-        }
-        if client.eof && !congested {
-            self.leave(now, id);
-        }
-    }
-
-    /// A client is done: it is closed as soon as the replies queued for it are written,
-    /// or when the linger time is up if it does not take them.
-    fn leave(&mut self, now: Instant, id: ConnId) {
-        let linger = self.cfg.limits.linger;
-        let Some(conn) = self
-            .conns
-            .get_mut(id.slot)
-            .filter(|c| c.id == id && !c.closing)
-        else {
-            return;
-        };
-        if conn.queue.is_empty() {
-            return self.fx.doom(conn, Cause::ClientLeft);
-        }
-        let client = conn.client_mut().expect("only clients leave");
-        if !client.leaving {
-            client.leaving = true;
-            self.set_timer(id, Timer::Deadline, Some(now + linger));
-        }
-    }
-
-    fn client_line(&mut self, now: Instant, id: ConnId, line: &str) {
-        let command = match control::parse_command(line) {
-            Ok(command) => command,
-            Err(err) => return self.reply_error(now, id, format_args!("{err}")),
-        };
-        match command {
-            Command::Say(text) => self.say(now, id, text),
-            Command::Nick(nick) => match text::check_nick(nick) {
-                Ok(()) => {
-                    let client = self.conns[id.slot].client_mut().expect("a client's line");
-                    client.nick = nick.to_owned();
-                    self.reply(now, id, format_args!("nick {nick}"));
-                }
-                Err(err) => self.reply_error(now, id, format_args!("{err}")),
-            },
-            Command::Connect(target) => {
-                if control::is_host_port(target) {
-                    self.reply(now, id, format_args!("connecting to {target}"));
-                    self.dial(now, target.to_owned(), Some(id));
-                } else {
-                    self.reply_error(
-                        now,
-                        id,
-                        format_args!("cannot connect to {target}: expected HOST:PORT"),
-                    );
-                }
-            }
-            Command::Peers => self.reply_peers(now, id),
-            Command::Status => self.reply_status(now, id),
-            Command::Help => {
-                for line in HELP {
-                    self.reply(now, id, format_args!("{line}"));
-                }
-            }
-            Command::Quit => self.leave(now, id),
-        }
-    }
-
-    /// Sends a line written by local client `from` to every peer and every other client.
-    fn say(&mut self, now: Instant, from: ConnId, text: &str) {
-        if text.is_empty() {
-            return;
-        }
-        let msg = self.flood.originate(self.id);
-        let Role::Client(client) = &self.conns[from.slot].role else {
-            unreachable!("only clients say lines");
-        };
-        self.frame_buf.clear();
-        Chat {
-            origin: msg.origin.0,
-            seq: msg.seq,
-            hops: self.cfg.hop_limit,
-            nick: &client.nick,
-            text,
-        }
-        .encode(&mut self.frame_buf);
-        self.line_buf.clear();
-        control::write_chat(&mut self.line_buf, &client.nick, text);
-        self.send_frame_to_peers(now, None);
-        self.send_line_to_clients(now, Some(from));
-    }
-
-    fn reply_peers(&mut self, now: Instant, id: ConnId) {
-        let lines: Vec<String> = self
-            .linked
-            .values()
-            .map(|&peer| {
-                let peer = self.conns[peer.slot].peer().expect("linked is peers");
-                let remote = peer.remote().expect("linked peers are up");
-                format!(
-                    "peer {} {} {} {}",
-                    peer.addr_label(),
-                    peer.direction,
-                    remote.id,
-                    remote.nick
-                )
-            })
-            .collect();
-        for line in &lines {
-            self.reply(now, id, format_args!("{line}"));
-        }
-        self.reply(now, id, format_args!("{} peers", lines.len()));
-    }
-
-    fn reply_status(&mut self, now: Instant, id: ConnId) {
-        let Role::Client(client) = &self.conns[id.slot].role else {
-            unreachable!("only clients ask for status");
-        };
-        let listen = self
-            .cfg
-            .listen_addr
-            .map_or_else(|| "none".to_owned(), |addr| addr.to_string());
-        let lines = [
-            format!("id {}", self.id),
-            format!("version {}", env!("CARGO_PKG_VERSION")),
-            format!("nick {}", client.nick),
-            format!("listen {listen}"),
-            format!("peers {}", self.linked.len()),
-            format!("clients {}", self.clients),
-            format!("messages {}", self.flood.messages),
-            format!("duplicates {}", self.flood.duplicates),
-            format!("dedup-capacity {}", self.flood.dedup_capacity()),
-            format!("hop-limit {}", self.cfg.hop_limit),
-            format!("uptime {}", now.duration_since(self.started).as_secs()),
-        ];
-        for line in &lines {
-            self.reply(now, id, format_args!("{line}"));
-        }
-    }
-
     /// Removes every condemned connection, tells whoever should know, and lets paused
     /// clients go on once no peer is congested any more.
     fn reap(&mut self, now: Instant) {
@@ -931,21 +683,5 @@ impl Node {
                 remote.id, remote.nick
             ),
         );
-    }
-
-    /// Lets paused clients' lines through again, in the order they stopped, until a
-    /// peer is congested once more.
-    fn resume_clients(&mut self, now: Instant) {
-        let waiting = mem::take(&mut self.paused);
-        for (i, &id) in waiting.iter().enumerate() {
-            if self.fx.congested > 0 {
-                self.paused.extend_from_slice(&waiting[i..]);
-                return;
-            }
-            if let Some(client) = self.get_mut(id).and_then(Conn::client_mut) {
-                client.paused = false;
-            }
-            self.read_client_lines(now, id);
-        }
     }
 }

@@ -1,0 +1,218 @@
+//! What a node does for its local clients: acting on their lines and commands,
+//! replies and events, pausing them under backpressure, and letting them leave.
+
+use std::fmt;
+use std::mem;
+use std::time::Instant;
+
+use crate::wire::control::{self, Command, HELP};
+use crate::wire::peer::Chat;
+use crate::wire::text;
+
+use crate::proto::cause::Cause;
+use crate::proto::conn::{Conn, Role};
+use crate::proto::ids::ConnId;
+use crate::proto::timers::Timer;
+
+use super::Node;
+
+impl Node {
+    pub(super) fn notify_clients(&mut self, now: Instant, event: fmt::Arguments<'_>) {
+        self.line_buf.clear();
+        control::write_info(&mut self.line_buf, event);
+        self.send_line_to_clients(now, None);
+    }
+
+    fn reply(&mut self, now: Instant, id: ConnId, reply: fmt::Arguments<'_>) {
+        self.line_buf.clear();
+        control::write_info(&mut self.line_buf, reply);
+        self.send_line_to(now, id);
+    }
+
+    pub(super) fn reply_error(&mut self, now: Instant, id: ConnId, error: fmt::Arguments<'_>) {
+        self.line_buf.clear();
+        control::write_error(&mut self.line_buf, error);
+        self.send_line_to(now, id);
+    }
+
+    /// Acts on the complete lines a client has sent, until they run out or congestion
+    /// pauses the client; closes a client that has left once its lines are done.
+    pub(super) fn read_client_lines(&mut self, now: Instant, id: ConnId) {
+        let Some(client) = self.get_mut(id).and_then(Conn::client_mut) else {
+            return;
+        };
+        let mut lines = mem::take(&mut client.lines);
+        let mut congested = false;
+        loop {
+            if self.fx.congested > 0 {
+                congested = true;
+                break;
+            }
+            match lines.next_line() {
+                Some(Ok(line)) => self.client_line(now, id, line),
+                Some(Err(err)) => self.reply_error(now, id, format_args!("{err}")),
+                None => break,
+            }
+            if !self.get(id).is_some_and(Conn::is_client) {
+                break;
+            }
+        }
+        let conn = &mut self.conns[id.slot];
+        let client = conn.client_mut().expect("the slot still holds this client");
+        client.lines = lines;
+        if congested && !client.paused {
+            client.paused = true;
+            self.paused.push(id);
+        }
+        if client.eof && !congested {
+            self.leave(now, id);
+        }
+    }
+
+    /// A client is done: it is closed as soon as the replies queued for it are written,
+    /// or when the linger time is up if it does not take them.
+    fn leave(&mut self, now: Instant, id: ConnId) {
+        let linger = self.cfg.limits.linger;
+        let Some(conn) = self
+            .conns
+            .get_mut(id.slot)
+            .filter(|c| c.id == id && !c.closing)
+        else {
+            return;
+        };
+        if conn.queue.is_empty() {
+            return self.fx.doom(conn, Cause::ClientLeft);
+        }
+        let client = conn.client_mut().expect("only clients leave");
+        if !client.leaving {
+            client.leaving = true;
+            self.set_timer(id, Timer::Deadline, Some(now + linger));
+        }
+    }
+
+    fn client_line(&mut self, now: Instant, id: ConnId, line: &str) {
+        let command = match control::parse_command(line) {
+            Ok(command) => command,
+            Err(err) => return self.reply_error(now, id, format_args!("{err}")),
+        };
+        match command {
+            Command::Say(text) => self.say(now, id, text),
+            Command::Nick(nick) => match text::check_nick(nick) {
+                Ok(()) => {
+                    let client = self.conns[id.slot].client_mut().expect("a client's line");
+                    client.nick = nick.to_owned();
+                    self.reply(now, id, format_args!("nick {nick}"));
+                }
+                Err(err) => self.reply_error(now, id, format_args!("{err}")),
+            },
+            Command::Connect(target) => {
+                if control::is_host_port(target) {
+                    self.reply(now, id, format_args!("connecting to {target}"));
+                    self.dial(now, target.to_owned(), Some(id));
+                } else {
+                    self.reply_error(
+                        now,
+                        id,
+                        format_args!("cannot connect to {target}: expected HOST:PORT"),
+                    );
+                }
+            }
+            Command::Peers => self.reply_peers(now, id),
+            Command::Status => self.reply_status(now, id),
+            Command::Help => {
+                for line in HELP {
+                    self.reply(now, id, format_args!("{line}"));
+                }
+            }
+            Command::Quit => self.leave(now, id),
+        }
+    }
+
+    /// Sends a line written by local client `from` to every peer and every other client.
+    fn say(&mut self, now: Instant, from: ConnId, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let msg = self.flood.originate(self.id);
+        let Role::Client(client) = &self.conns[from.slot].role else {
+            unreachable!("only clients say lines");
+        };
+        self.frame_buf.clear();
+        Chat {
+            origin: msg.origin.0,
+            seq: msg.seq,
+            hops: self.cfg.hop_limit,
+            nick: &client.nick,
+            text,
+        }
+        .encode(&mut self.frame_buf);
+        self.line_buf.clear();
+        control::write_chat(&mut self.line_buf, &client.nick, text);
+        self.send_frame_to_peers(now, None);
+        self.send_line_to_clients(now, Some(from));
+    }
+
+    fn reply_peers(&mut self, now: Instant, id: ConnId) {
+        let lines: Vec<String> = self
+            .linked
+            .values()
+            .map(|&peer| {
+                let peer = self.conns[peer.slot].peer().expect("linked is peers");
+                let remote = peer.remote().expect("linked peers are up");
+                format!(
+                    "peer {} {} {} {}",
+                    peer.addr_label(),
+                    peer.direction,
+                    remote.id,
+                    remote.nick
+                )
+            })
+            .collect();
+        for line in &lines {
+            self.reply(now, id, format_args!("{line}"));
+        }
+        self.reply(now, id, format_args!("{} peers", lines.len()));
+    }
+
+    fn reply_status(&mut self, now: Instant, id: ConnId) {
+        let Role::Client(client) = &self.conns[id.slot].role else {
+            unreachable!("only clients ask for status");
+        };
+        let listen = self
+            .cfg
+            .listen_addr
+            .map_or_else(|| "none".to_owned(), |addr| addr.to_string());
+        let lines = [
+            format!("id {}", self.id),
+            format!("version {}", env!("CARGO_PKG_VERSION")),
+            format!("nick {}", client.nick),
+            format!("listen {listen}"),
+            format!("peers {}", self.linked.len()),
+            format!("clients {}", self.clients),
+            format!("messages {}", self.flood.messages),
+            format!("duplicates {}", self.flood.duplicates),
+            format!("dedup-capacity {}", self.flood.dedup_capacity()),
+            format!("hop-limit {}", self.cfg.hop_limit),
+            format!("uptime {}", now.duration_since(self.started).as_secs()),
+        ];
+        for line in &lines {
+            self.reply(now, id, format_args!("{line}"));
+        }
+    }
+
+    /// Lets paused clients' lines through again, in the order they stopped, until a
+    /// peer is congested once more.
+    pub(super) fn resume_clients(&mut self, now: Instant) {
+        let waiting = mem::take(&mut self.paused);
+        for (i, &id) in waiting.iter().enumerate() {
+            if self.fx.congested > 0 {
+                self.paused.extend_from_slice(&waiting[i..]);
+                return;
+            }
+            if let Some(client) = self.get_mut(id).and_then(Conn::client_mut) {
+                client.paused = false;
+            }
+            self.read_client_lines(now, id);
+        }
+    }
+}
