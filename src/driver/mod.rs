@@ -138,7 +138,10 @@ impl Driver {
                 );
             }
             for token in carried {
-                if self.stream(token).is_some_and(|s| s.unread) {
+                // Off the list now: clear the mark, so that a read that stops early
+                // again lists the stream again.
+                if let Some(stream) = self.stream_mut(token).filter(|s| s.unread) {
+                    stream.unread = false;
                     self.read(now, token);
                 }
             }
