@@ -28,7 +28,9 @@
 //!   links (TCP connections of this process that complete the handshake); KiB per link.
 //!
 //! Environment: `P2PCHAT_BENCH_N`, lines of W1 and frames of the raw relay (default
-//! 1,000,000); `P2PCHAT_BENCH_RUNS`, runs of every workload (default 5). Arguments, such
+//! 1,000,000); `P2PCHAT_BENCH_RUNS`, runs of every workload (default 5);
+//! `P2PCHAT_BENCH_ONLY`, a comma-separated list of the workloads to run, such as `W1,W2`
+//! (W1 brings the raw relay along; default all). Arguments, such
 //! as the `--bench` cargo passes, are ignored.
 //!
 //! Every wait has a deadline and every child is killed when its run ends, on a panic
@@ -151,15 +153,17 @@ fn run_benchmarks() -> Result<()> {
         settings.lines, settings.runs
     );
     let mut report = Report::default();
-    throughput_runs(&settings, &mut report)?;
-    for run in 1..=settings.runs {
-        latency_run(&Progress::new("W2", run, settings.runs), &mut report)?;
+    if settings.selects("W1") {
+        throughput_runs(&settings, &mut report)?;
     }
-    for run in 1..=settings.runs {
-        mesh_run(&Progress::new("W3", run, settings.runs), &mut report)?;
-    }
-    for run in 1..=settings.runs {
-        memory_run(&Progress::new("W4", run, settings.runs), &mut report)?;
+    let workloads: [(&str, fn(&Progress, &mut Report) -> Result<()>); 3] =
+        [("W2", latency_run), ("W3", mesh_run), ("W4", memory_run)];
+    for (name, workload) in workloads {
+        if settings.selects(name) {
+            for run in 1..=settings.runs {
+                workload(&Progress::new(name, run, settings.runs), &mut report)?;
+            }
+        }
     }
     report.print();
     print_machine();
@@ -171,6 +175,8 @@ struct Settings {
     /// Lines of W1 and frames of the raw relay.
     lines: u64,
     runs: u64,
+    /// `P2PCHAT_BENCH_ONLY`: the workloads to run (W1 includes the raw relay), or all.
+    only: Option<String>,
 }
 
 impl Settings {
@@ -178,7 +184,14 @@ impl Settings {
         Ok(Settings {
             lines: positive_from_env("P2PCHAT_BENCH_N", DEFAULT_LINES)?,
             runs: positive_from_env("P2PCHAT_BENCH_RUNS", DEFAULT_RUNS)?,
+            only: env::var("P2PCHAT_BENCH_ONLY").ok(),
         })
+    }
+
+    fn selects(&self, workload: &str) -> bool {
+        self.only
+            .as_deref()
+            .is_none_or(|only| only.split(',').any(|w| w.trim() == workload))
     }
 }
 

@@ -63,14 +63,15 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// A peer must send its hello within this of the link being made.
     pub handshake_timeout: Duration,
-    /// Local clients stop being read while a peer has this many bytes queued.
-    pub peer_queue_pause: usize,
+    /// While a connection (peer or client) has this many bytes queued, the node stops
+    /// reading its clients and its other peers (see `proto::conn::Backlog`).
+    pub queue_pause: usize,
     /// A peer with this many bytes queued is cut: it is not reading.
     pub peer_queue_max: usize,
-    /// A peer over `peer_queue_pause` that takes no byte for this long stops holding
-    /// back the reading of other peers (see `proto::conn::Backlog`).
+    /// A connection over `queue_pause` that takes no byte for this long stops holding
+    /// back the reading of peers.
     pub stuck_after: Duration,
-    /// A peer over `peer_queue_pause` that takes no byte for this long is cut.
+    /// A connection over `queue_pause` that takes no byte for this long is cut.
     pub stall_timeout: Duration,
     /// A control client with this many bytes queued is cut: it is not reading.
     pub client_queue_max: usize,
@@ -84,7 +85,7 @@ impl Default for Limits {
         Limits {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(5),
-            peer_queue_pause: 256 * 1024,
+            queue_pause: 256 * 1024,
             peer_queue_max: 16 * 1024 * 1024,
             stuck_after: Duration::from_secs(1),
             stall_timeout: Duration::from_secs(30),

@@ -63,24 +63,21 @@ pub struct Peer {
     pub requested_by: Option<ConnId>,
     pub phase: Phase,
     pub decoder: Decoder,
-    pub backlog: Backlog,
-    /// When the driver last reported bytes written, or the queue passed the pause mark.
-    pub last_progress: Instant,
 }
 
-/// How a peer's send queue stands against the pause mark; this is the whole of the
-/// node's backpressure.
+/// How a connection's send queue stands against the pause mark; this is the whole of
+/// the node's backpressure, the same for peers and clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backlog {
     /// Under the pause mark.
     Clear,
     /// Over the pause mark and draining: the node stops reading its local clients and
-    /// its other peers until it drains, so that a burst waits upstream, all the way
-    /// back to the client that wrote it, instead of piling up here.
+    /// its peers (all but this one) until it drains, so that a burst waits upstream,
+    /// all the way back to the client that wrote it, instead of piling up here.
     Congested,
     /// Over the pause mark and not draining for a while: local clients still wait, but
-    /// the other peers are read again. Nodes in a cycle that each wait for the next
-    /// would otherwise wait for ever; a peer that stays stuck is cut.
+    /// the peers are read again. Nodes in a cycle that each wait for the next would
+    /// otherwise wait for ever; a connection that stays stuck is cut.
     Stuck,
 }
 
@@ -130,6 +127,9 @@ pub struct Conn {
     pub id: ConnId,
     pub role: Role,
     pub queue: SendQueue,
+    pub backlog: Backlog,
+    /// When the driver last reported bytes written, or the queue passed the pause mark.
+    pub last_progress: Instant,
     /// A `Flush` for this connection is waiting in the node's outputs.
     pub flush_requested: bool,
     /// Condemned during this call; it is skipped until the node removes it.

@@ -63,11 +63,11 @@ struct Effects {
     /// Connections condemned during this call, removed before it returns.
     doomed: Vec<(ConnId, Cause)>,
     timers: Timers,
-    /// Peers whose queue is over the pause mark, stuck or not; local clients are not
-    /// read while any is.
+    /// Connections whose queue is over the pause mark, stuck or not; local clients are
+    /// not read while any is.
     congested: usize,
     /// Of those, the ones still draining ([`Backlog::Congested`]); a peer is not read
-    /// while any other one is.
+    /// while any other connection is.
     draining: usize,
 }
 
@@ -94,43 +94,34 @@ impl Effects {
             conn.flush_requested = true;
             self.outputs.push_back(Output::Flush(conn.id));
         }
-        if let Role::Peer(peer) = &mut conn.role {
-            if peer.backlog == Backlog::Clear && conn.queue.len() >= limits.peer_queue_pause {
-                peer.last_progress = now;
-                let slot = &mut conn.stall_deadline;
-                self.set_backlog(conn.id, peer, slot, Backlog::Congested, limits);
-            }
+        if conn.backlog == Backlog::Clear && conn.queue.len() >= limits.queue_pause {
+            conn.last_progress = now;
+            self.set_backlog(conn, Backlog::Congested, limits);
         }
     }
 
-    /// Moves `peer` to `backlog` (or keeps it there), keeping the counts in step and
-    /// re-arming its stall timer (in `slot`): a draining peer is checked for progress
+    /// Moves `conn` to `backlog` (or keeps it there), keeping the counts in step and
+    /// re-arming its stall timer: a draining connection is checked for progress
     /// `stuck_after` after its last progress, a stuck one is cut `stall_timeout` after.
-    fn set_backlog(
-        &mut self,
-        id: ConnId,
-        peer: &mut Peer,
-        slot: &mut Option<Instant>,
-        backlog: Backlog,
-        limits: &Limits,
-    ) {
+    fn set_backlog(&mut self, conn: &mut Conn, backlog: Backlog, limits: &Limits) {
         let count = |b: Backlog| {
             (
                 usize::from(b != Backlog::Clear),
                 usize::from(b == Backlog::Congested),
             )
         };
-        let (was_congested, was_draining) = count(peer.backlog);
+        let (was_congested, was_draining) = count(conn.backlog);
         let (congested, draining) = count(backlog);
         self.congested = self.congested - was_congested + congested;
         self.draining = self.draining - was_draining + draining;
-        peer.backlog = backlog;
+        conn.backlog = backlog;
         let at = match backlog {
             Backlog::Clear => None,
-            Backlog::Congested => Some(peer.last_progress + limits.stuck_after),
-            Backlog::Stuck => Some(peer.last_progress + limits.stall_timeout),
+            Backlog::Congested => Some(conn.last_progress + limits.stuck_after),
+            Backlog::Stuck => Some(conn.last_progress + limits.stall_timeout),
         };
-        self.timers.set(id, Timer::Stall, slot, at);
+        self.timers
+            .set(conn.id, Timer::Stall, &mut conn.stall_deadline, at);
     }
 }
 
@@ -188,29 +179,33 @@ impl Node {
     pub fn handle_accepted(&mut self, now: Instant, accepted: Accepted) -> ConnId {
         let id = match accepted {
             Accepted::Peer(addr) => {
-                let id = self.insert(Role::Peer(Peer {
-                    direction: Direction::In,
-                    addr: Some(addr),
-                    target: None,
-                    requested_by: None,
-                    phase: Phase::Handshaking,
-                    decoder: Decoder::new(MAX_BODY_LEN),
-                    backlog: Backlog::Clear,
-                    last_progress: now,
-                }));
+                let id = self.insert(
+                    now,
+                    Role::Peer(Peer {
+                        direction: Direction::In,
+                        addr: Some(addr),
+                        target: None,
+                        requested_by: None,
+                        phase: Phase::Handshaking,
+                        decoder: Decoder::new(MAX_BODY_LEN),
+                    }),
+                );
                 debug!("peer {addr} connected ({id})");
                 self.start_handshake(now, id);
                 id
             }
             Accepted::Client => {
                 self.clients += 1;
-                let id = self.insert(Role::Client(Client {
-                    nick: self.cfg.nick.clone(),
-                    lines: Default::default(),
-                    paused: false,
-                    eof: false,
-                    leaving: false,
-                }));
+                let id = self.insert(
+                    now,
+                    Role::Client(Client {
+                        nick: self.cfg.nick.clone(),
+                        lines: Default::default(),
+                        paused: false,
+                        eof: false,
+                        leaving: false,
+                    }),
+                );
                 debug!("client {id} attached");
                 id
             }
@@ -279,17 +274,14 @@ impl Node {
                 self.fx.doom(c, Cause::ClientLeft);
             }
         }
-        if let Role::Peer(peer) = &mut c.role {
-            if n > 0 && peer.backlog != Backlog::Clear {
-                peer.last_progress = now;
-                let backlog = if c.queue.len() < limits.peer_queue_pause {
-                    Backlog::Clear
-                } else {
-                    Backlog::Congested
-                };
-                self.fx
-                    .set_backlog(conn, peer, &mut c.stall_deadline, backlog, limits);
-            }
+        if n > 0 && c.backlog != Backlog::Clear {
+            c.last_progress = now;
+            let backlog = if c.queue.len() < limits.queue_pause {
+                Backlog::Clear
+            } else {
+                Backlog::Congested
+            };
+            self.fx.set_backlog(c, backlog, limits);
         }
         self.reap(now);
     }
@@ -332,30 +324,24 @@ impl Node {
                 .get_mut(id.slot)
                 .filter(|c| c.id == id)
                 .expect("timers are cancelled when their connection is removed");
-            let peer = match &mut conn.role {
-                Role::Peer(peer) => peer,
-                Role::Client(_) => {
-                    // The linger time of a client that left is up.
-                    conn.deadline = None;
-                    self.fx.doom(conn, Cause::ClientLeft);
-                    continue;
-                }
-            };
             match timer {
                 Timer::Deadline => {
                     conn.deadline = None;
-                    let cause = if matches!(peer.phase, Phase::Connecting) {
-                        Cause::ConnectTimeout(limits.connect_timeout)
-                    } else {
-                        Cause::HandshakeTimeout(limits.handshake_timeout)
+                    let cause = match &conn.role {
+                        Role::Peer(peer) if matches!(peer.phase, Phase::Connecting) => {
+                            Cause::ConnectTimeout(limits.connect_timeout)
+                        }
+                        Role::Peer(_) => Cause::HandshakeTimeout(limits.handshake_timeout),
+                        // The linger time of a client that left is up.
+                        Role::Client(_) => Cause::ClientLeft,
                     };
                     self.fx.doom(conn, cause);
                 }
                 Timer::Stall => {
                     // Progress re-arms nothing by itself: the deadline is due here, and
-                    // this says what the peer's last progress makes of it.
+                    // this says what the last progress makes of it.
                     conn.stall_deadline = None;
-                    let idle = now.saturating_duration_since(peer.last_progress);
+                    let idle = now.saturating_duration_since(conn.last_progress);
                     if idle >= limits.stall_timeout {
                         let queued = conn.queue.len();
                         self.fx.doom(conn, Cause::Stalled { queued, idle });
@@ -364,10 +350,9 @@ impl Node {
                     let backlog = if idle >= limits.stuck_after {
                         Backlog::Stuck
                     } else {
-                        peer.backlog
+                        conn.backlog
                     };
-                    self.fx
-                        .set_backlog(id, peer, &mut conn.stall_deadline, backlog, limits);
+                    self.fx.set_backlog(conn, backlog, limits);
                 }
             }
         }
@@ -396,8 +381,8 @@ impl Node {
     }
 
     /// Whether the driver should read from `conn` now. A client is not read while its
-    /// lines cannot be sent on (some peer's queue is over the pause mark), a peer not
-    /// while another peer's queue is over it and draining (see [`Backlog`]).
+    /// lines cannot be sent on (some queue is over the pause mark), a peer not while
+    /// another connection's queue is over it and draining (see [`Backlog`]).
     pub fn accepts_input(&self, conn: ConnId) -> bool {
         self.get(conn).is_some_and(|c| {
             !c.closing
@@ -407,7 +392,7 @@ impl Node {
                     }
                     // Reading a peer adds to every queue but its own.
                     Role::Peer(peer) => {
-                        let own = usize::from(peer.backlog == Backlog::Congested);
+                        let own = usize::from(c.backlog == Backlog::Congested);
                         !matches!(peer.phase, Phase::Connecting) && self.fx.draining == own
                     }
                 }
@@ -422,7 +407,7 @@ impl Node {
         self.conns.get_mut(id.slot).filter(|c| c.id == id)
     }
 
-    fn insert(&mut self, role: Role) -> ConnId {
+    fn insert(&mut self, now: Instant, role: Role) -> ConnId {
         let entry = self.conns.vacant_entry();
         let id = ConnId {
             serial: self.next_serial,
@@ -433,6 +418,8 @@ impl Node {
             id,
             role,
             queue: SendQueue::default(),
+            backlog: Backlog::Clear,
+            last_progress: now,
             flush_requested: false,
             closing: false,
             deadline: None,
@@ -458,16 +445,17 @@ impl Node {
 
     /// Asks the driver to dial `target` for a new outgoing link.
     fn dial(&mut self, now: Instant, target: String, requested_by: Option<ConnId>) {
-        let id = self.insert(Role::Peer(Peer {
-            direction: Direction::Out,
-            addr: None,
-            target: Some(target.clone()),
-            requested_by,
-            phase: Phase::Connecting,
-            decoder: Decoder::new(MAX_BODY_LEN),
-            backlog: Backlog::Clear,
-            last_progress: now,
-        }));
+        let id = self.insert(
+            now,
+            Role::Peer(Peer {
+                direction: Direction::Out,
+                addr: None,
+                target: Some(target.clone()),
+                requested_by,
+                phase: Phase::Connecting,
+                decoder: Decoder::new(MAX_BODY_LEN),
+            }),
+        );
         info!("dialling {target} ({id})");
         self.set_timer(
             id,
@@ -627,8 +615,11 @@ impl Node {
         self.fx
             .timers
             .set(id, Timer::Deadline, &mut conn.deadline, None);
+        // Also cancels the stall timer.
+        self.fx
+            .set_backlog(&mut conn, Backlog::Clear, &self.cfg.limits);
         self.fx.outputs.push_back(Output::Close(id));
-        let mut peer = match conn.role {
+        let peer = match conn.role {
             Role::Client(_) => {
                 self.clients -= 1;
                 self.paused.retain(|&c| c != id);
@@ -637,15 +628,6 @@ impl Node {
             }
             Role::Peer(peer) => peer,
         };
-        // Also cancels the stall timer; clients arm none.
-        let limits = &self.cfg.limits;
-        self.fx.set_backlog(
-            id,
-            &mut peer,
-            &mut conn.stall_deadline,
-            Backlog::Clear,
-            limits,
-        );
         let level = if cause.is_misbehaviour() {
             Level::Warn
         } else {

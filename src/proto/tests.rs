@@ -507,7 +507,7 @@ fn peer_up_and_down_are_announced_to_clients() {
 
 fn small_queues() -> NodeConfig {
     let mut cfg = config(ME);
-    cfg.limits.peer_queue_pause = 1000;
+    cfg.limits.queue_pause = 1000;
     cfg.limits.peer_queue_max = 4000;
     cfg.limits.client_queue_max = 500;
     cfg
@@ -628,6 +628,28 @@ fn stuck_peer_stops_holding_back_the_others_so_cycles_cannot_deadlock() {
     h.advance(Duration::from_secs(29));
     assert!(h.closed(stuck), "cut after 30 s without progress");
     assert!(h.node.accepts_input(source) && h.node.accepts_input(client));
+}
+
+#[test]
+fn slow_client_holds_back_the_peers_instead_of_losing_lines() {
+    let mut cfg = small_queues();
+    cfg.limits.client_queue_max = 4000;
+    let mut h = Harness::with(cfg);
+    let source = h.peer(1);
+    let reader = h.client();
+    for seq in 0..10 {
+        h.recv(source, &chat(77, seq, 1, &"r".repeat(100)));
+    }
+    assert!(!h.closed(reader));
+    assert!(
+        !h.node.accepts_input(source),
+        "the lines wait in the peer's socket"
+    );
+    assert_eq!(h.sent_lines(reader).len(), 10);
+    assert!(
+        h.node.accepts_input(source),
+        "read again once the client caught up"
+    );
 }
 
 #[test]
