@@ -156,7 +156,7 @@ fn run_benchmarks() -> Result<()> {
     if settings.selects("W1") {
         throughput_runs(&settings, &mut report)?;
     }
-    let workloads: [(&str, fn(&Progress, &mut Report) -> Result<()>); 3] =
+    let workloads: [(&str, Workload); 3] =
         [("W2", latency_run), ("W3", mesh_run), ("W4", memory_run)];
     for (name, workload) in workloads {
         if settings.selects(name) {
@@ -169,6 +169,10 @@ fn run_benchmarks() -> Result<()> {
     print_machine();
     Ok(())
 }
+
+/// One run of a workload that runs on its own (all but W1, which alternates with the
+/// raw relay).
+type Workload = fn(&Progress, &mut Report) -> Result<()>;
 
 /// What the environment asks for.
 struct Settings {
