@@ -1,5 +1,6 @@
-//! Leaving the terminal, and the few process-wide calls std does not wrap: fork and
-//! setsid for `--daemon`, the pidfile, the umask, the user id.
+//! Leaving the terminal, and the few system calls std does not wrap: fork and setsid
+//! for `--daemon`, the pidfile, the umask, the user id, the open-files limit, a
+//! listening socket's backlog.
 //!
 //! The only module with `unsafe` code; each block says why it is sound.
 #![allow(unsafe_code)]
@@ -151,6 +152,16 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
         }
     }
     Ok(limit.rlim_cur)
+}
+
+/// Sets the backlog of a socket that is listening already (Linux takes a second
+/// `listen` as a change of backlog).
+pub fn set_listen_backlog(socket: &impl AsRawFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen only reads the descriptor, which `socket` keeps open.
+    if unsafe { libc::listen(socket.as_raw_fd(), backlog) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The real user id of this process.

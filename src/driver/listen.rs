@@ -13,11 +13,15 @@ use mio::net::{TcpListener, UnixListener};
 use crate::daemon;
 use crate::wire::text::describe_io_error;
 
+/// Connections a listener holds before they are accepted: far more than the 128 that
+/// std and mio choose, so that a crowd of peers or clients arriving at once between two
+/// turns of the loop is not refused. (The kernel caps it at net.core.somaxconn.)
+pub const BACKLOG: i32 = 1024;
+
 /// Mode bits the control socket must not have: it is 0660, for its owner and group.
 const CONTROL_UMASK: u32 = 0o117;
 
-/// The bound listeners, non-blocking, with mio's backlog of 1024 so that a crowd of
-/// peers or clients arriving at once is not refused.
+/// The bound listeners, non-blocking, with a backlog of [`BACKLOG`].
 #[derive(Debug)]
 pub struct Listeners {
     pub peer: Option<TcpListener>,
@@ -44,7 +48,10 @@ fn bind_peer(addr: &str) -> io::Result<TcpListener> {
         let mut last_err = io::Error::new(io::ErrorKind::NotFound, "no address");
         for resolved in addr.to_socket_addrs()? {
             match TcpListener::bind(resolved) {
-                Ok(listener) => return Ok(listener),
+                Ok(listener) => {
+                    daemon::set_listen_backlog(&listener, BACKLOG)?;
+                    return Ok(listener);
+                }
                 Err(err) => last_err = err,
             }
         }
@@ -94,6 +101,7 @@ fn bind_control(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     // The mode is set by the umask at bind time, so there is no moment when the socket
     // exists with wider permissions.
     let listener = daemon::with_umask(CONTROL_UMASK, || UnixListener::bind(path)).map_err(fail)?;
+    daemon::set_listen_backlog(&listener, BACKLOG).map_err(fail)?;
     Ok((
         listener,
         SocketFile {
