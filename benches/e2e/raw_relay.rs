@@ -1,0 +1,206 @@
+//! The raw relay: this binary run again in a hidden mode that only copies bytes from
+//! one socket to the next; a chain of such processes, and counting the frames that come
+//! out of its end.
+
+use std::env;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{ChildStdout, Command, Stdio};
+use std::time::Instant;
+
+use p2pchat::wire::frame::Decoder;
+use p2pchat::wire::peer::MAX_BODY_LEN;
+
+use crate::daemon::Guarded;
+use crate::error::{Context, Result};
+use crate::network::LINE_LEN;
+use crate::streams::{accept_within, localhost, read_failure, read_patience, ReadEnd, CHUNK};
+use crate::wait::{PATIENCE, STALL};
+
+/// The first argument that turns this binary into one raw relay.
+pub const MODE: &str = "__raw-relay";
+
+/// What one relay prints once it has accepted its upstream connection.
+const RELAYING: &str = "relaying";
+
+/// The hidden mode: listens on 127.0.0.1:0, connects to `downstream`, prints its port,
+/// accepts one upstream connection, prints [`RELAYING`], then copies every byte from
+/// upstream to downstream until upstream ends or stalls.
+pub fn serve(downstream: &str) -> Result<()> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context(|| "raw relay: cannot listen on 127.0.0.1:0".to_owned())?;
+    let port = listener
+        .local_addr()
+        .context(|| "raw relay: the listening address".to_owned())?
+        .port();
+    let target: SocketAddr = downstream
+        .parse()
+        .context(|| format!("raw relay {port}: downstream {downstream:?}"))?;
+    let mut down = TcpStream::connect_timeout(&target, PATIENCE)
+        .context(|| format!("raw relay {port}: cannot connect to {target}"))?;
+    println!("{port}");
+    let mut up = accept_within(&listener, PATIENCE)
+        .context(|| format!("raw relay {port}: no upstream connection"))?;
+    println!("{RELAYING}");
+    relay_bytes(&mut up, &mut down).context(|| format!("raw relay {port} to {target}"))
+}
+
+/// Copies `up` to `down` in [`CHUNK`] reads until `up` ends, then ends `down`.
+fn relay_bytes(up: &mut TcpStream, down: &mut TcpStream) -> io::Result<()> {
+    up.set_read_timeout(Some(STALL))?;
+    down.set_write_timeout(Some(STALL))?;
+    up.set_nodelay(true)?;
+    down.set_nodelay(true)?;
+    let mut chunk = vec![0; CHUNK];
+    loop {
+        match up.read(&mut chunk) {
+            Ok(0) => return down.shutdown(Shutdown::Write),
+            Ok(n) => down.write_all(&chunk[..n])?,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// One raw relay process, between the port it prints and its downstream.
+struct Relay {
+    port: u16,
+    stdout: BufReader<ChildStdout>,
+    _process: Guarded,
+}
+
+impl Relay {
+    /// Starts relay `position` (1 is the entry), which connects to `downstream` before
+    /// printing its port; returns once it has.
+    fn start(position: usize, downstream: SocketAddr) -> Result<Relay> {
+        let exe =
+            env::current_exe().context(|| "cannot find this bench's executable".to_owned())?;
+        let mut child = Command::new(&exe)
+            .args([MODE, &downstream.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context(|| format!("raw relay {position}: cannot start {}", exe.display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut relay = Relay {
+            port: 0,
+            stdout: BufReader::new(stdout),
+            _process: Guarded(child),
+        };
+        let line = relay.next_line(position)?;
+        relay.port = line
+            .parse()
+            .context(|| format!("raw relay {position}: printed {line:?} instead of its port"))?;
+        Ok(relay)
+    }
+
+    /// The next line the relay prints. It prints or exits within [`PATIENCE`]: every
+    /// step before a line has that deadline.
+    fn next_line(&mut self, position: usize) -> Result<String> {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .context(|| format!("raw relay {position}: cannot read its output"))?;
+        if line.is_empty() {
+            return Err(format!(
+                "raw relay {position} exited early (see its error above)"
+            ));
+        }
+        Ok(line.trim_end().to_owned())
+    }
+}
+
+/// [`LINE_LEN`] relays in a line, the last one connected to a sink.
+pub struct RelayChain {
+    /// The entry first.
+    relays: Vec<Relay>,
+}
+
+impl RelayChain {
+    /// Starts the relays from the last one (connected to `sink`) to the entry.
+    pub fn start(sink: SocketAddr) -> Result<RelayChain> {
+        let mut relays = Vec::with_capacity(LINE_LEN);
+        let mut downstream = sink;
+        for position in (1..=LINE_LEN).rev() {
+            let relay = Relay::start(position, downstream)?;
+            downstream = localhost(relay.port);
+            relays.push(relay);
+        }
+        relays.reverse();
+        Ok(RelayChain { relays })
+    }
+
+    /// Where the bench connects to feed the chain.
+    pub fn entry(&self) -> SocketAddr {
+        localhost(self.relays[0].port)
+    }
+
+    /// Waits until the entry relay has accepted the bench's connection, so that the
+    /// clock starts with every relay copying.
+    pub fn wait_until_relaying(&mut self) -> Result<()> {
+        let line = self.relays[0].next_line(1)?;
+        if line == RELAYING {
+            Ok(())
+        } else {
+            Err(format!(
+                "raw relay 1: printed {line:?} instead of {RELAYING:?}"
+            ))
+        }
+    }
+}
+
+/// Frames that came out of the raw chain.
+pub struct FrameCount {
+    pub frames: u64,
+    pub last_at: Option<Instant>,
+    pub end: ReadEnd,
+}
+
+impl FrameCount {
+    /// Counts whole frames on `stream` until `expected` arrived, it ends, it stalls or
+    /// `deadline` passes.
+    pub fn read(mut stream: TcpStream, expected: u64, deadline: Instant) -> FrameCount {
+        let mut count = FrameCount {
+            frames: 0,
+            last_at: None,
+            end: ReadEnd::Complete,
+        };
+        count.end = count.read_from(&mut stream, expected, deadline);
+        count
+    }
+
+    /// Counts the frames of `stream` into `self`; returns why it stopped.
+    fn read_from(&mut self, stream: &mut TcpStream, expected: u64, deadline: Instant) -> ReadEnd {
+        let mut decoder = Decoder::new(MAX_BODY_LEN);
+        let mut chunk = vec![0; CHUNK];
+        while self.frames < expected {
+            let Some(patience) = read_patience(deadline) else {
+                return ReadEnd::OutOfTime;
+            };
+            if let Err(err) = stream.set_read_timeout(Some(patience)) {
+                return ReadEnd::Failed(format!("cannot set a read timeout: {err}"));
+            }
+            let mut input = match stream.read(&mut chunk) {
+                Ok(0) => return ReadEnd::Closed,
+                Ok(n) => &chunk[..n],
+                Err(err) => match read_failure(&err, patience) {
+                    Some(end) => return end,
+                    None => continue,
+                },
+            };
+            let before = self.frames;
+            loop {
+                match decoder.next(&mut input) {
+                    Ok(Some(_)) => self.frames += 1,
+                    Ok(None) => break,
+                    Err(err) => return ReadEnd::Failed(format!("bad framing: {err}")),
+                }
+            }
+            if self.frames > before {
+                self.last_at = Some(Instant::now());
+            }
+        }
+        ReadEnd::Complete
+    }
+}

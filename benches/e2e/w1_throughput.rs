@@ -1,0 +1,129 @@
+//! W1 throughput through a line of five daemons, alternating with the raw-relay
+//! ceiling through a chain of five relays, and W1 as a fraction of that ceiling.
+
+use std::net::{Ipv4Addr, Shutdown, TcpListener};
+use std::thread;
+use std::time::Instant;
+
+use crate::control_reader::ControlReader;
+use crate::error::{Context, Result};
+use crate::lines::{frame_payload, line_payload};
+use crate::network::{Network, LINE_LEN};
+use crate::raw_relay::{FrameCount, RelayChain};
+use crate::report::{metric, Metric, Report};
+use crate::streams::{accept_within, connect_tcp, write_by};
+use crate::tally::{explain_loss, spawn_tally};
+use crate::wait::{join, PATIENCE, RUN_LIMIT};
+use crate::{Progress, Settings};
+
+const RAW_RATE: Metric = metric("raw-relay ceiling", "frames/s", 0);
+const W1_RATE: Metric = metric("W1 throughput of delivered lines", "msgs/s", 0);
+const W1_DELIVERED: Metric = metric("W1 delivered", "fraction of N", 4);
+const W1_RATIO: Metric = metric("W1 / raw-relay ceiling", "ratio", 3);
+
+/// Raw relay, then W1, `runs` times, each W1 figure also as a fraction of the raw one.
+pub fn throughput_runs(settings: &Settings, report: &mut Report) -> Result<()> {
+    let frames = frame_payload(settings.lines);
+    let lines = line_payload(settings.lines);
+    for run in 1..=settings.runs {
+        let progress = Progress::new("raw", run, settings.runs);
+        let raw = raw_relay_run(&progress, &frames, settings.lines, report)?;
+        let progress = Progress::new("W1", run, settings.runs);
+        let w1 = line_throughput_run(&progress, &lines, settings.lines, report)?;
+        if raw > 0.0 {
+            let ratio = w1 / raw;
+            println!("  W1 / raw ceiling: {ratio:.3}");
+            report.record(W1_RATIO, ratio);
+        }
+    }
+    Ok(())
+}
+
+/// One raw-relay run; returns its frames per second.
+fn raw_relay_run(
+    progress: &Progress,
+    payload: &[u8],
+    frames: u64,
+    report: &mut Report,
+) -> Result<f64> {
+    let sink = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context(|| "cannot listen on 127.0.0.1:0 for the raw chain's end".to_owned())?;
+    let sink_addr = sink
+        .local_addr()
+        .context(|| "the raw sink's address".to_owned())?;
+    let mut chain = RelayChain::start(sink_addr)?;
+    let arriving = accept_within(&sink, PATIENCE)
+        .context(|| format!("the last raw relay never connected to {sink_addr}"))?;
+    let mut writer = connect_tcp(chain.entry())?;
+    chain.wait_until_relaying()?;
+
+    let started = Instant::now();
+    let deadline = started + RUN_LIMIT;
+    let counter = thread::spawn(move || FrameCount::read(arriving, frames, deadline));
+    let written = write_by(&mut writer, payload, deadline, || !counter.is_finished());
+    // Ends the chain: each relay ends its downstream once its upstream has ended.
+    let _ = writer.shutdown(Shutdown::Write);
+    let count = join(counter, "the raw chain's frame counter")?;
+
+    let rate = per_second(count.frames, started, count.last_at);
+    println!(
+        "{progress}: {rate:.0} frames/s ({}/{frames} frames in {:.2} s)",
+        count.frames,
+        seconds(started, count.last_at)
+    );
+    if count.frames < frames {
+        println!("  incomplete: the reader stopped: {}", count.end);
+        if let Err(why) = written {
+            println!("  the writer stopped: {why}");
+        }
+    }
+    report.record(RAW_RATE, rate);
+    Ok(rate)
+}
+
+/// One W1 run; returns its delivered lines per second.
+fn line_throughput_run(
+    progress: &Progress,
+    payload: &[u8],
+    lines: u64,
+    report: &mut Report,
+) -> Result<f64> {
+    let network = Network::line(LINE_LEN)?;
+    let (first, last) = (network.first(), network.last());
+    let reader = ControlReader::attach(last)?;
+    let mut writer = first.writer()?;
+
+    let started = Instant::now();
+    let deadline = started + RUN_LIMIT;
+    let reading = spawn_tally(reader, lines, deadline);
+    let written = write_by(&mut writer, payload, deadline, || !reading.is_finished());
+    let reading = join(reading, &format!("the reader at {last}"))?;
+
+    let tally = &reading.tally;
+    let rate = per_second(tally.distinct, started, tally.last_new);
+    println!(
+        "{progress}: {rate:.0} msgs/s, {} delivered in {:.2} s",
+        tally.describe(),
+        seconds(started, tally.last_new)
+    );
+    if !tally.is_complete() {
+        explain_loss([(last, &reading)], first, &written, &network);
+    }
+    report.record(W1_RATE, rate);
+    report.record(W1_DELIVERED, tally.fraction());
+    Ok(rate)
+}
+
+/// `count` per second from `started` to `ended`; 0 when nothing ended.
+fn per_second(count: u64, started: Instant, ended: Option<Instant>) -> f64 {
+    let secs = seconds(started, ended);
+    if secs > 0.0 {
+        count as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+fn seconds(started: Instant, ended: Option<Instant>) -> f64 {
+    ended.map_or(0.0, |ended| ended.duration_since(started).as_secs_f64())
+}
