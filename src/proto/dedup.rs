@@ -46,7 +46,10 @@ impl DedupRing {
         } else {
             let evicted = std::mem::replace(&mut self.ring[self.oldest], print);
             self.index.remove(evicted);
-            self.oldest = (self.oldest + 1) % self.capacity;
+            self.oldest += 1;
+            if self.oldest == self.capacity {
+                self.oldest = 0;
+            }
         }
         true
     }
