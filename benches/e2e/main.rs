@@ -30,8 +30,11 @@
 //! Environment: `P2PCHAT_BENCH_N`, lines of W1 and frames of the raw relay (default
 //! 1,000,000); `P2PCHAT_BENCH_RUNS`, runs of every workload (default 5);
 //! `P2PCHAT_BENCH_ONLY`, a comma-separated list of the workloads to run, such as `W1,W2`
-//! (W1 brings the raw relay along; default all). Arguments, such
-//! as the `--bench` cargo passes, are ignored.
+//! (W1 brings the raw relay along; default all); `P2PCHAT_BENCH_LOW_LATENCY=1` holds
+//! /dev/cpu_dma_latency at 0 for the whole run (root only), the PM QoS request of
+//! tuned's latency-performance profile: idle cores then wake in microseconds, which on
+//! a virtual machine is most of W2's latency. Arguments, such as the `--bench` cargo
+//! passes, are ignored.
 //!
 //! Every wait has a deadline and every child is killed when its run ends, on a panic
 //! too. A reader gives up after 10 s without a byte and every run after 30 s, so a run
@@ -87,6 +90,13 @@ fn run_benchmarks() -> Result<()> {
         "p2pchat end-to-end bench: N = {} lines, {} runs per workload",
         settings.lines, settings.runs
     );
+    // Held open until the end: the kernel honours the request while the file is open.
+    let _low_latency = if env::var_os("P2PCHAT_BENCH_LOW_LATENCY").is_some() {
+        println!("holding /dev/cpu_dma_latency at 0");
+        Some(hold_cpu_wakeup_latency_at_zero()?)
+    } else {
+        None
+    };
     let mut report = Report::default();
     if settings.selects("W1") {
         w1_throughput::throughput_runs(&settings, &mut report)?;
@@ -169,4 +179,18 @@ impl fmt::Display for Progress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} run {}/{}", self.workload, self.run, self.runs)
     }
+}
+
+/// Asks the kernel to keep idle cores in states they leave at once, for as long as the
+/// returned file stays open.
+fn hold_cpu_wakeup_latency_at_zero() -> Result<std::fs::File> {
+    use std::io::Write;
+    let path = "/dev/cpu_dma_latency";
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|err| format!("cannot open {path}: {err}"))?;
+    file.write_all(&0i32.to_ne_bytes())
+        .map_err(|err| format!("cannot write {path}: {err}"))?;
+    Ok(file)
 }
