@@ -619,20 +619,22 @@ impl Node {
         self.fx
             .set_backlog(&mut conn, Backlog::Clear, &self.cfg.limits);
         self.fx.outputs.push_back(Output::Close(id));
+        let misbehaved = cause.is_misbehaviour();
         let peer = match conn.role {
             Role::Client(_) => {
                 self.clients -= 1;
                 self.paused.retain(|&c| c != id);
-                debug!("client {id} detached: {cause}");
+                let level = if misbehaved {
+                    Level::Warn
+                } else {
+                    Level::Debug
+                };
+                log!(level, "client {id} detached: {cause}");
                 return;
             }
             Role::Peer(peer) => peer,
         };
-        let level = if cause.is_misbehaviour() {
-            Level::Warn
-        } else {
-            Level::Info
-        };
+        let level = if misbehaved { Level::Warn } else { Level::Info };
         let addr = peer.addr_label();
         let Phase::Up(remote) = &peer.phase else {
             log!(
