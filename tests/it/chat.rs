@@ -378,3 +378,33 @@ fn hop_limit_bounds_how_far_a_line_travels() {
     on_a.expect_next("<b> two hops");
     assert_eq!(c.counter("messages"), 1);
 }
+
+/// A burst far larger than every queue's pause mark, written in one go into one end of
+/// a line of nodes, arrives whole and in order at the other end: the writer is pushed
+/// back, nothing is dropped and no link is cut.
+#[test]
+fn a_burst_larger_than_the_queues_arrives_whole_through_a_line_of_nodes() {
+    const LINES: usize = 100_000;
+    let line = |i: usize| format!("burst {i:06} {}", "x".repeat(56));
+    let (a, b, c) = (
+        Node::start(&["--nick", "a"]),
+        Node::start(&[]),
+        Node::start(&[]),
+    );
+    b.link(&a);
+    c.link(&b);
+    let mut reader = c.client();
+    let mut writer = a.client();
+    let burst: Vec<u8> = (0..LINES)
+        .flat_map(|i| format!("{}\n", line(i)).into_bytes())
+        .collect();
+    // Written from its own thread: the node stops reading it until the line drains.
+    let sending = std::thread::spawn(move || writer.send_raw(&burst));
+    for i in 0..LINES {
+        reader.expect_next(&format!("<a> {}", line(i)));
+    }
+    sending.join().expect("the writer finished");
+    assert_eq!(a.peers_count(), 1, "no link was cut");
+    assert_eq!(c.peers_count(), 1, "no link was cut");
+    assert_eq!(c.counter("messages"), LINES as u64);
+}
