@@ -4,7 +4,7 @@
 use std::fs;
 use std::net::TcpListener;
 
-use crate::util::{arg, run, temp_dir, wait_until, Client, Node, Process};
+use crate::util::{arg, foreground_and_daemon, run, temp_dir, wait_until, Client, Node, Process};
 
 #[test]
 fn daemon_returns_once_its_socket_answers_and_sigterm_stops_it_cleanly() {
@@ -157,18 +157,14 @@ fn a_port_already_taken_exits_1_with_the_error_on_the_terminal() {
     let dir = temp_dir();
     let socket = dir.path().join("p2pchat.sock");
     let pidfile = dir.path().join("p2pchat.pid");
-    for daemon in [false, true] {
-        let mut args = vec![
-            "--listen",
-            &addr,
-            "--socket",
-            arg(&socket),
-            "--pidfile",
-            arg(&pidfile),
-        ];
-        if daemon {
-            args.push("--daemon");
-        }
+    for args in foreground_and_daemon(&[
+        "--listen",
+        &addr,
+        "--socket",
+        arg(&socket),
+        "--pidfile",
+        arg(&pidfile),
+    ]) {
         let exit = run(&args);
         // Had it started after all, it must not outlive the test.
         let _started = pidfile.exists().then(|| Process::from_pidfile(&pidfile));
@@ -189,23 +185,19 @@ fn a_start_up_failure_after_binding_exits_1_with_the_error_on_the_terminal() {
     let dir = temp_dir();
     let socket = dir.path().join("p2pchat.sock");
     let pidfile = dir.path().join("no such directory").join("p2pchat.pid");
-    for daemon in [false, true] {
-        let mut args = vec![
-            "--listen",
-            "127.0.0.1:0",
-            "--socket",
-            arg(&socket),
-            "--pidfile",
-            arg(&pidfile),
-        ];
-        if daemon {
-            args.push("--daemon");
-        }
+    for args in foreground_and_daemon(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--socket",
+        arg(&socket),
+        "--pidfile",
+        arg(&pidfile),
+    ]) {
         let exit = run(&args);
         assert_eq!(exit.status.code(), Some(1), "{args:?}: {exit:?}");
         let prefix = format!("p2pchat: cannot write pidfile {}: ", pidfile.display());
         assert!(exit.stderr.starts_with(&prefix), "{args:?}: {exit:?}");
-        if daemon {
+        if args.contains(&"--daemon") {
             // The detached process removes it as it exits, after telling the parent.
             wait_until("the failed daemon removed its socket file", || {
                 !socket.exists()

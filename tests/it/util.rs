@@ -84,6 +84,22 @@ pub fn closed_port() -> u16 {
     listener.local_addr().expect("a bound address").port()
 }
 
+/// A read that ran into its timeout (or a signal) and may simply be tried again.
+fn is_read_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// The same command line twice: in the foreground, then with `--daemon`.
+pub fn foreground_and_daemon<'a>(args: &[&'a str]) -> [Vec<&'a str>; 2] {
+    let foreground = args.to_vec();
+    let mut daemon = foreground.clone();
+    daemon.push("--daemon");
+    [foreground, daemon]
+}
+
 /// Sends signal `name` (`TERM`, `INT`, `KILL`) to `pid` with kill(1).
 pub fn send_signal(pid: u32, name: &str) {
     let status = Command::new("kill")
@@ -377,13 +393,7 @@ impl Client {
                 Ok(0) => return Next::Eof,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(err) if err.kind() == io::ErrorKind::ConnectionReset => return Next::Eof,
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(err) if is_read_timeout(&err) => {}
                 Err(err) => panic!("cannot read the control socket: {err}"),
             }
         }
@@ -555,13 +565,7 @@ impl RawPeer {
                 {
                     return
                 }
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(err) if is_read_timeout(&err) => {}
                 Err(err) => panic!("cannot read from the node: {err}"),
             }
         }
