@@ -25,4 +25,5 @@ pub mod daemon;
 pub mod driver;
 
 pub mod proto;
+pub mod sim;
 pub mod wire;

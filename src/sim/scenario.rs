@@ -1,0 +1,378 @@
+//! Seeded scenarios on a [`Net`], and the judgement of a run: every line reaches every
+//! client of every node in its origin's connected component (as it was when the line
+//! was written) exactly once, and no other client at all.
+//!
+//! A scenario starts every node, lets the links settle, then sends lines in waves; each
+//! wave waits for the network to go quiet, and the links every node lists in `/peers`
+//! are checked against the graph between waves. Faults (a cut, crashes) happen between
+//! waves, so each line's expected recipients are well defined.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use super::graph::{Family, Graph};
+use super::net::{addr_of, Net, NetConfig};
+
+/// The environment variable that replays one seed instead of the usual list.
+pub const SEED_VAR: &str = "P2PCHAT_SIM_SEED";
+
+/// Virtual time a wave may take to go quiet before the run is declared stuck.
+const QUIET_WITHIN: Duration = Duration::from_secs(600);
+
+/// What happens in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Lines from random origins spread over a second.
+    Steady,
+    /// Every line from one origin at the same instant.
+    Burst,
+    /// A wave, a cut between the lower and upper halves of the node indices, a wave
+    /// (each line reaches only its half), a heal with the cut links redialled, a wave.
+    /// Lines written during the cut are never caught up on: there is no history.
+    Partition,
+    /// A wave, a tenth of the nodes crashed, a wave, the crashed nodes restarted with
+    /// fresh ids dialling all their neighbours, a wave.
+    Crash,
+    /// A burst next to one node whose links are slow (20 KB/s) with small queues and
+    /// windows: its peers' queues fill past the pause mark, and nothing is lost.
+    SlowLink,
+}
+
+impl FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "steady" => Ok(Kind::Steady),
+            "burst" => Ok(Kind::Burst),
+            "partition" => Ok(Kind::Partition),
+            "crash" => Ok(Kind::Crash),
+            "slow-link" => Ok(Kind::SlowLink),
+            _ => Err(format!(
+                "unknown scenario {s:?} (steady, burst, partition, crash, slow-link)"
+            )),
+        }
+    }
+}
+
+/// A run, fully named: the same spec gives the same run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub kind: Kind,
+    pub family: Family,
+    pub nodes: usize,
+    /// Lines written over the whole run.
+    pub lines: u32,
+    pub seed: u64,
+    pub net: NetConfig,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub seed: u64,
+    pub lines: u32,
+    /// (line, client) pairs that had to be delivered, and were: the check demands equal.
+    pub deliveries: u64,
+    /// Copies nodes read and dropped as duplicates, per delivery: the relative message
+    /// redundancy of flooding on this graph.
+    pub suppressed_per_delivery: f64,
+    /// The most links any delivered copy crossed.
+    pub max_hops: u8,
+    /// From a line being written to its last delivery, the worst over lines.
+    pub last_delivery: Duration,
+    pub max_peer_queue: usize,
+    pub events: u64,
+    pub virtual_time: Duration,
+    pub trace_hash: u64,
+    pub wall: Duration,
+}
+
+/// A run that went wrong, with the seed that replays it.
+#[derive(Debug, Clone)]
+pub struct SimError {
+    pub seed: u64,
+    pub what: String,
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "simulation seed {} failed: {} (replay with {SEED_VAR}={})",
+            self.seed, self.what, self.seed
+        )
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// The seeds to run: the one in `P2PCHAT_SIM_SEED` if set, else `defaults`.
+pub fn seeds(defaults: &[u64]) -> Result<Vec<u64>, String> {
+    match std::env::var(SEED_VAR) {
+        Ok(s) => s
+            .parse()
+            .map(|seed| vec![seed])
+            .map_err(|e| format!("{SEED_VAR}={s:?}: {e}")),
+        Err(_) => Ok(defaults.to_vec()),
+    }
+}
+
+/// A line written in a run: who wrote it, when, and which component snapshot judges it.
+struct Line {
+    origin: u32,
+    at: Duration,
+    wave: usize,
+}
+
+struct Run {
+    net: Net,
+    graph: Graph,
+    seed: u64,
+    lines: Vec<Line>,
+    /// Component labels per wave, as they were when the wave was written.
+    waves: Vec<Vec<Option<u32>>>,
+    halves: Option<Vec<bool>>,
+}
+
+/// Runs `spec` and judges it.
+pub fn run(spec: &Spec) -> Result<Report, SimError> {
+    let wall = Instant::now();
+    let mut net_cfg = spec.net.clone();
+    if spec.kind == Kind::SlowLink {
+        net_cfg.limits.queue_pause = 4 * 1024;
+        net_cfg.window = 4 * 1024;
+    }
+    let mut net = Net::new(net_cfg, spec.nodes, spec.seed);
+    let graph = Graph::build(spec.family, spec.nodes, net.rng());
+    let mut run = Run {
+        net,
+        graph,
+        seed: spec.seed,
+        lines: Vec::new(),
+        waves: Vec::new(),
+        halves: None,
+    };
+    if spec.kind == Kind::SlowLink {
+        let slow = run.net.rng().below(spec.nodes as u64) as u32;
+        run.net.set_bandwidth(slow, 20_000);
+    }
+    for v in 0..spec.nodes as u32 {
+        let later: Vec<u32> = run
+            .graph
+            .neighbours(v)
+            .iter()
+            .copied()
+            .filter(|&w| w > v)
+            .collect();
+        run.net.start(v, &later);
+    }
+    run.settle("the first links")?;
+    let third = spec.lines / 3;
+    match spec.kind {
+        Kind::Steady => run.wave(spec.lines, false)?,
+        Kind::Burst | Kind::SlowLink => run.wave(spec.lines, true)?,
+        Kind::Partition => {
+            run.wave(third, false)?;
+            let halves: Vec<bool> = (0..spec.nodes).map(|v| v < spec.nodes / 2).collect();
+            run.net.cut(halves.clone());
+            run.halves = Some(halves);
+            run.settle("the cut")?;
+            run.wave(third, false)?;
+            run.net.heal();
+            let halves = run.halves.take().expect("cut above");
+            let crossing: Vec<(u32, u32)> = run
+                .graph
+                .edges()
+                .filter(|&(a, b)| halves[a as usize] != halves[b as usize])
+                .collect();
+            // The smaller index dialled at the start; it dials again.
+            for (a, b) in crossing {
+                run.net.say(a, &format!("/connect {}", addr_of(b)));
+            }
+            run.settle("the heal")?;
+            run.wave(spec.lines - 2 * third, false)?;
+        }
+        Kind::Crash => {
+            run.wave(third, false)?;
+            let mut order: Vec<u32> = (0..spec.nodes as u32).collect();
+            run.net.rng().shuffle(&mut order);
+            let crashed = &order[..spec.nodes.div_ceil(10)];
+            for &v in crashed {
+                run.net.crash(v);
+            }
+            run.settle("the crashes")?;
+            run.wave(third, false)?;
+            let mut crashed = crashed.to_vec();
+            crashed.sort_unstable();
+            for v in crashed {
+                let all: Vec<u32> = run.graph.neighbours(v).to_vec();
+                run.net.start(v, &all);
+            }
+            run.settle("the restarts")?;
+            run.wave(spec.lines - 2 * third, false)?;
+        }
+    }
+    let mut report = run.judge()?;
+    report.wall = wall.elapsed();
+    Ok(report)
+}
+
+impl Run {
+    fn fail(&self, what: String) -> SimError {
+        SimError {
+            seed: self.seed,
+            what,
+        }
+    }
+
+    /// Runs until quiet, then checks that every node lists exactly the peers the graph
+    /// gives it among the running nodes on its side of any cut.
+    fn settle(&mut self, after: &str) -> Result<(), SimError> {
+        let until = self.net.now() + QUIET_WITHIN;
+        if !self.net.run_until(until) {
+            return Err(self.fail(format!("not quiet within {QUIET_WITHIN:?} after {after}")));
+        }
+        for v in 0..self.graph.len() as u32 {
+            if !self.net.is_up(v) {
+                continue;
+            }
+            let mut want: Vec<u64> = self
+                .graph
+                .neighbours(v)
+                .iter()
+                .filter(|&&w| self.linked(v, w))
+                .filter_map(|&w| self.net.node_id(w))
+                .collect();
+            want.sort_unstable();
+            let listed = self.net.peers(v);
+            let open = self.net.open_links(v);
+            if listed != want || open != want {
+                return Err(self.fail(format!(
+                    "after {after}, node {v} lists peers {listed:?} over links {open:?}; \
+                     the graph says {want:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `a` and `b` should be linked now: both up and on the same side.
+    fn linked(&self, a: u32, b: u32) -> bool {
+        self.net.is_up(a)
+            && self.net.is_up(b)
+            && self
+                .halves
+                .as_ref()
+                .is_none_or(|h| h[a as usize] == h[b as usize])
+    }
+
+    /// Writes `count` lines from running nodes (one origin for a burst, else each at
+    /// random, spread over a second), then waits for quiet.
+    fn wave(&mut self, count: u32, burst: bool) -> Result<(), SimError> {
+        let labels = self
+            .graph
+            .components(|v| self.net.is_up(v), |a, b| self.linked(a, b));
+        self.waves.push(labels);
+        let wave = self.waves.len() - 1;
+        let up: Vec<u32> = (0..self.graph.len() as u32)
+            .filter(|&v| self.net.is_up(v))
+            .collect();
+        let start = self.net.now();
+        let fixed = up[self.net.rng().below(up.len() as u64) as usize];
+        for _ in 0..count {
+            let (origin, at) = if burst {
+                (fixed, start)
+            } else {
+                let origin = up[self.net.rng().below(up.len() as u64) as usize];
+                let offset = Duration::from_micros(self.net.rng().below(1_000_000));
+                (origin, start + offset)
+            };
+            let line = self.lines.len() as u32;
+            self.lines.push(Line { origin, at, wave });
+            self.net.say_at(at, origin, line);
+        }
+        self.settle("a wave of lines")
+    }
+
+    /// Checks every delivery and gathers the figures.
+    fn judge(&self) -> Result<Report, SimError> {
+        let mut count = vec![0u64; self.lines.len()];
+        let (mut max_hops, mut last_delivery, mut deliveries) = (0, Duration::ZERO, 0u64);
+        for v in 0..self.graph.len() as u32 {
+            let mut got: Vec<u32> = Vec::new();
+            for r in self.net.received(v) {
+                let line = self.lines.get(r.line as usize).ok_or_else(|| {
+                    self.fail(format!("node {v} received unknown line {}", r.line))
+                })?;
+                let labels = &self.waves[line.wave];
+                if v == line.origin
+                    || labels[v as usize].is_none()
+                    || labels[v as usize] != labels[line.origin as usize]
+                {
+                    return Err(self.fail(format!(
+                        "node {v} received line {} from node {}, outside its component",
+                        r.line, line.origin
+                    )));
+                }
+                got.push(r.line);
+                count[r.line as usize] += 1;
+                deliveries += 1;
+                max_hops = max_hops.max(r.hops);
+                last_delivery = last_delivery.max(r.at - line.at);
+            }
+            got.sort_unstable();
+            if let Some(w) = got.windows(2).find(|w| w[0] == w[1]) {
+                return Err(self.fail(format!("node {v} received line {} twice", w[0])));
+            }
+        }
+        for (i, line) in self.lines.iter().enumerate() {
+            let labels = &self.waves[line.wave];
+            let own = labels[line.origin as usize];
+            let want = labels.iter().filter(|&&l| l == own).count() as u64 - 1;
+            if count[i] != want {
+                return Err(self.fail(format!(
+                    "line {i} from node {} reached {} clients of the {want} in its component",
+                    line.origin, count[i]
+                )));
+            }
+        }
+        let stats = self.net.stats();
+        let suppressed = stats.chat_copies.saturating_sub(deliveries);
+        Ok(Report {
+            seed: self.seed,
+            lines: self.lines.len() as u32,
+            deliveries,
+            suppressed_per_delivery: suppressed as f64 / deliveries.max(1) as f64,
+            max_hops,
+            last_delivery,
+            max_peer_queue: stats.max_peer_queue,
+            events: stats.events,
+            virtual_time: self.net.now(),
+            trace_hash: self.net.trace_hash(),
+            wall: Duration::ZERO,
+        })
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {} lines {} deliveries {} suppressed/delivery {:.2} max-hops {} \
+             last-delivery {:?} max-peer-queue {} events {} virtual {:?} trace {:016x} wall {:?}",
+            self.seed,
+            self.lines,
+            self.deliveries,
+            self.suppressed_per_delivery,
+            self.max_hops,
+            self.last_delivery,
+            self.max_peer_queue,
+            self.events,
+            self.virtual_time,
+            self.trace_hash,
+            self.wall
+        )
+    }
+}

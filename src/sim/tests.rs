@@ -1,0 +1,118 @@
+//! Scenario runs with exact delivery checks, several seeds each. Sizes are kept modest
+//! so that the debug-built suite stays fast; `p2pchat-sim` runs 10,000 and 100,000.
+
+use super::graph::Family;
+use super::net::NetConfig;
+use super::scenario::{run, seeds, Kind, Report, Spec};
+
+const SEEDS: &[u64] = &[1, 2, 3];
+
+fn spec(kind: Kind, family: Family, nodes: usize, lines: u32, seed: u64) -> Spec {
+    Spec {
+        kind,
+        family,
+        nodes,
+        lines,
+        seed,
+        net: NetConfig::default(),
+    }
+}
+
+/// Runs `kind` for every seed (or the one in P2PCHAT_SIM_SEED); a failure names its seed.
+fn each_seed(kind: Kind, family: Family, nodes: usize, lines: u32) -> Vec<Report> {
+    seeds(SEEDS)
+        .expect("a valid seed in the environment")
+        .into_iter()
+        .map(|seed| {
+            // Printed for a failing test (libtest shows the output of failures only):
+            // an invariant panic inside the run names no seed by itself.
+            eprintln!("sim seed {seed}: replay with P2PCHAT_SIM_SEED={seed}");
+            run(&spec(kind, family, nodes, lines, seed)).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    let a = run(&spec(Kind::Crash, Family::Random, 60, 9, 7)).expect("run");
+    let b = run(&spec(Kind::Crash, Family::Random, 60, 9, 7)).expect("run");
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!((a.events, a.deliveries), (b.events, b.deliveries));
+    let c = run(&spec(Kind::Crash, Family::Random, 60, 9, 8)).expect("run");
+    assert_ne!(a.trace_hash, c.trace_hash);
+}
+
+#[test]
+fn steady_chatter_reaches_every_client_once() {
+    // 60 nodes: even the line's diameter stays within the hop limit (64), past which a
+    // line stops by design.
+    for family in [
+        Family::Random,
+        Family::SmallWorld,
+        Family::Ring,
+        Family::Line,
+    ] {
+        for r in each_seed(Kind::Steady, family, 60, 20) {
+            assert_eq!(r.deliveries, 20 * 59, "{family}: {r}");
+            assert!(r.max_hops >= 2, "{family}: {r}");
+        }
+    }
+}
+
+#[test]
+fn a_line_crosses_a_line_graph_in_as_many_hops_as_it_has_links() {
+    for r in each_seed(Kind::Burst, Family::Line, 50, 5) {
+        assert_eq!(r.deliveries, 5 * 49, "{r}");
+        assert_eq!(r.suppressed_per_delivery, 0.0, "a line has no cycle: {r}");
+        assert!(r.max_hops >= 25, "{r}");
+    }
+}
+
+#[test]
+fn a_burst_from_one_origin_arrives_whole() {
+    for r in each_seed(Kind::Burst, Family::Random, 200, 50) {
+        assert_eq!(r.deliveries, 50 * 199, "{r}");
+        // Degree 6-8 with one copy per link: about degree - 2 extra copies per delivery.
+        assert!((3.0..7.0).contains(&r.suppressed_per_delivery), "{r}");
+    }
+}
+
+#[test]
+fn lines_written_during_a_cut_reach_only_their_half_and_are_not_caught_up() {
+    // The judge counts deliveries against the components at the time of writing: the
+    // cut wave's lines must reach their half and nobody else, even after the heal. A
+    // ring cut in two leaves two lines of 50; a random graph's halves may fall apart
+    // further, and the judge holds each line to its own component.
+    for r in each_seed(Kind::Partition, Family::Ring, 100, 9) {
+        assert_eq!(r.deliveries, 3 * 99 + 3 * 49 + 3 * 99, "{r}");
+    }
+    for r in each_seed(Kind::Partition, Family::Random, 100, 9) {
+        assert!(r.deliveries > 3 * 99 + 3 * 99, "{r}");
+    }
+}
+
+#[test]
+fn a_tenth_of_the_nodes_crash_and_restart() {
+    for r in each_seed(Kind::Crash, Family::Random, 100, 9) {
+        // 10 nodes down in the middle wave; the random graph stays connected.
+        assert_eq!(r.deliveries, 3 * 99 + 3 * 89 + 3 * 99, "{r}");
+    }
+}
+
+#[test]
+fn a_slow_link_fills_queues_and_loses_nothing() {
+    for r in each_seed(Kind::SlowLink, Family::Random, 50, 400) {
+        assert_eq!(r.deliveries, 400 * 49, "{r}");
+        assert!(
+            r.max_peer_queue >= 4 * 1024,
+            "the pause mark was passed: {r}"
+        );
+    }
+}
+
+#[test]
+fn ten_thousand_nodes_on_a_random_graph() {
+    let r =
+        run(&spec(Kind::Steady, Family::Random, 10_000, 3, 11)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.deliveries, 3 * 9_999, "{r}");
+}
