@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use getopts::Options;
 use log::LevelFilter;
 
-use crate::config::{Config, NodeConfig, DEFAULT_LISTEN};
+use crate::config::{Config, NodeConfig, DEFAULT_LISTEN, MAX_DEDUP_CAPACITY};
 use crate::wire::{control, text};
 
 /// What the command line asks for.
@@ -144,7 +144,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
 
     let mut node = NodeConfig::new(0, 0, nick);
     node.connect = connect;
-    if let Some(n) = number(&m, "dedup-capacity", 1, usize::MAX)? {
+    if let Some(n) = number(&m, "dedup-capacity", 1, MAX_DEDUP_CAPACITY)? {
         node.dedup_capacity = n;
     }
     if let Some(n) = number(&m, "hop-limit", 1, u8::MAX as usize)? {
@@ -340,6 +340,7 @@ mod tests {
         assert!(usage_error(&["--hop-limit", "0"]).contains("--hop-limit"));
         assert!(usage_error(&["--hop-limit", "256"]).contains("255"));
         assert!(usage_error(&["--dedup-capacity", "x"]).contains("--dedup-capacity"));
+        assert!(usage_error(&["--dedup-capacity", "18446744073709551615"]).contains("67108864"));
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7654";
 /// paged in as ids arrive, so an idle node pays nothing for it.
 pub const DEFAULT_DEDUP_CAPACITY: usize = 262_144;
 
+/// The largest `--dedup-capacity`: 64 Mi ids, 1.5 GiB when full. Beyond it the index's
+/// size would overflow or fail to allocate.
+pub const MAX_DEDUP_CAPACITY: usize = 1 << 26;
+
 /// Links a chat line may cross when `--hop-limit` is not given: far more than the
 /// diameter of any hand-made graph, few enough that a copy which outlives the dedup ring
 /// dies quickly.
@@ -69,8 +73,11 @@ pub struct Limits {
     /// A peer with this many bytes queued is cut: it is not reading.
     pub peer_queue_max: usize,
     /// A connection over `queue_pause` that takes no byte for this long stops holding
-    /// back the reading of peers.
+    /// back the reading of clients and peers.
     pub stuck_after: Duration,
+    /// A peer over `queue_pause` for this long stops holding them back too, however it
+    /// drains: a peer that reads a trickle must not throttle the node for ever.
+    pub peer_hold_max: Duration,
     /// A connection over `queue_pause` that takes no byte for this long is cut.
     pub stall_timeout: Duration,
     /// A control client with this many bytes queued is cut: it is not reading.
@@ -88,6 +95,7 @@ impl Default for Limits {
             queue_pause: 256 * 1024,
             peer_queue_max: 16 * 1024 * 1024,
             stuck_after: Duration::from_secs(1),
+            peer_hold_max: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(30),
             client_queue_max: 4 * 1024 * 1024,
             linger: Duration::from_secs(5),

@@ -75,9 +75,10 @@ pub enum Backlog {
     /// its peers (all but this one) until it drains, so that a burst waits upstream,
     /// all the way back to the client that wrote it, instead of piling up here.
     Congested,
-    /// Over the pause mark and not draining for a while: local clients still wait, but
-    /// the peers are read again. Nodes in a cycle that each wait for the next would
-    /// otherwise wait for ever; a connection that stays stuck is cut.
+    /// Over the pause mark and not draining for a while (or, for a peer, over it for
+    /// too long): it holds nobody back any more, until it is under the mark again.
+    /// Nodes in a cycle that each wait for the next would otherwise wait for ever, and a
+    /// peer could throttle the node by reading a trickle; one that stays stuck is cut.
     Stuck,
 }
 
@@ -130,6 +131,8 @@ pub struct Conn {
     pub backlog: Backlog,
     /// When the driver last reported bytes written, or the queue passed the pause mark.
     pub last_progress: Instant,
+    /// When the queue last passed the pause mark.
+    pub congested_since: Instant,
     /// A `Flush` for this connection is waiting in the node's outputs.
     pub flush_requested: bool,
     /// Condemned during this call; it is skipped until the node removes it.

@@ -8,6 +8,8 @@
 //! seed) keeps a peer from choosing ids that collide, or that crowd one part of the
 //! index. The mix is fast, not cryptographic.
 
+use crate::config::MAX_DEDUP_CAPACITY;
+
 use super::ids::MessageId;
 
 /// Recently seen message ids; the oldest is forgotten once `capacity` are held.
@@ -23,9 +25,10 @@ pub struct DedupRing {
 }
 
 impl DedupRing {
-    /// A ring remembering `capacity` ids (at least one), keyed with `seed`.
+    /// A ring remembering `capacity` ids (at least one, at most
+    /// [`MAX_DEDUP_CAPACITY`]), keyed with `seed`.
     pub fn new(capacity: usize, seed: u64) -> Self {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, MAX_DEDUP_CAPACITY);
         DedupRing {
             ring: Vec::new(),
             oldest: 0,

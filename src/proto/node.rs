@@ -63,11 +63,8 @@ struct Effects {
     /// Connections condemned during this call, removed before it returns.
     doomed: Vec<(ConnId, Cause)>,
     timers: Timers,
-    /// Connections whose queue is over the pause mark, stuck or not; local clients are
-    /// not read while any is.
-    congested: usize,
-    /// Of those, the ones still draining ([`Backlog::Congested`]); a peer is not read
-    /// while any other connection is.
+    /// Connections over the pause mark and draining ([`Backlog::Congested`]): local
+    /// clients are not read while any is, and a peer not while any other one is.
     draining: usize,
 }
 
@@ -96,28 +93,30 @@ impl Effects {
         }
         if conn.backlog == Backlog::Clear && conn.queue.len() >= limits.queue_pause {
             conn.last_progress = now;
+            conn.congested_since = now;
             self.set_backlog(conn, Backlog::Congested, limits);
         }
     }
 
-    /// Moves `conn` to `backlog` (or keeps it there), keeping the counts in step and
-    /// re-arming its stall timer: a draining connection is checked for progress
-    /// `stuck_after` after its last progress, a stuck one is cut `stall_timeout` after.
+    /// Moves `conn` to `backlog` (or keeps it there), keeping the count in step and
+    /// re-arming its stall timer: a draining connection is checked `stuck_after` after
+    /// its last progress (a peer also `peer_hold_max` after it passed the mark), a
+    /// stuck one is cut `stall_timeout` after its last progress.
     fn set_backlog(&mut self, conn: &mut Conn, backlog: Backlog, limits: &Limits) {
-        let count = |b: Backlog| {
-            (
-                usize::from(b != Backlog::Clear),
-                usize::from(b == Backlog::Congested),
-            )
-        };
-        let (was_congested, was_draining) = count(conn.backlog);
-        let (congested, draining) = count(backlog);
-        self.congested = self.congested - was_congested + congested;
-        self.draining = self.draining - was_draining + draining;
+        let draining = |b: Backlog| usize::from(b == Backlog::Congested);
+        self.draining = self.draining - draining(conn.backlog) + draining(backlog);
         conn.backlog = backlog;
         let at = match backlog {
             Backlog::Clear => None,
-            Backlog::Congested => Some(conn.last_progress + limits.stuck_after),
+            Backlog::Congested => {
+                let stuck = conn.last_progress + limits.stuck_after;
+                Some(match conn.role {
+                    // A peer, unlike a local client, may be hostile: however it drains,
+                    // it holds the others back for a bounded stretch only.
+                    Role::Peer(_) => stuck.min(conn.congested_since + limits.peer_hold_max),
+                    Role::Client(_) => stuck,
+                })
+            }
             Backlog::Stuck => Some(conn.last_progress + limits.stall_timeout),
         };
         self.timers
@@ -276,10 +275,12 @@ impl Node {
         }
         if n > 0 && c.backlog != Backlog::Clear {
             c.last_progress = now;
+            // Stuck stays stuck until the queue is under the mark again: a trickle of
+            // progress keeps it from being cut, not from holding nobody back.
             let backlog = if c.queue.len() < limits.queue_pause {
                 Backlog::Clear
             } else {
-                Backlog::Congested
+                c.backlog
             };
             self.fx.set_backlog(c, backlog, limits);
         }
@@ -347,7 +348,10 @@ impl Node {
                         self.fx.doom(conn, Cause::Stalled { queued, idle });
                         continue;
                     }
-                    let backlog = if idle >= limits.stuck_after {
+                    let held_too_long = matches!(conn.role, Role::Peer(_))
+                        && now.saturating_duration_since(conn.congested_since)
+                            >= limits.peer_hold_max;
+                    let backlog = if idle >= limits.stuck_after || held_too_long {
                         Backlog::Stuck
                     } else {
                         conn.backlog
@@ -388,7 +392,7 @@ impl Node {
             !c.closing
                 && match &c.role {
                     Role::Client(client) => {
-                        self.fx.congested == 0 && !client.paused && !client.eof && !client.leaving
+                        self.fx.draining == 0 && !client.paused && !client.eof && !client.leaving
                     }
                     // Reading a peer adds to every queue but its own.
                     Role::Peer(peer) => {
@@ -420,6 +424,7 @@ impl Node {
             queue: SendQueue::default(),
             backlog: Backlog::Clear,
             last_progress: now,
+            congested_since: now,
             flush_requested: false,
             closing: false,
             deadline: None,
@@ -558,7 +563,8 @@ impl Node {
             control::write_chat(&mut self.line_buf, chat.nick, chat.text);
             self.send_line_to_clients(now, None);
         }
-        if let Some(hops) = Flood::next_hops(chat.hops) {
+        // A peer may claim more hops than this node would ever give a line.
+        if let Some(hops) = Flood::next_hops(chat.hops.min(self.cfg.hop_limit)) {
             self.frame_buf.clear();
             Chat { hops, ..chat }.encode(&mut self.frame_buf);
             self.send_frame_to_peers(now, Some(id));
@@ -602,7 +608,7 @@ impl Node {
                     self.remove(now, id, cause);
                 }
             }
-            if self.fx.congested > 0 || self.paused.is_empty() {
+            if self.fx.draining > 0 || self.paused.is_empty() {
                 return;
             }
             self.resume_clients(now);

@@ -279,6 +279,15 @@ fn copy_of_own_line_coming_back_is_suppressed() {
 }
 
 #[test]
+fn peer_cannot_give_a_line_more_hops_than_this_node_would() {
+    let mut h = Harness::new();
+    let (a, b) = (h.peer(1), h.peer(2));
+    h.recv(a, &chat(77, 1, 255, "far"));
+    let forwarded = h.sent_chats(b);
+    assert_eq!(forwarded[0].hops, 7, "our limit is 8, one hop used");
+}
+
+#[test]
 fn last_hop_is_delivered_but_not_forwarded() {
     let mut h = Harness::new();
     let (a, b) = (h.peer(1), h.peer(2));
@@ -610,7 +619,7 @@ fn stuck_peer_stops_holding_back_the_others_so_cycles_cannot_deadlock() {
         h.recv(source, &chat(77, seq, 5, &"y".repeat(100)));
         h.sent(client);
     }
-    assert!(!h.node.accepts_input(source));
+    assert!(!h.node.accepts_input(source) && !h.node.accepts_input(client));
     h.advance(Duration::from_millis(900));
     assert!(!h.node.accepts_input(source));
     h.advance(Duration::from_millis(200));
@@ -618,16 +627,43 @@ fn stuck_peer_stops_holding_back_the_others_so_cycles_cannot_deadlock() {
         h.node.accepts_input(source),
         "a second without progress: stuck"
     );
-    assert!(!h.node.accepts_input(client), "local clients still wait");
+    assert!(h.node.accepts_input(client), "it holds back nobody");
 
     h.node.handle_sent(h.now, stuck, 10);
     h.drain();
-    assert!(!h.node.accepts_input(source), "progress: draining again");
-    h.advance(Duration::from_millis(1100));
-    assert!(h.node.accepts_input(source), "stuck again");
+    assert!(
+        h.node.accepts_input(source),
+        "a trickle keeps it stuck, until it is under the mark"
+    );
     h.advance(Duration::from_secs(29));
-    assert!(h.closed(stuck), "cut after 30 s without progress");
-    assert!(h.node.accepts_input(source) && h.node.accepts_input(client));
+    assert!(!h.closed(stuck), "the trickle was progress");
+    h.advance(Duration::from_secs(2));
+    assert!(h.closed(stuck), "cut 30 s after its last progress");
+}
+
+#[test]
+fn peer_reading_a_trickle_holds_the_others_back_for_a_bounded_stretch() {
+    let mut h = Harness::with(small_queues());
+    let (source, slow) = (h.peer(1), h.peer(2));
+    for seq in 0..8 {
+        h.recv(source, &chat(77, seq, 5, &"y".repeat(100)));
+    }
+    // A byte every 0.9 s for 9.9 s: never a second without progress.
+    for step in 1..=11 {
+        h.advance(Duration::from_millis(900));
+        h.node.handle_sent(h.now, slow, 1);
+        h.drain();
+        assert!(
+            !h.node.accepts_input(source),
+            "still draining after step {step}"
+        );
+    }
+    h.advance(Duration::from_millis(200));
+    assert!(
+        h.node.accepts_input(source),
+        "10 s over the mark: it holds nobody back any more"
+    );
+    assert!(!h.closed(slow), "it is still reading");
 }
 
 #[test]

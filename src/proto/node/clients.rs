@@ -44,7 +44,7 @@ impl Node {
         let mut lines = mem::take(&mut client.lines);
         let mut congested = false;
         loop {
-            if self.fx.congested > 0 {
+            if self.fx.draining > 0 {
                 congested = true;
                 break;
             }
@@ -205,7 +205,7 @@ impl Node {
     pub(super) fn resume_clients(&mut self, now: Instant) {
         let waiting = mem::take(&mut self.paused);
         for (i, &id) in waiting.iter().enumerate() {
-            if self.fx.congested > 0 {
+            if self.fx.draining > 0 {
                 self.paused.extend_from_slice(&waiting[i..]);
                 return;
             }
