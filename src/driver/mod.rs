@@ -37,6 +37,9 @@ const SCRATCH_LEN: usize = 64 * 1024;
 /// flooding peer cannot starve the rest.
 const READ_BUDGET: usize = 256 * 1024;
 
+/// How soon a listener is tried again after an accept failed for want of resources.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// Readiness events taken per poll.
 const EVENT_CAPACITY: usize = 1024;
 
@@ -60,6 +63,10 @@ pub struct Driver {
     unread: Vec<Token>,
     /// Streams with bytes to write this turn.
     dirty: Vec<Token>,
+    /// Listeners whose last accept failed for want of resources: try again soon.
+    accept_retry: Vec<Token>,
+    /// Accepting has failed since the last success (the failure was logged).
+    accept_failing: bool,
 }
 
 impl std::fmt::Debug for Driver {
@@ -104,6 +111,8 @@ impl Driver {
             scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
             unread: Vec::new(),
             dirty: Vec::new(),
+            accept_retry: Vec::new(),
+            accept_failing: false,
         };
         driver.carry_out(Instant::now());
         Ok(driver)
@@ -137,6 +146,9 @@ impl Driver {
                     event.is_writable(),
                 );
             }
+            for token in std::mem::take(&mut self.accept_retry) {
+                self.accept(now, token);
+            }
             for token in carried {
                 // Off the list now: clear the mark, so that a read that stops early
                 // again lists the stream again.
@@ -163,9 +175,15 @@ impl Driver {
         if waiting {
             return Some(Duration::ZERO);
         }
-        self.node
+        let node = self
+            .node
             .poll_timeout()
-            .map(|at| at.saturating_duration_since(now))
+            .map(|at| at.saturating_duration_since(now));
+        if self.accept_retry.is_empty() {
+            node
+        } else {
+            Some(node.map_or(ACCEPT_RETRY, |wait| wait.min(ACCEPT_RETRY)))
+        }
     }
 
     fn stop_signal(&mut self) -> Option<&'static str> {
@@ -192,8 +210,7 @@ impl Driver {
     fn on_event(&mut self, now: Instant, token: Token, readable: bool, writable: bool) {
         match self.sockets.get_mut(token.0) {
             None => {}
-            Some(Socket::PeerListener(_)) => self.accept_peers(now, token),
-            Some(Socket::ControlListener(_)) => self.accept_clients(now, token),
+            Some(Socket::PeerListener(_) | Socket::ControlListener(_)) => self.accept(now, token),
             Some(Socket::Stream(stream)) => {
                 if stream.connecting {
                     self.finish_dial(now, token);
@@ -212,47 +229,45 @@ impl Driver {
         }
     }
 
-    fn accept_peers(&mut self, now: Instant, token: Token) {
+    /// Accepts until `WouldBlock`. When the process is out of descriptors (or the
+    /// kernel out of buffers) the backlog is left for a retry shortly: no new event
+    /// would come for the connections already waiting in it.
+    fn accept(&mut self, now: Instant, token: Token) {
         loop {
-            let Some(Socket::PeerListener(listener)) = self.sockets.get(token.0) else {
-                return;
-            };
-            match listener.accept() {
-                Ok((stream, addr)) => {
+            let accepted = match self.sockets.get(token.0) {
+                Some(Socket::PeerListener(listener)) => listener.accept().map(|(stream, addr)| {
                     // Frames are batched by the queue; Nagle would only add latency.
                     if let Err(err) = stream.set_nodelay(true) {
                         debug!("cannot set TCP_NODELAY for {addr}: {err}");
                     }
-                    let conn = self.node.handle_accepted(now, Accepted::Peer(addr));
-                    self.add_stream(now, StreamEntry::accepted(conn, Stream::Tcp(stream)));
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
-                Err(err) if is_transient_accept_error(&err) => continue,
-                Err(err) => {
-                    warn!("cannot accept a peer: {}", describe_io_error(&err));
-                    return;
-                }
-            }
-        }
-    }
-
-    fn accept_clients(&mut self, now: Instant, token: Token) {
-        loop {
-            let Some(Socket::ControlListener(listener)) = self.sockets.get(token.0) else {
-                return;
+                    (Accepted::Peer(addr), Stream::Tcp(stream))
+                }),
+                Some(Socket::ControlListener(listener)) => listener
+                    .accept()
+                    .map(|(stream, _)| (Accepted::Client, Stream::Unix(stream))),
+                _ => return,
             };
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    let conn = self.node.handle_accepted(now, Accepted::Client);
-                    self.add_stream(now, StreamEntry::accepted(conn, Stream::Unix(stream)));
+            match accepted {
+                Ok((kind, stream)) => {
+                    self.accept_failing = false;
+                    let conn = self.node.handle_accepted(now, kind);
+                    self.add_stream(now, StreamEntry::accepted(conn, stream));
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if is_transient_accept_error(&err) => continue,
                 Err(err) => {
-                    warn!(
-                        "cannot accept a control client: {}",
-                        describe_io_error(&err)
-                    );
+                    // Said once per spell of failures, not at every retry.
+                    if !self.accept_failing {
+                        warn!(
+                            "cannot accept a connection, retrying every {} ms: {}",
+                            ACCEPT_RETRY.as_millis(),
+                            describe_io_error(&err)
+                        );
+                        self.accept_failing = true;
+                    }
+                    if !self.accept_retry.contains(&token) {
+                        self.accept_retry.push(token);
+                    }
                     return;
                 }
             }
