@@ -4,11 +4,15 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use getopts::Options;
 use log::LevelFilter;
 
-use crate::config::{Config, NodeConfig, DEFAULT_LISTEN, MAX_DEDUP_CAPACITY};
+use crate::config::{
+    Config, Keepalive, NodeConfig, DEFAULT_LISTEN, DEFAULT_PEER_TIMEOUT, DEFAULT_PING_INTERVAL,
+    MAX_DEDUP_CAPACITY,
+};
 use crate::wire::{control, text};
 
 /// What the command line asks for.
@@ -79,6 +83,8 @@ fn options() -> Options {
         // Accepted for scripts and benchmarks that pin their topology: this version
         // dials only addresses given by hand anyway.
         .optflag("", "no-discovery", "dial only addresses given by hand (--connect, /connect)")
+        .optopt("", "ping-interval", "ping a link that has been quiet this long (default 15; a third of --peer-timeout if only that is given)", "SECS")
+        .optopt("", "peer-timeout", "drop a peer silent this long (default 45)", "SECS")
         .optopt("s", "socket", "control socket (default /run/p2pchat.sock as root, else $XDG_RUNTIME_DIR/p2pchat.sock, else /tmp/p2pchat-UID.sock)", "PATH")
         .optopt("n", "nick", "nick for lines sent through this node (default $USER, else anon)", "NAME")
         .optflag("d", "daemon", "detach into the background once both sockets are bound")
@@ -151,6 +157,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
         node.hop_limit = u8::try_from(n).expect("checked to be at most 255");
     }
 
+    node.limits.keepalive = Some(keepalive(&m)?);
+
     let verbosity = 3 + m.opt_count("verbose") as isize - m.opt_count("quiet") as isize;
     let log_level = match verbosity {
         ..=0 => LevelFilter::Off,
@@ -176,6 +184,40 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
         log_level,
         node,
     })))
+}
+
+/// `--ping-interval` and `--peer-timeout`, the timeout longer than the interval.
+fn keepalive(m: &getopts::Matches) -> Result<Keepalive, UsageError> {
+    const MAX_SECS: usize = 24 * 60 * 60;
+    let timeout = number(m, "peer-timeout", 2, MAX_SECS)?;
+    let interval = number(m, "ping-interval", 1, MAX_SECS)?;
+    let secs = |n: usize| Duration::from_secs(n as u64);
+    let keepalive = match (interval, timeout) {
+        (None, None) => Keepalive {
+            ping_interval: DEFAULT_PING_INTERVAL,
+            peer_timeout: DEFAULT_PEER_TIMEOUT,
+        },
+        (Some(i), None) => Keepalive {
+            ping_interval: secs(i),
+            peer_timeout: secs(i * 3).max(DEFAULT_PEER_TIMEOUT),
+        },
+        (None, Some(t)) => Keepalive {
+            ping_interval: secs((t / 3).max(1)),
+            peer_timeout: secs(t),
+        },
+        (Some(i), Some(t)) => Keepalive {
+            ping_interval: secs(i),
+            peer_timeout: secs(t),
+        },
+    };
+    if keepalive.peer_timeout <= keepalive.ping_interval {
+        return Err(UsageError(format!(
+            "--peer-timeout {} must be longer than --ping-interval {}: a live peer needs a ping to answer",
+            keepalive.peer_timeout.as_secs(),
+            keepalive.ping_interval.as_secs()
+        )));
+    }
+    Ok(keepalive)
 }
 
 /// Checks the `host:port` shape; the name itself is resolved when it is used.
@@ -316,6 +358,22 @@ mod tests {
     }
 
     #[test]
+    fn keepalive_options() {
+        let keepalive = |args: &[&str]| {
+            let k = run(args).unwrap().node.limits.keepalive.unwrap();
+            (k.ping_interval.as_secs(), k.peer_timeout.as_secs())
+        };
+        assert_eq!(keepalive(&[]), (15, 45));
+        assert_eq!(
+            keepalive(&["--ping-interval", "1", "--peer-timeout", "3"]),
+            (1, 3)
+        );
+        assert_eq!(keepalive(&["--peer-timeout", "9"]), (3, 9));
+        assert_eq!(keepalive(&["--peer-timeout", "2"]), (1, 2));
+        assert_eq!(keepalive(&["--ping-interval", "20"]), (20, 60));
+    }
+
+    #[test]
     fn no_listen_and_quiet() {
         let config = run(&["--no-listen", "-qq"]).unwrap();
         assert_eq!(config.listen, None);
@@ -340,6 +398,8 @@ mod tests {
         assert!(usage_error(&["--hop-limit", "0"]).contains("--hop-limit"));
         assert!(usage_error(&["--hop-limit", "256"]).contains("255"));
         assert!(usage_error(&["--dedup-capacity", "x"]).contains("--dedup-capacity"));
+        assert!(usage_error(&["--ping-interval", "5", "--peer-timeout", "5"]).contains("longer"));
+        assert!(usage_error(&["--ping-interval", "0"]).contains("--ping-interval"));
         assert!(usage_error(&["--dedup-capacity", "18446744073709551615"]).contains("67108864"));
     }
 

@@ -85,7 +85,28 @@ pub struct Limits {
     /// A client that has left (`/quit`, end of input) is given this long to take the
     /// replies still queued for it.
     pub linger: Duration,
+    /// Pinging quiet links and dropping silent peers; `None` turns it off (the
+    /// simulator does, so that a quiet network can be told from a busy one).
+    pub keepalive: Option<Keepalive>,
 }
+
+/// `--ping-interval` and `--peer-timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// A link nothing has arrived on for this long is pinged.
+    pub ping_interval: Duration,
+    /// A peer nothing has arrived from for this long is dropped. Longer than
+    /// `ping_interval`, so that a live peer has had a ping to answer.
+    pub peer_timeout: Duration,
+}
+
+/// Quiet time before a ping when `--ping-interval` is not given: a frozen host is found
+/// within a minute while an idle link costs one small frame each way per interval.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Silence before a peer is dropped when `--peer-timeout` is not given: three intervals,
+/// so that one lost or delayed ping does not cut a live link.
+pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(45);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -99,6 +120,10 @@ impl Default for Limits {
             stall_timeout: Duration::from_secs(30),
             client_queue_max: 4 * 1024 * 1024,
             linger: Duration::from_secs(5),
+            keepalive: Some(Keepalive {
+                ping_interval: DEFAULT_PING_INTERVAL,
+                peer_timeout: DEFAULT_PEER_TIMEOUT,
+            }),
         }
     }
 }

@@ -19,7 +19,8 @@ pub(crate) enum Cause {
     Frame(FrameError),
     Peer(PeerError),
     UnexpectedHello,
-    ChatBeforeHello,
+    BeforeHello { kind: &'static str },
+    Silent { idle: Duration },
     SelfLink,
     Duplicate { kept: ConnId },
     Replaced { by: ConnId },
@@ -37,7 +38,8 @@ impl Cause {
             Cause::Frame(_)
                 | Cause::Peer(_)
                 | Cause::UnexpectedHello
-                | Cause::ChatBeforeHello
+                | Cause::BeforeHello { .. }
+                | Cause::Silent { .. }
                 | Cause::HandshakeTimeout(_)
                 | Cause::QueueFull { .. }
                 | Cause::Stalled { .. }
@@ -55,7 +57,14 @@ impl fmt::Display for Cause {
             Cause::Frame(err) => write!(f, "protocol violation: {err}"),
             Cause::Peer(err) => write!(f, "protocol violation: {err}"),
             Cause::UnexpectedHello => f.write_str("protocol violation: second hello"),
-            Cause::ChatBeforeHello => f.write_str("protocol violation: chat before hello"),
+            Cause::BeforeHello { kind } => {
+                write!(f, "protocol violation: {kind} before hello")
+            }
+            Cause::Silent { idle } => write!(
+                f,
+                "silent for {}s: nothing received, not even a pong",
+                idle.as_secs()
+            ),
             Cause::SelfLink => f.write_str("link to this node itself"),
             Cause::Duplicate { kept } => write!(f, "duplicate link, keeping {kept}"),
             Cause::Replaced { by } => write!(f, "duplicate link, replaced by {by}"),

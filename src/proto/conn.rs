@@ -63,6 +63,9 @@ pub struct Peer {
     pub requested_by: Option<ConnId>,
     pub phase: Phase,
     pub decoder: Decoder,
+    /// When bytes last arrived from the peer: a link quiet for long is pinged, and a
+    /// peer silent for longer is dropped (a frozen or cut-off host).
+    pub last_heard: Instant,
 }
 
 /// How a connection's send queue stands against the pause mark; this is the whole of
@@ -140,6 +143,7 @@ pub struct Conn {
     /// Armed deadline slots, one per [`super::timers::Timer`].
     pub deadline: Option<Instant>,
     pub stall_deadline: Option<Instant>,
+    pub keepalive_deadline: Option<Instant>,
 }
 
 impl Conn {

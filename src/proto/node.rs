@@ -187,6 +187,7 @@ impl Node {
                         requested_by: None,
                         phase: Phase::Handshaking,
                         decoder: Decoder::new(MAX_BODY_LEN),
+                        last_heard: now,
                     }),
                 );
                 debug!("peer {addr} connected ({id})");
@@ -239,6 +240,7 @@ impl Node {
                 self.read_client_lines(now, conn);
             }
             Role::Peer(peer) => {
+                peer.last_heard = now;
                 // Frames are handled while the decoder is out of the slab, so that
                 // handling one may touch every other connection.
                 let mut decoder = mem::replace(&mut peer.decoder, Decoder::new(0));
@@ -338,6 +340,29 @@ impl Node {
                     };
                     self.fx.doom(conn, cause);
                 }
+                Timer::Keepalive => {
+                    conn.keepalive_deadline = None;
+                    let (Role::Peer(peer), Some(keepalive)) = (&conn.role, limits.keepalive) else {
+                        unreachable!("armed for linked peers while keepalive is on");
+                    };
+                    let last_heard = peer.last_heard;
+                    let idle = now.saturating_duration_since(last_heard);
+                    if idle >= keepalive.peer_timeout {
+                        self.fx.doom(conn, Cause::Silent { idle });
+                        continue;
+                    }
+                    let next = if idle >= keepalive.ping_interval {
+                        let mut ping = Vec::new();
+                        Message::encode_ping(&mut ping);
+                        self.fx.enqueue(conn, &ping, now, limits);
+                        // Ping again each interval until the timeout.
+                        (now + keepalive.ping_interval).min(last_heard + keepalive.peer_timeout)
+                    } else {
+                        last_heard + keepalive.ping_interval
+                    };
+                    let slot = &mut conn.keepalive_deadline;
+                    self.fx.timers.set(id, Timer::Keepalive, slot, Some(next));
+                }
                 Timer::Stall => {
                     // Progress re-arms nothing by itself: the deadline is due here, and
                     // this says what the last progress makes of it.
@@ -429,6 +454,7 @@ impl Node {
             closing: false,
             deadline: None,
             stall_deadline: None,
+            keepalive_deadline: None,
         });
         id
     }
@@ -444,6 +470,7 @@ impl Node {
         let slot = match timer {
             Timer::Deadline => &mut conn.deadline,
             Timer::Stall => &mut conn.stall_deadline,
+            Timer::Keepalive => &mut conn.keepalive_deadline,
         };
         self.fx.timers.set(id, timer, slot, at);
     }
@@ -459,6 +486,7 @@ impl Node {
                 requested_by,
                 phase: Phase::Connecting,
                 decoder: Decoder::new(MAX_BODY_LEN),
+                last_heard: now,
             }),
         );
         info!("dialling {target} ({id})");
@@ -489,10 +517,29 @@ impl Node {
     }
 
     fn peer_message(&mut self, now: Instant, id: ConnId, body: &[u8]) {
-        match Message::parse(body) {
-            Ok(Message::Hello(hello)) => self.peer_hello(now, id, hello),
-            Ok(Message::Chat(chat)) => self.peer_chat(now, id, chat),
-            Err(err) => self.doom(id, Cause::Peer(err)),
+        let message = match Message::parse(body) {
+            Ok(message) => message,
+            Err(err) => return self.doom(id, Cause::Peer(err)),
+        };
+        if let Message::Hello(hello) = message {
+            return self.peer_hello(now, id, hello);
+        }
+        if !self.conns[id.slot].is_linked() {
+            let kind = message.kind();
+            return self.doom(id, Cause::BeforeHello { kind });
+        }
+        match message {
+            Message::Chat(chat) => self.peer_chat(now, id, chat),
+            Message::Ping => {
+                self.frame_buf.clear();
+                Message::encode_pong(&mut self.frame_buf);
+                let conn = &mut self.conns[id.slot];
+                self.fx
+                    .enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
+            }
+            // Its arrival was the point: the link is heard from.
+            Message::Pong => {}
+            Message::Hello(_) => unreachable!("handled above"),
         }
     }
 
@@ -525,6 +572,9 @@ impl Node {
         }
         self.linked.insert(remote_id, id);
         self.set_timer(id, Timer::Deadline, None);
+        if let Some(keepalive) = self.cfg.limits.keepalive {
+            self.set_timer(id, Timer::Keepalive, Some(now + keepalive.ping_interval));
+        }
         let peer = self.conns[id.slot]
             .peer_mut()
             .expect("only peers decode frames");
@@ -547,9 +597,6 @@ impl Node {
     }
 
     fn peer_chat(&mut self, now: Instant, id: ConnId, chat: Chat<'_>) {
-        if !self.conns[id.slot].is_linked() {
-            return self.doom(id, Cause::ChatBeforeHello);
-        }
         let msg = MessageId {
             origin: NodeId(chat.origin),
             seq: chat.seq,
@@ -621,6 +668,9 @@ impl Node {
         self.fx
             .timers
             .set(id, Timer::Deadline, &mut conn.deadline, None);
+        self.fx
+            .timers
+            .set(id, Timer::Keepalive, &mut conn.keepalive_deadline, None);
         // Also cancels the stall timer.
         self.fx
             .set_backlog(&mut conn, Backlog::Clear, &self.cfg.limits);

@@ -381,6 +381,59 @@ fn silent_peer_is_dropped_at_the_handshake_deadline() {
     );
 }
 
+fn frame(encode: fn(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(&mut out);
+    out
+}
+
+#[test]
+fn quiet_link_is_pinged_and_a_silent_peer_dropped() {
+    let mut h = Harness::new();
+    let peer = h.peer(1);
+    h.advance(Duration::from_secs(14));
+    assert!(h.sent(peer).is_empty(), "not quiet for long enough yet");
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.sent_frames(peer), [Message::Ping]);
+    h.advance(Duration::from_secs(15));
+    assert_eq!(h.sent_frames(peer), [Message::Ping], "again each interval");
+    h.advance(Duration::from_secs(13));
+    assert!(!h.closed(peer));
+    h.advance(Duration::from_secs(2));
+    assert!(h.closed(peer), "45 s without a byte");
+    assert_eq!(h.node.poll_timeout(), None);
+}
+
+#[test]
+fn any_bytes_from_a_peer_keep_its_link_alive() {
+    let mut h = Harness::new();
+    let peer = h.peer(1);
+    h.advance(Duration::from_secs(40));
+    h.recv(peer, &frame(Message::encode_pong));
+    h.sent(peer);
+    h.advance(Duration::from_secs(40));
+    assert!(!h.closed(peer), "heard from 40 s ago");
+    h.advance(Duration::from_secs(6));
+    assert!(h.closed(peer));
+}
+
+#[test]
+fn ping_is_answered_with_a_pong() {
+    let mut h = Harness::new();
+    let peer = h.peer(1);
+    h.recv(peer, &frame(Message::encode_ping));
+    assert_eq!(h.sent_frames(peer), [Message::Pong]);
+}
+
+#[test]
+fn ping_before_hello_closes_the_link() {
+    let mut h = Harness::new();
+    let conn = h.node.handle_accepted(h.now, Accepted::Peer(addr(1)));
+    h.drain();
+    h.recv(conn, &frame(Message::encode_ping));
+    assert!(h.closed(conn));
+}
+
 #[test]
 fn link_to_self_is_closed() {
     let mut h = Harness::new();

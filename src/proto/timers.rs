@@ -12,8 +12,10 @@ pub enum Timer {
     /// The end of a connection's current phase: a dialled peer must connect, a peer
     /// must say hello, a client that has left must take its last replies, by then.
     Deadline,
-    /// A peer whose queue is over the pause mark must have taken bytes by then.
+    /// A congested connection is checked for progress then.
     Stall,
+    /// A linked peer that has been quiet is pinged, or dropped as silent, then.
+    Keepalive,
 }
 
 /// Armed deadlines. Each connection holds the instant it armed for each [`Timer`] (its

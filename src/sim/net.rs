@@ -58,7 +58,12 @@ impl Default for NetConfig {
             // allocated at twice the capacity on first use.
             dedup_capacity: 4096,
             hop_limit: crate::config::DEFAULT_HOP_LIMIT,
-            limits: Limits::default(),
+            limits: Limits {
+                // Pings never stop, so with them a wave would never go quiet; crashes
+                // are seen as ends of stream here, which is what the scenarios test.
+                keepalive: None,
+                ..Limits::default()
+            },
         }
     }
 }

@@ -19,6 +19,8 @@ pub const VERSION: u16 = 1;
 
 const KIND_HELLO: u8 = 1;
 const KIND_CHAT: u8 = 2;
+const KIND_PING: u8 = 3;
+const KIND_PONG: u8 = 4;
 
 /// Bytes of a chat body before the nick: kind, origin, sequence, hops, nick length.
 const CHAT_FIXED_LEN: usize = 1 + 8 + 8 + 1 + 1;
@@ -57,6 +59,10 @@ pub struct Chat<'a> {
 pub enum Message<'a> {
     Hello(Hello<'a>),
     Chat(Chat<'a>),
+    /// "Are you there?", sent on a link that has been quiet; the answer is a pong.
+    Ping,
+    /// The answer to a ping.
+    Pong,
 }
 
 /// Why a frame body is not a valid message. Each one is grounds to drop the link.
@@ -121,7 +127,29 @@ impl<'a> Message<'a> {
         match kind {
             KIND_HELLO => Hello::parse(Reader::new(rest, "hello")).map(Message::Hello),
             KIND_CHAT => Chat::parse(Reader::new(rest, "chat")).map(Message::Chat),
+            KIND_PING => Reader::new(rest, "ping").finish().map(|()| Message::Ping),
+            KIND_PONG => Reader::new(rest, "pong").finish().map(|()| Message::Pong),
             other => Err(PeerError::UnknownKind(other)),
+        }
+    }
+
+    /// Appends a ping to `out` as a whole frame.
+    pub fn encode_ping(out: &mut Vec<u8>) {
+        frame::encode(out, |out| out.push(KIND_PING));
+    }
+
+    /// Appends a pong to `out` as a whole frame.
+    pub fn encode_pong(out: &mut Vec<u8>) {
+        frame::encode(out, |out| out.push(KIND_PONG));
+    }
+
+    /// The message's kind, as log lines name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "hello",
+            Message::Chat(_) => "chat",
+            Message::Ping => "ping",
+            Message::Pong => "pong",
         }
     }
 }
@@ -374,6 +402,21 @@ mod tests {
             Message::parse(&bytes),
             Err(PeerError::Trailing {
                 kind: "hello",
+                extra: 1
+            })
+        );
+    }
+
+    #[test]
+    fn ping_and_pong_are_a_kind_byte_alone() {
+        assert_eq!(body(Message::encode_ping), [KIND_PING]);
+        assert_eq!(body(Message::encode_pong), [KIND_PONG]);
+        assert_eq!(Message::parse(&[KIND_PING]), Ok(Message::Ping));
+        assert_eq!(Message::parse(&[KIND_PONG]), Ok(Message::Pong));
+        assert_eq!(
+            Message::parse(&[KIND_PING, 0]),
+            Err(PeerError::Trailing {
+                kind: "ping",
                 extra: 1
             })
         );

@@ -408,3 +408,28 @@ fn a_burst_larger_than_the_queues_arrives_whole_through_a_line_of_nodes() {
     assert_eq!(c.peers_count(), 1, "no link was cut");
     assert_eq!(c.counter("messages"), LINES as u64);
 }
+
+/// A peer whose process is frozen (SIGSTOP) keeps its TCP connection open but says
+/// nothing: it is dropped once silent for `--peer-timeout`, and the node's other links
+/// carry on.
+#[test]
+fn a_frozen_peer_is_dropped_after_the_peer_timeout() {
+    let a = Node::start(&["--ping-interval", "1", "--peer-timeout", "3"]);
+    let (b, c) = (Node::start(&[]), Node::start(&["--nick", "c"]));
+    b.link(&a);
+    c.link(&a);
+    let mut on_a = a.client();
+    b.signal("STOP");
+    let down = on_a.read_until("the frozen peer to be dropped", |line| {
+        line.starts_with("* peer down ") && line.contains(b.id())
+    });
+    b.signal("CONT");
+    assert!(
+        down.last().is_some_and(|l| l.contains("silent for 3s")),
+        "{down:?}"
+    );
+    assert!(a.log().contains("silent for 3s"), "logged with its cause");
+    assert_eq!(a.peers_count(), 1);
+    c.client().send("still here");
+    on_a.expect_line("<c> still here");
+}
