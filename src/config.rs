@@ -85,9 +85,22 @@ pub struct Limits {
     /// A client that has left (`/quit`, end of input) is given this long to take the
     /// replies still queued for it.
     pub linger: Duration,
+    /// Dialling addresses given by hand again when their link is lost; `None` turns it
+    /// off (the simulator does: its scenarios restore links themselves, and a network
+    /// that retries dead addresses for ever would never go quiet).
+    pub redial: Option<Redial>,
     /// Pinging quiet links and dropping silent peers; `None` turns it off (the
     /// simulator does, so that a quiet network can be told from a busy one).
     pub keepalive: Option<Keepalive>,
+}
+
+/// The backoff of redials: `min` at first, twice as long after each failure in a row,
+/// up to `max`, each delay jittered down by up to half so that nodes that lost each
+/// other do not retry in step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redial {
+    pub min: Duration,
+    pub max: Duration,
 }
 
 /// `--ping-interval` and `--peer-timeout`.
@@ -120,6 +133,10 @@ impl Default for Limits {
             stall_timeout: Duration::from_secs(30),
             client_queue_max: 4 * 1024 * 1024,
             linger: Duration::from_secs(5),
+            redial: Some(Redial {
+                min: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            }),
             keepalive: Some(Keepalive {
                 ping_interval: DEFAULT_PING_INTERVAL,
                 peer_timeout: DEFAULT_PEER_TIMEOUT,

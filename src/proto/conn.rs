@@ -31,6 +31,9 @@ impl fmt::Display for Direction {
 /// Where a peer link stands.
 #[derive(Debug)]
 pub enum Phase {
+    /// An address given by hand whose link was lost: it is dialled again when its
+    /// deadline comes. No socket exists yet.
+    Waiting,
     /// Dialled; TCP has not connected yet.
     Connecting,
     /// Connected; our hello is queued, theirs has not arrived.
@@ -66,6 +69,8 @@ pub struct Peer {
     /// When bytes last arrived from the peer: a link quiet for long is pinged, and a
     /// peer silent for longer is dropped (a frozen or cut-off host).
     pub last_heard: Instant,
+    /// Dials of this address in a row that did not reach a handshake; sets the backoff.
+    pub failures: u32,
 }
 
 /// How a connection's send queue stands against the pause mark; this is the whole of

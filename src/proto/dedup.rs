@@ -86,7 +86,7 @@ impl DedupRing {
 
 /// A bijective avalanche of 64 bits (the finaliser of SplitMix64): every output bit
 /// depends on every input bit.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

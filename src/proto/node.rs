@@ -28,6 +28,7 @@ use crate::wire::text;
 
 use super::cause::Cause;
 use super::conn::{Backlog, Client, Conn, Direction, Peer, Phase, Remote, Role, SendQueue};
+use super::dedup::mix;
 use super::flood::Flood;
 use super::ids::{ConnId, MessageId, NodeId};
 use super::timers::{Timer, Timers};
@@ -137,6 +138,8 @@ pub struct Node {
     linked: BTreeMap<NodeId, ConnId>,
     flood: Flood,
     fx: Effects,
+    /// State of the seeded sequence that jitters redial delays.
+    jitter: u64,
     /// Clients whose input waits for congestion to clear, in the order they stopped.
     paused: Vec<ConnId>,
     clients: usize,
@@ -152,6 +155,7 @@ impl Node {
         let mut node = Node {
             id: NodeId(cfg.node_id),
             flood: Flood::new(cfg.dedup_capacity, cfg.hash_seed),
+            jitter: cfg.hash_seed,
             cfg,
             started: now,
             conns: Slab::new(),
@@ -188,6 +192,7 @@ impl Node {
                         phase: Phase::Handshaking,
                         decoder: Decoder::new(MAX_BODY_LEN),
                         last_heard: now,
+                        failures: 0,
                     }),
                 );
                 debug!("peer {addr} connected ({id})");
@@ -321,6 +326,7 @@ impl Node {
     /// Fires every deadline that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let limits = &self.cfg.limits;
+        let mut redial = Vec::new();
         while let Some((id, timer)) = self.fx.timers.pop_due(now) {
             let conn = self
                 .conns
@@ -330,6 +336,10 @@ impl Node {
             match timer {
                 Timer::Deadline => {
                     conn.deadline = None;
+                    if matches!(&conn.role, Role::Peer(p) if matches!(p.phase, Phase::Waiting)) {
+                        redial.push(id);
+                        continue;
+                    }
                     let cause = match &conn.role {
                         Role::Peer(peer) if matches!(peer.phase, Phase::Connecting) => {
                             Cause::ConnectTimeout(limits.connect_timeout)
@@ -385,6 +395,9 @@ impl Node {
                 }
             }
         }
+        for id in redial {
+            self.start_dial(now, id);
+        }
         self.reap(now);
     }
 
@@ -422,7 +435,8 @@ impl Node {
                     // Reading a peer adds to every queue but its own.
                     Role::Peer(peer) => {
                         let own = usize::from(c.backlog == Backlog::Congested);
-                        !matches!(peer.phase, Phase::Connecting) && self.fx.draining == own
+                        !matches!(peer.phase, Phase::Waiting | Phase::Connecting)
+                            && self.fx.draining == own
                     }
                 }
         })
@@ -477,24 +491,63 @@ impl Node {
 
     /// Asks the driver to dial `target` for a new outgoing link.
     fn dial(&mut self, now: Instant, target: String, requested_by: Option<ConnId>) {
-        let id = self.insert(
+        let id = self.insert_dialled(now, target, requested_by, 0, Phase::Connecting);
+        self.start_dial(now, id);
+    }
+
+    /// Dials an address given by hand again, after a backoff that doubles with each
+    /// failure in a row.
+    fn redial_later(&mut self, now: Instant, target: String, failures: u32) {
+        let Some(redial) = self.cfg.limits.redial else {
+            return;
+        };
+        let backoff = redial
+            .min
+            .saturating_mul(1 << failures.min(16))
+            .min(redial.max);
+        // Jitter from the node's own seeded sequence: deterministic, yet nodes differ.
+        self.jitter = self.jitter.wrapping_add(1);
+        let unit = (mix(self.jitter) >> 11) as f64 / (1u64 << 53) as f64;
+        let delay = backoff / 2 + backoff.mul_f64(unit / 2.0);
+        let id = self.insert_dialled(now, target.clone(), None, failures, Phase::Waiting);
+        info!(
+            "dialling {target} again in {:.1}s ({id})",
+            delay.as_secs_f32()
+        );
+        self.set_timer(id, Timer::Deadline, Some(now + delay));
+    }
+
+    fn insert_dialled(
+        &mut self,
+        now: Instant,
+        target: String,
+        requested_by: Option<ConnId>,
+        failures: u32,
+        phase: Phase,
+    ) -> ConnId {
+        self.insert(
             now,
             Role::Peer(Peer {
                 direction: Direction::Out,
                 addr: None,
-                target: Some(target.clone()),
+                target: Some(target),
                 requested_by,
-                phase: Phase::Connecting,
+                phase,
                 decoder: Decoder::new(MAX_BODY_LEN),
                 last_heard: now,
+                failures,
             }),
-        );
+        )
+    }
+
+    /// Asks the driver to dial the target of `id`, within the connect timeout.
+    fn start_dial(&mut self, now: Instant, id: ConnId) {
+        let peer = self.conns[id.slot].peer_mut().expect("only peers dial");
+        peer.phase = Phase::Connecting;
+        let target = peer.target.clone().expect("dialled peers have a target");
         info!("dialling {target} ({id})");
-        self.set_timer(
-            id,
-            Timer::Deadline,
-            Some(now + self.cfg.limits.connect_timeout),
-        );
+        let deadline = now + self.cfg.limits.connect_timeout;
+        self.set_timer(id, Timer::Deadline, Some(deadline));
         self.fx.outputs.push_back(Output::Dial { conn: id, target });
     }
 
@@ -690,6 +743,20 @@ impl Node {
             }
             Role::Peer(peer) => peer,
         };
+        // An address given by hand is dialled again for as long as the node runs,
+        // unless the link was one too many (the nodes are linked otherwise) or led back
+        // to this node.
+        let one_too_many = matches!(
+            cause,
+            Cause::SelfLink | Cause::Duplicate { .. } | Cause::Replaced { .. }
+        );
+        if let (Some(target), false) = (&peer.target, one_too_many) {
+            let failures = match peer.phase {
+                Phase::Up(_) => 0,
+                _ => peer.failures + 1,
+            };
+            self.redial_later(now, target.clone(), failures);
+        }
         let level = if misbehaved { Level::Warn } else { Level::Info };
         let addr = peer.addr_label();
         let Phase::Up(remote) = &peer.phase else {

@@ -482,6 +482,72 @@ fn dial_that_never_connects_times_out() {
     assert!(h.closed(conn));
 }
 
+/// Steps the clock by 100 ms until the node asks to dial; returns the dial and how long
+/// it took, or `None` after `patience`.
+fn next_dial(h: &mut Harness, patience: Duration) -> Option<(ConnId, String, Duration)> {
+    let start = h.now;
+    while h.now - start <= patience {
+        let dial = h.take_outputs().into_iter().find_map(|o| match o {
+            Output::Dial { conn, target } => Some((conn, target)),
+            _ => None,
+        });
+        if let Some((conn, target)) = dial {
+            return Some((conn, target, h.now - start));
+        }
+        h.advance(Duration::from_millis(100));
+    }
+    None
+}
+
+fn dialling(target: &str) -> (Harness, ConnId) {
+    let mut cfg = config(ME);
+    cfg.connect = vec![target.into()];
+    let mut h = Harness::with(cfg);
+    let (conn, _, _) = next_dial(&mut h, Duration::ZERO).expect("a dial at start");
+    (h, conn)
+}
+
+#[test]
+fn address_given_by_hand_is_dialled_again_with_growing_backoff() {
+    let (mut h, mut conn) = dialling("peer.example:7654");
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    // Failure n waits 2^n s, jittered down by up to half, capped at a minute.
+    for (failure, cap) in [(1, 2), (2, 4), (3, 8), (4, 16), (5, 32), (6, 60), (7, 60)] {
+        h.node.handle_error(h.now, conn, &refused);
+        h.drain();
+        let (next, target, waited) =
+            next_dial(&mut h, Duration::from_secs(61)).expect("dialled again");
+        assert_eq!(target, "peer.example:7654");
+        let cap = Duration::from_secs(cap);
+        assert!(
+            waited >= cap / 2 - Duration::from_millis(100) && waited <= cap,
+            "failure {failure}: waited {waited:?}"
+        );
+        conn = next;
+    }
+}
+
+#[test]
+fn lost_link_to_an_address_given_by_hand_is_redialled_within_a_second() {
+    let (mut h, conn) = dialling("peer.example:7654");
+    h.node.handle_connected(h.now, conn, addr(7654));
+    h.recv(conn, &hello(0x77, 0));
+    h.node.handle_eof(h.now, conn);
+    h.drain();
+    let (_, target, waited) = next_dial(&mut h, Duration::from_secs(2)).expect("redialled");
+    assert_eq!(target, "peer.example:7654");
+    assert!(waited <= Duration::from_secs(1), "{waited:?}");
+}
+
+#[test]
+fn link_that_led_back_to_this_node_is_not_redialled() {
+    let (mut h, conn) = dialling("me.example:7654");
+    h.node.handle_connected(h.now, conn, addr(7654));
+    h.recv(conn, &hello(ME, 0));
+    assert!(h.closed(conn));
+    assert!(next_dial(&mut h, Duration::from_secs(120)).is_none());
+}
+
 #[test]
 fn connect_needs_host_and_port() {
     let mut h = Harness::new();

@@ -62,6 +62,9 @@ impl Default for NetConfig {
                 // Pings never stop, so with them a wave would never go quiet; crashes
                 // are seen as ends of stream here, which is what the scenarios test.
                 keepalive: None,
+                // Redials of crashed nodes never stop either; the scenarios restore
+                // links themselves.
+                redial: None,
                 ..Limits::default()
             },
         }

@@ -433,3 +433,19 @@ fn a_frozen_peer_is_dropped_after_the_peer_timeout() {
     c.client().send("still here");
     on_a.expect_line("<c> still here");
 }
+
+/// A node given a peer's address by hand finds it again when it comes back on that
+/// address: the lost link is redialled with backoff for as long as the node runs.
+#[test]
+fn a_peer_restarted_on_its_address_is_dialled_again() {
+    let mut b = Node::start(&["--nick", "b"]);
+    let listen = b.addr().to_string();
+    let a = Node::start(&["--connect", &listen, "--nick", "a"]);
+    a.wait_for_peers(&[b.id()]);
+    b.kill();
+    let b_again = Node::start(&["--listen", &listen, "--nick", "b"]);
+    a.wait_for_peers(&[b_again.id()]);
+    let mut on_b = b_again.client();
+    a.client().send("welcome back");
+    on_b.expect_line("<a> welcome back");
+}
