@@ -21,7 +21,7 @@ pub const BACKLOG: i32 = 1024;
 /// Mode bits the control socket must not have: it is 0660, for its owner and group.
 const CONTROL_UMASK: u32 = 0o117;
 
-/// The bound listeners, non-blocking, with a backlog of [`BACKLOG`].
+/// The bound listeners, non-blocking, with a backlog of 1024 (`BACKLOG`).
 #[derive(Debug)]
 pub struct Listeners {
     pub peer: Option<TcpListener>,
