@@ -249,16 +249,17 @@ pub struct Net {
     stats: NetStats,
 }
 
-/// The address node `index` listens on: 10.x.y.z, the index in the low 24 bits.
+/// The address node `index` listens on: 127.x.y.z, the index in the low 24 bits. Plain
+/// data, never dialled for real; loopback, so that it could not name another host.
 pub fn addr_of(index: u32) -> SocketAddr {
     let [_, x, y, z] = index.to_be_bytes();
-    SocketAddr::from((Ipv4Addr::new(10, x, y, z), PORT))
+    SocketAddr::from((Ipv4Addr::new(127, x, y, z), PORT))
 }
 
 /// The node listening on `target`, if it is one of ours.
 fn index_of(target: &str) -> Option<u32> {
     match target.parse::<SocketAddr>().ok()? {
-        SocketAddr::V4(a) if a.port() == PORT && a.ip().octets()[0] == 10 => {
+        SocketAddr::V4(a) if a.port() == PORT && a.ip().octets()[0] == 127 => {
             let [_, x, y, z] = a.ip().octets();
             Some(u32::from_be_bytes([0, x, y, z]))
         }
