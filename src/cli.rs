@@ -90,6 +90,8 @@ fn options() -> Options {
         .optflag("d", "daemon", "detach into the background once both sockets are bound")
         .optopt("", "pidfile", "write the daemon's pid to PATH; removed on a clean stop", "PATH")
         .optopt("", "log-file", "log to PATH instead of stderr", "PATH")
+        .optopt("", "max-peers", "peer connections at the most (default 64)", "N")
+        .optopt("", "max-clients", "control clients at the most (default 64)", "N")
         .optopt("", "dedup-capacity", "message ids remembered to suppress duplicates (default 262144)", "N")
         .optopt("", "hop-limit", "links a chat line may cross, 1 to 255 (default 64)", "N")
         .optflagmulti("v", "verbose", "log more (repeatable)")
@@ -150,6 +152,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
 
     let mut node = NodeConfig::new(0, 0, nick);
     node.connect = connect;
+    if let Some(n) = number(&m, "max-peers", 1, 1_000_000)? {
+        node.limits.max_peers = n;
+    }
+    if let Some(n) = number(&m, "max-clients", 1, 1_000_000)? {
+        node.limits.max_clients = n;
+    }
     if let Some(n) = number(&m, "dedup-capacity", 1, MAX_DEDUP_CAPACITY)? {
         node.dedup_capacity = n;
     }
@@ -343,6 +351,10 @@ mod tests {
             "3",
             "-vv",
             "--no-discovery",
+            "--max-peers",
+            "7",
+            "--max-clients",
+            "8",
         ])
         .unwrap();
         assert_eq!(config.listen.as_deref(), Some("127.0.0.1:0"));
@@ -354,6 +366,8 @@ mod tests {
         assert_eq!(config.log_file, Some(PathBuf::from("/tmp/l.log")));
         assert_eq!(config.node.dedup_capacity, 10);
         assert_eq!(config.node.hop_limit, 3);
+        assert_eq!(config.node.limits.max_peers, 7);
+        assert_eq!(config.node.limits.max_clients, 8);
         assert_eq!(config.log_level, LevelFilter::Trace);
     }
 

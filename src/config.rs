@@ -18,6 +18,13 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7654";
 /// paged in as ids arrive, so an idle node pays nothing for it.
 pub const DEFAULT_DEDUP_CAPACITY: usize = 262_144;
 
+/// Peer connections at the most when `--max-peers` is not given: far more than a hand-made
+/// mesh needs, few enough that full queues (16 MiB each) cannot exhaust memory.
+pub const DEFAULT_MAX_PEERS: usize = 64;
+
+/// Control clients at the most when `--max-clients` is not given.
+pub const DEFAULT_MAX_CLIENTS: usize = 64;
+
 /// The largest `--dedup-capacity`: 64 Mi ids, 1.5 GiB when full. Beyond it the index's
 /// size would overflow or fail to allocate.
 pub const MAX_DEDUP_CAPACITY: usize = 1 << 26;
@@ -82,6 +89,11 @@ pub struct Limits {
     pub stall_timeout: Duration,
     /// A control client with this many bytes queued is cut: it is not reading.
     pub client_queue_max: usize,
+    /// Peer connections at the most, dialled, accepted or waiting to be redialled:
+    /// every one costs a descriptor and may cost a full queue.
+    pub max_peers: usize,
+    /// Control clients at the most.
+    pub max_clients: usize,
     /// A client that has left (`/quit`, end of input) is given this long to take the
     /// replies still queued for it.
     pub linger: Duration,
@@ -133,6 +145,8 @@ impl Default for Limits {
             stall_timeout: Duration::from_secs(30),
             client_queue_max: 4 * 1024 * 1024,
             linger: Duration::from_secs(5),
+            max_peers: DEFAULT_MAX_PEERS,
+            max_clients: DEFAULT_MAX_CLIENTS,
             redial: Some(Redial {
                 min: Duration::from_secs(1),
                 max: Duration::from_secs(60),

@@ -64,6 +64,9 @@ impl Daemon {
                 "-q",
                 "--nick",
                 &name,
+                // W4 holds 10,000 links on one node, far over the default limit.
+                "--max-peers",
+                "20000",
             ])
             .arg("--socket")
             .arg(dir.path().join(Self::SOCKET))

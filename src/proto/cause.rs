@@ -22,6 +22,7 @@ pub(crate) enum Cause {
     BeforeHello { kind: &'static str },
     Silent { idle: Duration },
     SelfLink,
+    TooMany { what: &'static str, limit: usize },
     Duplicate { kept: ConnId },
     Replaced { by: ConnId },
     ConnectTimeout(Duration),
@@ -66,6 +67,7 @@ impl fmt::Display for Cause {
                 idle.as_secs()
             ),
             Cause::SelfLink => f.write_str("link to this node itself"),
+            Cause::TooMany { what, limit } => write!(f, "too many {what}: the limit is {limit}"),
             Cause::Duplicate { kept } => write!(f, "duplicate link, keeping {kept}"),
             Cause::Replaced { by } => write!(f, "duplicate link, replaced by {by}"),
             Cause::ConnectTimeout(limit) => {

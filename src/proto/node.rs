@@ -196,7 +196,18 @@ impl Node {
                     }),
                 );
                 debug!("peer {addr} connected ({id})");
-                self.start_handshake(now, id);
+                let limit = self.cfg.limits.max_peers;
+                if self.peer_conns() > limit {
+                    self.doom(
+                        id,
+                        Cause::TooMany {
+                            what: "peers",
+                            limit,
+                        },
+                    );
+                } else {
+                    self.start_handshake(now, id);
+                }
                 id
             }
             Accepted::Client => {
@@ -212,6 +223,15 @@ impl Node {
                     }),
                 );
                 debug!("client {id} attached");
+                let limit = self.cfg.limits.max_clients;
+                if self.clients > limit {
+                    let cause = Cause::TooMany {
+                        what: "clients",
+                        limit,
+                    };
+                    self.reply_error(now, id, format_args!("{cause}"));
+                    self.leave(now, id);
+                }
                 id
             }
         };
@@ -440,6 +460,11 @@ impl Node {
                     }
                 }
         })
+    }
+
+    /// Peer connections in any phase: every connection that is not a client.
+    fn peer_conns(&self) -> usize {
+        self.conns.len() - self.clients
     }
 
     fn get(&self, id: ConnId) -> Option<&Conn> {

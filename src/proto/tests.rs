@@ -549,6 +549,30 @@ fn link_that_led_back_to_this_node_is_not_redialled() {
 }
 
 #[test]
+fn peers_and_clients_over_their_limits_are_refused() {
+    let mut cfg = config(ME);
+    cfg.limits.max_peers = 2;
+    cfg.limits.max_clients = 1;
+    let mut h = Harness::with(cfg);
+    let (a, b) = (h.peer(1), h.peer(2));
+    let third = h.node.handle_accepted(h.now, Accepted::Peer(addr(3)));
+    h.drain();
+    assert!(h.closed(third) && !h.closed(a) && !h.closed(b));
+
+    let client = h.client();
+    h.say(client, "/connect peer.example:1");
+    assert_eq!(
+        h.sent_lines(client),
+        ["! cannot connect to peer.example:1: too many peers: the limit is 2"]
+    );
+    let second = h.client();
+    assert!(!h.closed(second), "it is told why first");
+    assert_eq!(h.sent_lines(second), ["! too many clients: the limit is 1"]);
+    assert!(h.closed(second));
+    assert!(!h.closed(client));
+}
+
+#[test]
 fn connect_needs_host_and_port() {
     let mut h = Harness::new();
     let client = h.client();

@@ -71,7 +71,7 @@ impl Node {
 
     /// A client is done: it is closed as soon as the replies queued for it are written,
     /// or when the linger time is up if it does not take them.
-    fn leave(&mut self, now: Instant, id: ConnId) {
+    pub(super) fn leave(&mut self, now: Instant, id: ConnId) {
         let linger = self.cfg.limits.linger;
         let Some(conn) = self
             .conns
@@ -106,7 +106,14 @@ impl Node {
                 Err(err) => self.reply_error(now, id, format_args!("{err}")),
             },
             Command::Connect(target) => {
-                if control::is_host_port(target) {
+                let limit = self.cfg.limits.max_peers;
+                if self.peer_conns() >= limit {
+                    let cause = Cause::TooMany {
+                        what: "peers",
+                        limit,
+                    };
+                    self.reply_error(now, id, format_args!("cannot connect to {target}: {cause}"));
+                } else if control::is_host_port(target) {
                     self.reply(now, id, format_args!("connecting to {target}"));
                     self.dial(now, target.to_owned(), Some(id));
                 } else {
