@@ -99,6 +99,50 @@ impl Effects {
         }
     }
 
+    /// A linked peer's keepalive deadline: ping it if it has been quiet, drop it if it
+    /// has been silent too long, and say when to look again.
+    fn keepalive_due(&mut self, conn: &mut Conn, now: Instant, limits: &Limits) {
+        conn.keepalive_deadline = None;
+        let (Role::Peer(peer), Some(keepalive)) = (&conn.role, limits.keepalive) else {
+            unreachable!("armed for linked peers while keepalive is on");
+        };
+        let last_heard = peer.last_heard;
+        let idle = now.saturating_duration_since(last_heard);
+        if idle >= keepalive.peer_timeout {
+            return self.doom(conn, Cause::Silent { idle });
+        }
+        let next = if idle >= keepalive.ping_interval {
+            let mut ping = Vec::new();
+            Message::encode_ping(&mut ping);
+            self.enqueue(conn, &ping, now, limits);
+            // Ping again each interval until the timeout.
+            (now + keepalive.ping_interval).min(last_heard + keepalive.peer_timeout)
+        } else {
+            last_heard + keepalive.ping_interval
+        };
+        let slot = &mut conn.keepalive_deadline;
+        self.timers.set(conn.id, Timer::Keepalive, slot, Some(next));
+    }
+
+    /// A congested connection's stall deadline: progress re-arms nothing by itself, so
+    /// this says what the last progress makes of it.
+    fn stall_due(&mut self, conn: &mut Conn, now: Instant, limits: &Limits) {
+        conn.stall_deadline = None;
+        let idle = now.saturating_duration_since(conn.last_progress);
+        if idle >= limits.stall_timeout {
+            let queued = conn.queue.len();
+            return self.doom(conn, Cause::Stalled { queued, idle });
+        }
+        let held_too_long = matches!(conn.role, Role::Peer(_))
+            && now.saturating_duration_since(conn.congested_since) >= limits.peer_hold_max;
+        let backlog = if idle >= limits.stuck_after || held_too_long {
+            Backlog::Stuck
+        } else {
+            conn.backlog
+        };
+        self.set_backlog(conn, backlog, limits);
+    }
+
     /// Moves `conn` to `backlog` (or keeps it there), keeping the count in step and
     /// re-arming its stall timer: a draining connection is checked `stuck_after` after
     /// its last progress (a peer also `peer_hold_max` after it passed the mark), a
@@ -370,49 +414,8 @@ impl Node {
                     };
                     self.fx.doom(conn, cause);
                 }
-                Timer::Keepalive => {
-                    conn.keepalive_deadline = None;
-                    let (Role::Peer(peer), Some(keepalive)) = (&conn.role, limits.keepalive) else {
-                        unreachable!("armed for linked peers while keepalive is on");
-                    };
-                    let last_heard = peer.last_heard;
-                    let idle = now.saturating_duration_since(last_heard);
-                    if idle >= keepalive.peer_timeout {
-                        self.fx.doom(conn, Cause::Silent { idle });
-                        continue;
-                    }
-                    let next = if idle >= keepalive.ping_interval {
-                        let mut ping = Vec::new();
-                        Message::encode_ping(&mut ping);
-                        self.fx.enqueue(conn, &ping, now, limits);
-                        // Ping again each interval until the timeout.
-                        (now + keepalive.ping_interval).min(last_heard + keepalive.peer_timeout)
-                    } else {
-                        last_heard + keepalive.ping_interval
-                    };
-                    let slot = &mut conn.keepalive_deadline;
-                    self.fx.timers.set(id, Timer::Keepalive, slot, Some(next));
-                }
-                Timer::Stall => {
-                    // Progress re-arms nothing by itself: the deadline is due here, and
-                    // this says what the last progress makes of it.
-                    conn.stall_deadline = None;
-                    let idle = now.saturating_duration_since(conn.last_progress);
-                    if idle >= limits.stall_timeout {
-                        let queued = conn.queue.len();
-                        self.fx.doom(conn, Cause::Stalled { queued, idle });
-                        continue;
-                    }
-                    let held_too_long = matches!(conn.role, Role::Peer(_))
-                        && now.saturating_duration_since(conn.congested_since)
-                            >= limits.peer_hold_max;
-                    let backlog = if idle >= limits.stuck_after || held_too_long {
-                        Backlog::Stuck
-                    } else {
-                        conn.backlog
-                    };
-                    self.fx.set_backlog(conn, backlog, limits);
-                }
+                Timer::Keepalive => self.fx.keepalive_due(conn, now, limits),
+                Timer::Stall => self.fx.stall_due(conn, now, limits),
             }
         }
         for id in redial {
