@@ -76,10 +76,10 @@ fn serve(
     if let Some(detached) = detached.take() {
         detached.ready()?;
     }
-    let peers = config.node.listen_addr.map_or_else(
-        || "accepting no peers".to_owned(),
-        |addr| format!("peers on {addr}"),
-    );
+    let peers = config
+        .node
+        .listen_addr
+        .map_or_else(|| "no peers".to_owned(), |addr| format!("peers on {addr}"));
     info!(
         "node {id} ({}) serving {peers}, clients on {}",
         config.node.nick,

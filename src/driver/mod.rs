@@ -4,17 +4,18 @@
 //! It moves bytes between sockets and the [`Node`] and carries out the node's outputs;
 //! it knows no chat. It is the only code that touches mio, sockets or the clock, and it
 //! never blocks on a socket: every stream is non-blocking and edge-triggered, read and
-//! written until `WouldBlock`. (Resolving a `/connect` host name is the one wait: it
-//! asks the system resolver, which answers from /etc/hosts or the network.)
+//! written until `WouldBlock`. Host names to dial are resolved by
+//! a helper thread, `resolver`, which touches no socket of the loop.
 
 mod listen;
+mod resolver;
 mod socket;
 mod tokens;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
@@ -28,6 +29,7 @@ use crate::proto::{Accepted, ConnId, Node, Output};
 use crate::wire::text::describe_io_error;
 
 pub use listen::{Listeners, SocketFile};
+use resolver::Resolver;
 use socket::{Socket, Stream, StreamEntry};
 
 /// The one read buffer of the loop; a read takes at most this much.
@@ -63,6 +65,9 @@ pub struct Driver {
     unread: Vec<Token>,
     /// Streams with bytes to write this turn.
     dirty: Vec<Token>,
+    resolver: Resolver,
+    /// Dials waiting for the resolver.
+    resolving: HashSet<ConnId>,
     /// Listeners whose last accept failed for want of resources: try again soon.
     accept_retry: Vec<Token>,
     /// Accepting has failed since the last success (the failure was logged).
@@ -102,6 +107,7 @@ impl Driver {
         poll.registry()
             .register(&mut signals, tokens::SIGNALS, Interest::READABLE)?;
 
+        let resolver = Resolver::start(poll.registry(), tokens::RESOLVER)?;
         let mut driver = Driver {
             poll,
             sockets,
@@ -111,6 +117,8 @@ impl Driver {
             scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
             unread: Vec::new(),
             dirty: Vec::new(),
+            resolver,
+            resolving: HashSet::new(),
             accept_retry: Vec::new(),
             accept_failing: false,
         };
@@ -133,6 +141,10 @@ impl Driver {
             let carried = std::mem::take(&mut self.unread);
             for event in &events {
                 let token = event.token();
+                if token == tokens::RESOLVER {
+                    self.take_answers(now);
+                    continue;
+                }
                 if token == tokens::SIGNALS {
                     if let Some(signal) = self.stop_signal() {
                         return Ok(signal);
@@ -300,10 +312,21 @@ impl Driver {
         self.carry_out(now);
     }
 
-    /// Starts a dial to the first address `target` resolves to that takes a connect
-    /// call; the others are kept to try in turn if it fails, as `nc` and `ssh` do.
+    /// Dials `target`: an IP address at once, a name once the resolver thread answers.
+    /// Every address a name resolves to is tried in turn, as `nc` and `ssh` do.
     fn dial(&mut self, now: Instant, conn: ConnId, target: &str) {
-        let dialled = resolve(target).and_then(|mut addrs| {
+        match target.parse::<SocketAddr>() {
+            Ok(addr) => self.connect(now, conn, Ok(vec![addr])),
+            Err(_) => {
+                self.resolver.ask(conn, target);
+                self.resolving.insert(conn);
+            }
+        }
+    }
+
+    /// Starts the dial of `conn` to the first of `addrs` that takes a connect call.
+    fn connect(&mut self, now: Instant, conn: ConnId, addrs: io::Result<Vec<SocketAddr>>) {
+        let dialled = addrs.and_then(|mut addrs| {
             let stream = connect_next(&mut addrs)?;
             Ok((stream, addrs))
         });
@@ -497,7 +520,20 @@ impl Driver {
         }
     }
 
+    /// Dials the names the resolver has answered for, unless the node gave up on them
+    /// meanwhile (the connect timeout).
+    fn take_answers(&mut self, now: Instant) {
+        let answers: Vec<_> = self.resolver.answers().collect();
+        for (conn, addrs) in answers {
+            if self.resolving.remove(&conn) {
+                self.connect(now, conn, addrs);
+                self.carry_out(now);
+            }
+        }
+    }
+
     fn close(&mut self, conn: ConnId) {
+        self.resolving.remove(&conn);
         let Some(token) = self.tokens.remove(&conn) else {
             return;
         };
@@ -515,24 +551,6 @@ fn stream_in(sockets: &mut Slab<Socket>, token: Token) -> Option<&mut StreamEntr
         Some(Socket::Stream(stream)) => Some(stream),
         _ => None,
     }
-}
-
-/// The addresses `target` (`host:port`) resolves to, in the resolver's order.
-fn resolve(target: &str) -> io::Result<Vec<SocketAddr>> {
-    let context = |err: io::Error| {
-        io::Error::new(
-            err.kind(),
-            format!("cannot resolve {target}: {}", describe_io_error(&err)),
-        )
-    };
-    let addrs: Vec<SocketAddr> = target.to_socket_addrs().map_err(context)?.collect();
-    if addrs.is_empty() {
-        return Err(context(io::Error::new(
-            io::ErrorKind::NotFound,
-            "no address",
-        )));
-    }
-    Ok(addrs)
 }
 
 /// Starts a non-blocking connect to the first of `addrs` that takes one, removing the

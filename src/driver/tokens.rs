@@ -5,3 +5,6 @@ use mio::Token;
 
 /// SIGTERM and SIGINT, delivered through signal-hook's self-pipe.
 pub const SIGNALS: Token = Token(usize::MAX);
+
+/// Answers from the resolver thread.
+pub const RESOLVER: Token = Token(usize::MAX - 1);

@@ -771,6 +771,7 @@ impl Node {
             }
             Role::Peer(peer) => peer,
         };
+        self.report_peer_loss(now, id, &peer, &cause);
         // An address given by hand is dialled again for as long as the node runs,
         // unless the link was one too many (the nodes are linked otherwise) or led back
         // to this node.
@@ -778,14 +779,23 @@ impl Node {
             cause,
             Cause::SelfLink | Cause::Duplicate { .. } | Cause::Replaced { .. }
         );
-        if let (Some(target), false) = (&peer.target, one_too_many) {
+        if let (Some(target), false) = (peer.target, one_too_many) {
             let failures = match peer.phase {
                 Phase::Up(_) => 0,
                 _ => peer.failures + 1,
             };
-            self.redial_later(now, target.clone(), failures);
+            self.redial_later(now, target, failures);
         }
-        let level = if misbehaved { Level::Warn } else { Level::Info };
+    }
+
+    /// Logs the loss of a peer connection and tells whoever should know: every client
+    /// if the link was up, else the client whose `/connect` it was.
+    fn report_peer_loss(&mut self, now: Instant, id: ConnId, peer: &Peer, cause: &Cause) {
+        let level = if cause.is_misbehaviour() {
+            Level::Warn
+        } else {
+            Level::Info
+        };
         let addr = peer.addr_label();
         let Phase::Up(remote) = &peer.phase else {
             log!(
