@@ -80,8 +80,6 @@ fn options() -> Options {
     opts.optopt("l", "listen", "TCP address for incoming peers; port 0 picks a free port (default 0.0.0.0:7654)", "ADDR")
         .optflag("", "no-listen", "accept no incoming peers (dial out only)")
         .optmulti("c", "connect", "peer to dial at start, host:port; repeatable", "ADDR")
-        // Accepted for scripts and benchmarks that pin their topology: this version
-        // dials only addresses given by hand anyway.
         .optflag("", "no-discovery", "dial only addresses given by hand (--connect, /connect)")
         .optopt("", "ping-interval", "ping a link that has been quiet this long (default 15; a third of --peer-timeout if only that is given)", "SECS")
         .optopt("", "peer-timeout", "drop a peer silent this long (default 45)", "SECS")
@@ -90,6 +88,7 @@ fn options() -> Options {
         .optflag("d", "daemon", "detach into the background once both sockets are bound")
         .optopt("", "pidfile", "write the daemon's pid to PATH; removed on a clean stop", "PATH")
         .optopt("", "log-file", "log to PATH instead of stderr", "PATH")
+        .optopt("", "target-peers", "links to dial from learned addresses while there are fewer (default 6)", "N")
         .optopt("", "max-peers", "peer connections at the most (default 64)", "N")
         .optopt("", "max-clients", "control clients at the most (default 64)", "N")
         .optopt("", "dedup-capacity", "message ids remembered to suppress duplicates (default 262144)", "N")
@@ -152,6 +151,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
 
     let mut node = NodeConfig::new(0, 0, nick);
     node.connect = connect;
+    node.discovery = !m.opt_present("no-discovery");
+    if let Some(n) = number(&m, "target-peers", 0, 1_000)? {
+        node.target_peers = n;
+    }
     if let Some(n) = number(&m, "max-peers", 1, 1_000_000)? {
         node.limits.max_peers = n;
     }
@@ -291,6 +294,8 @@ mod tests {
         assert!(config.node.connect.is_empty());
         assert!(!config.daemon);
         assert_eq!(config.log_level, LevelFilter::Info);
+        assert!(config.node.discovery);
+        assert_eq!(config.node.target_peers, 6);
     }
 
     #[test]
@@ -355,6 +360,8 @@ mod tests {
             "7",
             "--max-clients",
             "8",
+            "--target-peers",
+            "3",
         ])
         .unwrap();
         assert_eq!(config.listen.as_deref(), Some("127.0.0.1:0"));
@@ -368,6 +375,8 @@ mod tests {
         assert_eq!(config.node.hop_limit, 3);
         assert_eq!(config.node.limits.max_peers, 7);
         assert_eq!(config.node.limits.max_clients, 8);
+        assert_eq!(config.node.target_peers, 3);
+        assert!(!config.node.discovery);
         assert_eq!(config.log_level, LevelFilter::Trace);
     }
 

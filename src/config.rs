@@ -18,6 +18,11 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7654";
 /// paged in as ids arrive, so an idle node pays nothing for it.
 pub const DEFAULT_DEDUP_CAPACITY: usize = 262_144;
 
+/// Links a node dials itself when `--target-peers` is not given: with every node dialling
+/// six, a random mesh is connected and a few hops across with a high probability, and
+/// most nodes stay far below the maximum.
+pub const DEFAULT_TARGET_PEERS: usize = 6;
+
 /// Peer connections at the most when `--max-peers` is not given: far more than a hand-made
 /// mesh needs, few enough that full queues (16 MiB each) cannot exhaust memory.
 pub const DEFAULT_MAX_PEERS: usize = 64;
@@ -64,6 +69,10 @@ pub struct NodeConfig {
     pub dedup_capacity: usize,
     /// Links a locally written chat line may cross.
     pub hop_limit: u8,
+    /// Dial addresses learned from peers (off with `--no-discovery`).
+    pub discovery: bool,
+    /// Links this node dials itself, from learned addresses, while it has fewer.
+    pub target_peers: usize,
     pub limits: Limits,
 }
 
@@ -170,6 +179,8 @@ impl NodeConfig {
             connect: Vec::new(),
             dedup_capacity: DEFAULT_DEDUP_CAPACITY,
             hop_limit: DEFAULT_HOP_LIMIT,
+            discovery: true,
+            target_peers: DEFAULT_TARGET_PEERS,
             limits: Limits::default(),
         }
     }

@@ -47,7 +47,9 @@ pub enum Phase {
 pub struct Remote {
     pub id: NodeId,
     pub nick: String,
-    pub listen_port: u16,
+    /// Where it accepts peers, as far as this node can tell: the address dialled, or
+    /// the address it came from with the port from its hello. `None` if it accepts none.
+    pub advertised: Option<SocketAddr>,
     /// Which of two links between the same nodes survives: the smaller key, which both
     /// ends compute alike (the dialling node's id, then the dialler's link id).
     pub link_key: (NodeId, u64),
@@ -71,6 +73,9 @@ pub struct Peer {
     pub last_heard: Instant,
     /// Dials of this address in a row that did not reach a handshake; sets the backoff.
     pub failures: u32,
+    /// Dialled because an operator asked (`--connect`, `/connect`): dialled again
+    /// whenever lost. Learned addresses are not.
+    pub hand: bool,
 }
 
 /// How a connection's send queue stands against the pause mark; this is the whole of

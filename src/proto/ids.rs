@@ -23,6 +23,14 @@ pub struct ConnId {
     pub(crate) slot: usize,
 }
 
+impl ConnId {
+    /// Names node-level deadlines in the timer table; no connection has serial 0.
+    pub(crate) const NODE: ConnId = ConnId {
+        serial: 0,
+        slot: usize::MAX,
+    };
+}
+
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.serial)

@@ -6,6 +6,7 @@
 //! or draws a random number: the driver, a simulator or a test supplies all of that, so
 //! the same code runs everywhere. It may use `wire`, `config`, `slab` and `log`.
 
+pub mod book;
 mod cause;
 pub mod conn;
 pub mod dedup;

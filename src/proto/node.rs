@@ -26,6 +26,7 @@ use crate::wire::frame::Decoder;
 use crate::wire::peer::{Chat, Hello, Message, MAX_BODY_LEN};
 use crate::wire::text;
 
+use super::book::AddressBook;
 use super::cause::Cause;
 use super::conn::{Backlog, Client, Conn, Direction, Peer, Phase, Remote, Role, SendQueue};
 use super::dedup::mix;
@@ -34,6 +35,9 @@ use super::ids::{ConnId, MessageId, NodeId};
 use super::timers::{Timer, Timers};
 
 mod clients;
+mod discovery;
+
+use discovery::ADDRESS_BOOK_CAPACITY;
 
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,8 +186,12 @@ pub struct Node {
     linked: BTreeMap<NodeId, ConnId>,
     flood: Flood,
     fx: Effects,
-    /// State of the seeded sequence that jitters redial delays.
+    /// State of the seeded sequence that jitters redials and picks addresses to dial.
     jitter: u64,
+    /// Where other nodes accept peers.
+    book: AddressBook,
+    /// The node-level deadline of the next degree check, if one is due.
+    degree_deadline: Option<Instant>,
     /// Clients whose input waits for congestion to clear, in the order they stopped.
     paused: Vec<ConnId>,
     clients: usize,
@@ -200,6 +208,8 @@ impl Node {
             id: NodeId(cfg.node_id),
             flood: Flood::new(cfg.dedup_capacity, cfg.hash_seed),
             jitter: cfg.hash_seed,
+            book: AddressBook::new(ADDRESS_BOOK_CAPACITY),
+            degree_deadline: None,
             cfg,
             started: now,
             conns: Slab::new(),
@@ -214,6 +224,7 @@ impl Node {
         for target in node.cfg.connect.clone() {
             node.dial(now, target, None);
         }
+        node.schedule_degree_check(now);
         node
     }
 
@@ -237,6 +248,7 @@ impl Node {
                         decoder: Decoder::new(MAX_BODY_LEN),
                         last_heard: now,
                         failures: 0,
+                        hand: false,
                     }),
                 );
                 debug!("peer {addr} connected ({id})");
@@ -391,7 +403,13 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         let limits = &self.cfg.limits;
         let mut redial = Vec::new();
+        let mut degree_due = false;
         while let Some((id, timer)) = self.fx.timers.pop_due(now) {
+            if id == ConnId::NODE {
+                self.degree_deadline = None;
+                degree_due = true;
+                continue;
+            }
             let conn = self
                 .conns
                 .get_mut(id.slot)
@@ -416,10 +434,14 @@ impl Node {
                 }
                 Timer::Keepalive => self.fx.keepalive_due(conn, now, limits),
                 Timer::Stall => self.fx.stall_due(conn, now, limits),
+                Timer::Degree => unreachable!("armed under ConnId::NODE only"),
             }
         }
         for id in redial {
             self.start_dial(now, id);
+        }
+        if degree_due {
+            self.check_degree(now);
         }
         self.reap(now);
     }
@@ -513,13 +535,18 @@ impl Node {
             Timer::Deadline => &mut conn.deadline,
             Timer::Stall => &mut conn.stall_deadline,
             Timer::Keepalive => &mut conn.keepalive_deadline,
+            Timer::Degree => unreachable!("a node-level timer, set by its own method"),
         };
         self.fx.timers.set(id, timer, slot, at);
     }
 
     /// Asks the driver to dial `target` for a new outgoing link.
     fn dial(&mut self, now: Instant, target: String, requested_by: Option<ConnId>) {
-        let id = self.insert_dialled(now, target, requested_by, 0, Phase::Connecting);
+        let id = self.insert_dialled(now, target, true, Phase::Connecting);
+        let peer = self.conns[id.slot]
+            .peer_mut()
+            .expect("just inserted a peer");
+        peer.requested_by = requested_by;
         self.start_dial(now, id);
     }
 
@@ -533,11 +560,12 @@ impl Node {
             .min
             .saturating_mul(1 << failures.min(16))
             .min(redial.max);
-        // Jitter from the node's own seeded sequence: deterministic, yet nodes differ.
-        self.jitter = self.jitter.wrapping_add(1);
-        let unit = (mix(self.jitter) >> 11) as f64 / (1u64 << 53) as f64;
-        let delay = backoff / 2 + backoff.mul_f64(unit / 2.0);
-        let id = self.insert_dialled(now, target.clone(), None, failures, Phase::Waiting);
+        let delay = backoff / 2 + backoff.mul_f64(self.random_unit() / 2.0);
+        let id = self.insert_dialled(now, target.clone(), true, Phase::Waiting);
+        let peer = self.conns[id.slot]
+            .peer_mut()
+            .expect("just inserted a peer");
+        peer.failures = failures;
         info!(
             "dialling {target} again in {:.1}s ({id})",
             delay.as_secs_f32()
@@ -545,25 +573,26 @@ impl Node {
         self.set_timer(id, Timer::Deadline, Some(now + delay));
     }
 
-    fn insert_dialled(
-        &mut self,
-        now: Instant,
-        target: String,
-        requested_by: Option<ConnId>,
-        failures: u32,
-        phase: Phase,
-    ) -> ConnId {
+    /// A number in [0, 1) from the node's own seeded sequence: deterministic, yet
+    /// different on every node.
+    fn random_unit(&mut self) -> f64 {
+        self.jitter = self.jitter.wrapping_add(1);
+        (mix(self.jitter) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn insert_dialled(&mut self, now: Instant, target: String, hand: bool, phase: Phase) -> ConnId {
         self.insert(
             now,
             Role::Peer(Peer {
                 direction: Direction::Out,
                 addr: None,
                 target: Some(target),
-                requested_by,
+                requested_by: None,
                 phase,
                 decoder: Decoder::new(MAX_BODY_LEN),
                 last_heard: now,
-                failures,
+                failures: 0,
+                hand,
             }),
         )
     }
@@ -620,6 +649,7 @@ impl Node {
             }
             // Its arrival was the point: the link is heard from.
             Message::Pong => {}
+            Message::Addrs(addrs) => self.learn_addrs(now, addrs),
             Message::Hello(_) => unreachable!("handled above"),
         }
     }
@@ -659,10 +689,15 @@ impl Node {
         let peer = self.conns[id.slot]
             .peer_mut()
             .expect("only peers decode frames");
+        let advertised = match (peer.direction, peer.addr, hello.listen_port) {
+            (_, None, _) | (Direction::In, _, 0) => None,
+            (Direction::Out, Some(dialled), _) => Some(dialled),
+            (Direction::In, Some(from), port) => Some(SocketAddr::new(from.ip(), port)),
+        };
         peer.phase = Phase::Up(Remote {
             id: remote_id,
             nick: hello.nick.to_owned(),
-            listen_port: hello.listen_port,
+            advertised,
             link_key,
             since: now,
         });
@@ -675,6 +710,7 @@ impl Node {
             now,
             format_args!("peer up {addr} {direction} {remote_id} {}", hello.nick),
         );
+        self.exchange_addrs(now, id);
     }
 
     fn peer_chat(&mut self, now: Instant, id: ConnId, chat: Chat<'_>) {
@@ -772,6 +808,8 @@ impl Node {
             Role::Peer(peer) => peer,
         };
         self.report_peer_loss(now, id, &peer, &cause);
+        self.learn_from_loss(&peer, &cause);
+        self.schedule_degree_check(now);
         // An address given by hand is dialled again for as long as the node runs,
         // unless the link was one too many (the nodes are linked otherwise) or led back
         // to this node.
@@ -779,7 +817,7 @@ impl Node {
             cause,
             Cause::SelfLink | Cause::Duplicate { .. } | Cause::Replaced { .. }
         );
-        if let (Some(target), false) = (peer.target, one_too_many) {
+        if let (Some(target), true, false) = (peer.target, peer.hand, one_too_many) {
             let failures = match peer.phase {
                 Phase::Up(_) => 0,
                 _ => peer.failures + 1,

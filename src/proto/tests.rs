@@ -33,6 +33,8 @@ fn config(id: u64) -> NodeConfig {
     let mut cfg = NodeConfig::new(id, 7, "me".into());
     cfg.listen_addr = Some(addr(7654));
     cfg.hop_limit = 8;
+    // Discovery has tests of its own; elsewhere its dials would only be noise.
+    cfg.discovery = false;
     cfg
 }
 
@@ -44,7 +46,8 @@ fn hello(node_id: u64, link_id: u64) -> Vec<u8> {
     let mut out = Vec::new();
     Hello {
         node_id,
-        listen_port: 9,
+        // Accepting no peers, so that no peer exchange mixes with the frames under test.
+        listen_port: 0,
         link_id,
         nick: "peer",
     }

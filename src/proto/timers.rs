@@ -16,6 +16,9 @@ pub enum Timer {
     Stall,
     /// A linked peer that has been quiet is pinged, or dropped as silent, then.
     Keepalive,
+    /// The node checks its number of dialled links against the target then (node-level,
+    /// under [`ConnId::NODE`]).
+    Degree,
 }
 
 /// Armed deadlines. Each connection holds the instant it armed for each [`Timer`] (its

@@ -44,6 +44,9 @@ pub struct NetConfig {
     pub window: usize,
     pub dedup_capacity: usize,
     pub hop_limit: u8,
+    /// Whether nodes dial addresses learned from their peers; off unless a scenario
+    /// is about the mesh growing, since the checks compare links with the graph.
+    pub discovery: bool,
     pub limits: Limits,
 }
 
@@ -58,6 +61,7 @@ impl Default for NetConfig {
             // allocated at twice the capacity on first use.
             dedup_capacity: 4096,
             hop_limit: crate::config::DEFAULT_HOP_LIMIT,
+            discovery: false,
             limits: Limits {
                 // Pings never stop, so with them a wave would never go quiet; crashes
                 // are seen as ends of stream here, which is what the scenarios test.
@@ -353,6 +357,7 @@ impl Net {
         cfg.connect = connect.iter().map(|&v| addr_of(v).to_string()).collect();
         cfg.dedup_capacity = self.cfg.dedup_capacity;
         cfg.hop_limit = self.cfg.hop_limit;
+        cfg.discovery = self.cfg.discovery;
         cfg.limits = self.cfg.limits.clone();
         let now = self.instant();
         let mut node = Node::new(cfg, now);

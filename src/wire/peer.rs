@@ -4,6 +4,7 @@
 //! The byte layout is written down in docs/PROTOCOL.md; this file is its reference.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::str;
 
 use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
@@ -21,6 +22,13 @@ const KIND_HELLO: u8 = 1;
 const KIND_CHAT: u8 = 2;
 const KIND_PING: u8 = 3;
 const KIND_PONG: u8 = 4;
+const KIND_ADDRS: u8 = 5;
+
+/// Most addresses in one addrs message.
+pub const MAX_ADDRS: usize = 64;
+
+const FAMILY_V4: u8 = 4;
+const FAMILY_V6: u8 = 6;
 
 /// Bytes of a chat body before the nick: kind, origin, sequence, hops, nick length.
 const CHAT_FIXED_LEN: usize = 1 + 8 + 8 + 1 + 1;
@@ -63,6 +71,58 @@ pub enum Message<'a> {
     Ping,
     /// The answer to a ping.
     Pong,
+    /// Addresses at which nodes accept peers.
+    Addrs(Addrs<'a>),
+}
+
+/// A validated list of up to [`MAX_ADDRS`] socket addresses, read in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addrs<'a> {
+    /// The entries: a family byte (4 or 6), the IP address, the port.
+    entries: &'a [u8],
+}
+
+impl Addrs<'_> {
+    /// The addresses, in the order they were sent.
+    pub fn iter(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        let mut rest = self.entries;
+        std::iter::from_fn(move || {
+            let (&family, tail) = rest.split_first()?;
+            let ip_len = if family == FAMILY_V4 { 4 } else { 16 };
+            let (ip, tail) = tail.split_at(ip_len);
+            let (port, tail) = tail.split_at(2);
+            rest = tail;
+            let ip = match <[u8; 4]>::try_from(ip) {
+                Ok(v4) => IpAddr::from(v4),
+                Err(_) => IpAddr::from(<[u8; 16]>::try_from(ip).expect("16 bytes for IPv6")),
+            };
+            Some(SocketAddr::new(ip, BigEndian::read_u16(port)))
+        })
+    }
+
+    fn parse(mut r: Reader<'_>) -> Result<Addrs<'_>, PeerError> {
+        let count = usize::from(r.u16()?);
+        if count > MAX_ADDRS {
+            return Err(PeerError::TooManyAddrs(count));
+        }
+        let entries = r.bytes;
+        for _ in 0..count {
+            let ip_len = match r.u8()? {
+                FAMILY_V4 => 4,
+                FAMILY_V6 => 16,
+                other => return Err(PeerError::BadFamily(other)),
+            };
+            r.bytes(ip_len)?;
+            if r.u16()? == 0 {
+                return Err(PeerError::PortZero);
+            }
+        }
+        let used = entries.len() - r.bytes.len();
+        r.finish()?;
+        Ok(Addrs {
+            entries: &entries[..used],
+        })
+    }
 }
 
 /// Why a frame body is not a valid message. Each one is grounds to drop the link.
@@ -88,6 +148,12 @@ pub enum PeerError {
     TextTooLong(usize),
     /// A chat copy with no hops left, which its sender must not have sent.
     NoHops,
+    /// An addrs message with more than [`MAX_ADDRS`] entries.
+    TooManyAddrs(usize),
+    /// An address family other than 4 or 6.
+    BadFamily(u8),
+    /// An advertised address with port 0.
+    PortZero,
 }
 
 impl fmt::Display for PeerError {
@@ -112,6 +178,11 @@ impl fmt::Display for PeerError {
                 write!(f, "chat text of {len} bytes exceeds {MAX_TEXT_LEN}")
             }
             PeerError::NoHops => f.write_str("chat message with a hop limit of 0"),
+            PeerError::TooManyAddrs(n) => {
+                write!(f, "{n} addresses in one message, the limit is {MAX_ADDRS}")
+            }
+            PeerError::BadFamily(family) => write!(f, "unknown address family {family}"),
+            PeerError::PortZero => f.write_str("advertised address with port 0"),
         }
     }
 }
@@ -129,6 +200,7 @@ impl<'a> Message<'a> {
             KIND_CHAT => Chat::parse(Reader::new(rest, "chat")).map(Message::Chat),
             KIND_PING => Reader::new(rest, "ping").finish().map(|()| Message::Ping),
             KIND_PONG => Reader::new(rest, "pong").finish().map(|()| Message::Pong),
+            KIND_ADDRS => Addrs::parse(Reader::new(rest, "addrs")).map(Message::Addrs),
             other => Err(PeerError::UnknownKind(other)),
         }
     }
@@ -143,6 +215,31 @@ impl<'a> Message<'a> {
         frame::encode(out, |out| out.push(KIND_PONG));
     }
 
+    /// Appends an addrs message with the first [`MAX_ADDRS`] of `addrs` to `out`.
+    pub fn encode_addrs(out: &mut Vec<u8>, addrs: impl IntoIterator<Item = SocketAddr>) {
+        frame::encode(out, |out| {
+            out.push(KIND_ADDRS);
+            let count_at = out.len();
+            write_u16(out, 0);
+            let mut count = 0u16;
+            for addr in addrs.into_iter().take(MAX_ADDRS) {
+                match addr.ip() {
+                    IpAddr::V4(ip) => {
+                        out.push(FAMILY_V4);
+                        out.extend_from_slice(&ip.octets());
+                    }
+                    IpAddr::V6(ip) => {
+                        out.push(FAMILY_V6);
+                        out.extend_from_slice(&ip.octets());
+                    }
+                }
+                write_u16(out, addr.port());
+                count += 1;
+            }
+            BigEndian::write_u16(&mut out[count_at..count_at + 2], count);
+        });
+    }
+
     /// The message's kind, as log lines name it.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -150,6 +247,7 @@ impl<'a> Message<'a> {
             Message::Chat(_) => "chat",
             Message::Ping => "ping",
             Message::Pong => "pong",
+            Message::Addrs(_) => "addrs",
         }
     }
 }
@@ -420,6 +518,60 @@ mod tests {
                 extra: 1
             })
         );
+    }
+
+    #[test]
+    fn addrs_round_trip_and_are_bounded() {
+        let addrs: Vec<SocketAddr> = vec![
+            "127.0.0.1:7654".parse().unwrap(),
+            "[2001:db8::1]:9".parse().unwrap(),
+        ];
+        let bytes = body(|out| Message::encode_addrs(out, addrs.clone()));
+        assert_eq!(bytes.len(), 1 + 2 + (1 + 4 + 2) + (1 + 16 + 2));
+        let Ok(Message::Addrs(parsed)) = Message::parse(&bytes) else {
+            panic!("addrs");
+        };
+        assert_eq!(parsed.iter().collect::<Vec<_>>(), addrs);
+
+        let many = (1..=100u16).map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+        let bytes = body(|out| Message::encode_addrs(out, many));
+        let Ok(Message::Addrs(parsed)) = Message::parse(&bytes) else {
+            panic!("addrs");
+        };
+        assert_eq!(
+            parsed.iter().count(),
+            MAX_ADDRS,
+            "only the first 64 are sent"
+        );
+    }
+
+    #[test]
+    fn malformed_addrs_are_refused() {
+        let cases: [(&[u8], PeerError); 5] = [
+            (&[KIND_ADDRS, 0, 65], PeerError::TooManyAddrs(65)),
+            (
+                &[KIND_ADDRS, 0, 1, 5, 1, 2, 3, 4, 0, 1],
+                PeerError::BadFamily(5),
+            ),
+            (
+                &[KIND_ADDRS, 0, 1, 4, 1, 2, 3, 4, 0, 0],
+                PeerError::PortZero,
+            ),
+            (
+                &[KIND_ADDRS, 0, 1, 4, 1, 2],
+                PeerError::Truncated { kind: "addrs" },
+            ),
+            (
+                &[KIND_ADDRS, 0, 0, 9],
+                PeerError::Trailing {
+                    kind: "addrs",
+                    extra: 1,
+                },
+            ),
+        ];
+        for (bytes, err) in cases {
+            assert_eq!(Message::parse(bytes), Err(err), "{bytes:?}");
+        }
     }
 
     #[test]

@@ -449,3 +449,39 @@ fn a_peer_restarted_on_its_address_is_dialled_again() {
     a.client().send("welcome back");
     on_b.expect_line("<a> welcome back");
 }
+
+/// Ten nodes told only of the first grow into a mesh: each learns from its peers where
+/// the others accept peers and dials them until it has its target of links; then the
+/// first node can die and every line still reaches everyone.
+#[test]
+fn a_star_of_ten_nodes_grows_into_a_mesh_that_outlives_its_hub() {
+    let mut hub = Node::start_discovering(&["--nick", "hub"]);
+    let hub_addr = hub.addr().to_string();
+    let nodes: Vec<Node> = (0..9)
+        .map(|i| Node::start_discovering(&["--connect", &hub_addr, "--nick", &format!("n{i}")]))
+        .collect();
+    for node in &nodes {
+        wait_for("every node to have at least three links", || {
+            match node.peers_count() {
+                n if n >= 3 => Ok(()),
+                n => Err(format!("node {} has {n} links", node.id())),
+            }
+        });
+    }
+    hub.kill();
+    for node in &nodes {
+        wait_for("the hub's links to be gone", || {
+            let peers = node.peers();
+            if peers.iter().any(|p| p.id == hub.id()) {
+                Err(format!("{peers:?}"))
+            } else {
+                Ok(())
+            }
+        });
+    }
+    let mut readers: Vec<Client> = nodes[1..].iter().map(Node::client).collect();
+    nodes[0].client().send("after the hub");
+    for reader in &mut readers {
+        reader.expect_line("<n0> after the hub");
+    }
+}

@@ -126,9 +126,22 @@ impl Node {
 
     /// Starts a node with its control socket (`p2pchat.sock`) and log file in `dir`,
     /// listening on a free port of 127.0.0.1 unless `args` choose `--listen` or
-    /// `--no-listen`. Returns once the control socket answers `/status`.
+    /// `--no-listen`, with `--no-discovery` so that the test's links are all there is.
+    /// Returns once the control socket answers `/status`.
     pub fn start_in(dir: TempDir, args: &[&str]) -> Node {
+        Node::spawn(dir, args, false)
+    }
+
+    /// Starts a node that dials the addresses it learns from its peers.
+    pub fn start_discovering(args: &[&str]) -> Node {
+        Node::spawn(temp_dir(), args, true)
+    }
+
+    fn spawn(dir: TempDir, args: &[&str], discovery: bool) -> Node {
         let mut command = Command::new(BIN);
+        if !discovery {
+            command.arg("--no-discovery");
+        }
         if !args
             .iter()
             .any(|a| matches!(*a, "-l" | "--listen" | "--no-listen"))

@@ -195,6 +195,13 @@ impl Node {
             format!("nick {}", client.nick),
             format!("listen {listen}"),
             format!("peers {}", self.linked.len()),
+            format!("target-peers {}", self.cfg.target_peers),
+            format!("max-peers {}", self.cfg.limits.max_peers),
+            format!("known-addresses {}", self.book.len()),
+            format!(
+                "discovery {}",
+                if self.cfg.discovery { "on" } else { "off" }
+            ),
             format!("clients {}", self.clients),
             format!("messages {}", self.flood.messages),
             format!("duplicates {}", self.flood.duplicates),
