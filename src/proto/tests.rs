@@ -437,6 +437,99 @@ fn ping_before_hello_closes_the_link() {
     assert!(h.closed(conn));
 }
 
+fn discovering() -> Harness {
+    let mut cfg = config(ME);
+    cfg.discovery = true;
+    cfg.target_peers = 2;
+    Harness::with(cfg)
+}
+
+/// An inbound peer that says it accepts peers on `port`.
+fn listening_peer(h: &mut Harness, id: u64, port: u16) -> ConnId {
+    let conn = h
+        .node
+        .handle_accepted(h.now, Accepted::Peer(addr(40000 + id as u16)));
+    h.drain();
+    let mut hello = Vec::new();
+    Hello {
+        node_id: id,
+        listen_port: port,
+        link_id: 0,
+        nick: "peer",
+    }
+    .encode(&mut hello);
+    h.recv(conn, &hello);
+    conn
+}
+
+fn addrs_frame(addrs: &[SocketAddr]) -> Vec<u8> {
+    let mut out = Vec::new();
+    Message::encode_addrs(&mut out, addrs.iter().copied());
+    out
+}
+
+fn sent_addrs(h: &mut Harness, peer: ConnId) -> Vec<SocketAddr> {
+    h.sent_frames(peer)
+        .into_iter()
+        .flat_map(|m| match m {
+            Message::Addrs(addrs) => addrs.iter().collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_link_learns_where_the_others_listen_and_they_where_it_does() {
+    let mut h = discovering();
+    let a = listening_peer(&mut h, 1, 9001);
+    assert!(sent_addrs(&mut h, a).is_empty(), "nobody else to tell of");
+    let b = listening_peer(&mut h, 2, 9002);
+    assert_eq!(sent_addrs(&mut h, b), [addr(9001)]);
+    assert_eq!(sent_addrs(&mut h, a), [addr(9002)]);
+    let c = listening_peer(&mut h, 3, 0);
+    assert_eq!(sent_addrs(&mut h, c), [addr(9001), addr(9002)]);
+    assert!(sent_addrs(&mut h, a).is_empty(), "c accepts no peers");
+}
+
+#[test]
+fn learned_addresses_are_dialled_up_to_the_target_and_never_its_own() {
+    let mut h = discovering();
+    let a = listening_peer(&mut h, 1, 0);
+    h.take_outputs();
+    h.recv(a, &addrs_frame(&[addr(7654), addr(1), addr(2), addr(3)]));
+    h.advance(Duration::from_millis(300));
+    let dialled: Vec<String> = h
+        .take_outputs()
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Dial { target, .. } => Some(target),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dialled.len(), 2, "the target: {dialled:?}");
+    assert!(
+        !dialled.contains(&addr(7654).to_string()),
+        "its own address"
+    );
+}
+
+#[test]
+fn a_learned_address_that_keeps_failing_is_forgotten() {
+    let mut h = discovering();
+    let a = listening_peer(&mut h, 1, 0);
+    let client = h.client();
+    h.recv(a, &addrs_frame(&[addr(5)]));
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    for _ in 0..3 {
+        let (dial, target, _) = next_dial(&mut h, Duration::from_secs(1)).expect("dialled");
+        assert_eq!(target, addr(5).to_string());
+        h.node.handle_error(h.now, dial, &refused);
+        h.drain();
+    }
+    assert!(next_dial(&mut h, Duration::from_secs(5)).is_none());
+    assert_eq!(h.status(client, "known-addresses"), "0");
+}
+
 #[test]
 fn link_to_self_is_closed() {
     let mut h = Harness::new();
