@@ -108,8 +108,31 @@ impl Graph {
         }
     }
 
+    /// The graph with these adjacency lists; each link must be listed at both ends.
+    pub fn from_adj(adj: Vec<Vec<u32>>) -> Self {
+        Graph { adj }
+    }
+
     pub fn len(&self) -> usize {
         self.adj.len()
+    }
+
+    /// Hops from `from` to every node over the links `keep` allows, by breadth-first
+    /// search; `None` for a node it cannot reach.
+    pub fn distances(&self, from: u32, keep: impl Fn(u32, u32) -> bool) -> Vec<Option<u32>> {
+        let mut dist = vec![None; self.len()];
+        dist[from as usize] = Some(0);
+        let mut queue = std::collections::VecDeque::from([from]);
+        while let Some(v) = queue.pop_front() {
+            let d = dist[v as usize].expect("queued nodes have a distance");
+            for &w in self.neighbours(v) {
+                if dist[w as usize].is_none() && keep(v, w) {
+                    dist[w as usize] = Some(d + 1);
+                    queue.push_back(w);
+                }
+            }
+        }
+        dist
     }
 
     pub fn is_empty(&self) -> bool {

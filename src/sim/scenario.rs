@@ -6,7 +6,12 @@
 //! wave waits for the network to go quiet, and the links every node lists in `/peers`
 //! are checked against the graph between waves. Faults (a cut, crashes) happen between
 //! waves, so each line's expected recipients are well defined.
+//!
+//! The mesh scenario turns discovery on, so links are the nodes' own choice: there the
+//! open links are read back after every quiet spell, checked for connectivity and
+//! degree bounds, and become the graph the next wave is judged against.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -37,6 +42,13 @@ pub enum Kind {
     /// A burst next to one node whose links are slow (20 KB/s) with small queues and
     /// windows: its peers' queues fill past the pause mark, and nothing is lost.
     SlowLink,
+    /// The mesh building itself, with discovery on: every node starts with one random
+    /// earlier node's address (node 0 with none); a wave; a fifth of the nodes crashed;
+    /// a wave; the crashed nodes restarted with fresh ids and one random running node's
+    /// address each; a wave. The graph family is not used: links are whatever the
+    /// nodes made, and after every quiet spell they must form one component with every
+    /// degree between `min(target, live - 1)` and `max_peers`.
+    Mesh,
 }
 
 impl FromStr for Kind {
@@ -49,8 +61,9 @@ impl FromStr for Kind {
             "partition" => Ok(Kind::Partition),
             "crash" => Ok(Kind::Crash),
             "slow-link" => Ok(Kind::SlowLink),
+            "mesh" => Ok(Kind::Mesh),
             _ => Err(format!(
-                "unknown scenario {s:?} (steady, burst, partition, crash, slow-link)"
+                "unknown scenario {s:?} (steady, burst, partition, crash, slow-link, mesh)"
             )),
         }
     }
@@ -87,7 +100,50 @@ pub struct Report {
     pub virtual_time: Duration,
     pub trace_hash: u64,
     pub wall: Duration,
+    /// The mesh scenario's links after each phase: the first links, the crashes, the
+    /// restarts. Empty for the other scenarios.
+    pub mesh: Vec<MeshFigures>,
 }
+
+/// The shape of the links a mesh made, among the running nodes, once quiet.
+#[derive(Debug, Clone)]
+pub struct MeshFigures {
+    pub phase: &'static str,
+    pub live: usize,
+    pub links: usize,
+    pub min_degree: usize,
+    pub mean_degree: f64,
+    pub max_degree: usize,
+    /// The fewest links a node dialled itself (`out` in `/peers`).
+    pub min_dialled: usize,
+    /// The largest eccentricity over the BFS sources: the diameter when every node is
+    /// a source, a lower bound when they are a sample.
+    pub diameter: u32,
+    pub bfs_sources: usize,
+}
+
+impl fmt::Display for MeshFigures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: live {} links {} degree min/mean/max {}/{:.2}/{} min-dialled {} \
+             diameter {} (BFS from {})",
+            self.phase,
+            self.live,
+            self.links,
+            self.min_degree,
+            self.mean_degree,
+            self.max_degree,
+            self.min_dialled,
+            self.diameter,
+            self.bfs_sources
+        )
+    }
+}
+
+/// Up to this many running nodes, the diameter is BFS from every node; above it, from
+/// about a hundred evenly spaced ones.
+const FULL_BFS_UP_TO: usize = 1000;
 
 /// A run that went wrong, with the seed that replays it.
 #[derive(Debug, Clone)]
@@ -134,6 +190,15 @@ struct Run {
     /// Component labels per wave, as they were when the wave was written.
     waves: Vec<Vec<Option<u32>>>,
     halves: Option<Vec<bool>>,
+    /// Links come from discovery: `graph` is rebuilt from the open links after every
+    /// quiet spell instead of being compared with them.
+    mesh: bool,
+    /// The degree bounds a mesh must keep: the target and `max_peers`.
+    target: usize,
+    max_peers: usize,
+    figures: Vec<MeshFigures>,
+    /// Links each node dialled, as `/peers` said at the last quiet spell.
+    dialled: Vec<usize>,
 }
 
 /// Runs `spec` and judges it.
@@ -144,8 +209,22 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         net_cfg.limits.queue_pause = 4 * 1024;
         net_cfg.window = 4 * 1024;
     }
+    let mesh = spec.kind == Kind::Mesh;
+    net_cfg.discovery |= mesh;
+    let max_peers = net_cfg.limits.max_peers;
     let mut net = Net::new(net_cfg, spec.nodes, spec.seed);
-    let graph = Graph::build(spec.family, spec.nodes, net.rng());
+    let graph = if mesh {
+        // Each node's one bootstrap address: a random earlier node.
+        let mut adj = vec![Vec::new(); spec.nodes];
+        for v in 1..spec.nodes {
+            let u = net.rng().below(v as u64) as u32;
+            adj[v].push(u);
+            adj[u as usize].push(v as u32);
+        }
+        Graph::from_adj(adj)
+    } else {
+        Graph::build(spec.family, spec.nodes, net.rng())
+    };
     let mut run = Run {
         net,
         graph,
@@ -153,6 +232,11 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         lines: Vec::new(),
         waves: Vec::new(),
         halves: None,
+        mesh,
+        target: crate::config::DEFAULT_TARGET_PEERS,
+        max_peers,
+        figures: Vec::new(),
+        dialled: Vec::new(),
     };
     if spec.kind == Kind::SlowLink {
         let slow = run.net.rng().below(spec.nodes as u64) as u32;
@@ -169,6 +253,9 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         run.net.start(v, &later);
     }
     run.settle("the first links")?;
+    if mesh {
+        run.mesh_figures("first links")?;
+    }
     let third = spec.lines / 3;
     match spec.kind {
         Kind::Steady => run.wave(spec.lines, false)?,
@@ -213,9 +300,33 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
             run.settle("the restarts")?;
             run.wave(spec.lines - 2 * third, false)?;
         }
+        Kind::Mesh => {
+            run.wave(third, false)?;
+            let mut order: Vec<u32> = (0..spec.nodes as u32).collect();
+            run.net.rng().shuffle(&mut order);
+            let mut crashed = order[..spec.nodes / 5].to_vec();
+            for &v in &crashed {
+                run.net.crash(v);
+            }
+            run.settle("the crashes")?;
+            run.mesh_figures("after the crashes")?;
+            run.wave(third, false)?;
+            let live: Vec<u32> = (0..spec.nodes as u32)
+                .filter(|&v| run.net.is_up(v))
+                .collect();
+            crashed.sort_unstable();
+            for v in crashed {
+                let boot = live[run.net.rng().below(live.len() as u64) as usize];
+                run.net.start(v, &[boot]);
+            }
+            run.settle("the restarts")?;
+            run.mesh_figures("after the restarts")?;
+            run.wave(spec.lines - 2 * third, false)?;
+        }
     }
     let mut report = run.judge()?;
     report.wall = wall.elapsed();
+    report.mesh = run.figures;
     Ok(report)
 }
 
@@ -233,6 +344,9 @@ impl Run {
         let until = self.net.now() + QUIET_WITHIN;
         if !self.net.run_until(until) {
             return Err(self.fail(format!("not quiet within {QUIET_WITHIN:?} after {after}")));
+        }
+        if self.mesh {
+            return self.settle_mesh(after);
         }
         for v in 0..self.graph.len() as u32 {
             if !self.net.is_up(v) {
@@ -255,6 +369,137 @@ impl Run {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// The mesh after a quiet spell: every running node's `/peers` is its open links,
+    /// every link is listed at both ends, the links among running nodes form one
+    /// component, and every degree lies between `min(target, live - 1)` and
+    /// `max_peers`. The open links become the graph the next wave is judged against.
+    fn settle_mesh(&mut self, after: &str) -> Result<(), SimError> {
+        let n = self.graph.len();
+        let mut index = HashMap::new();
+        for v in 0..n as u32 {
+            if let Some(id) = self.net.node_id(v) {
+                index.insert(id, v);
+            }
+        }
+        let mut adj = vec![Vec::new(); n];
+        let mut dialled = vec![0; n];
+        for v in 0..n as u32 {
+            if !self.net.is_up(v) {
+                continue;
+            }
+            let mut listed: Vec<u64> = Vec::new();
+            for line in self.net.ask(v, "/peers") {
+                let Some(rest) = line.strip_prefix("peer ") else {
+                    continue;
+                };
+                let fields: Vec<&str> = rest.split(' ').collect();
+                if fields.get(1) == Some(&"out") {
+                    dialled[v as usize] += 1;
+                }
+                if let Some(id) = fields.get(2).and_then(|f| u64::from_str_radix(f, 16).ok()) {
+                    listed.push(id);
+                }
+            }
+            listed.sort_unstable();
+            let open = self.net.open_links(v);
+            if listed != open {
+                return Err(self.fail(format!(
+                    "after {after}, node {v} lists peers {listed:?} over links {open:?}"
+                )));
+            }
+            for id in open {
+                let w = *index.get(&id).ok_or_else(|| {
+                    self.fail(format!(
+                        "after {after}, node {v} links to unknown id {id:x}"
+                    ))
+                })?;
+                adj[v as usize].push(w);
+            }
+        }
+        for v in 0..n as u32 {
+            if let Some(&w) = adj[v as usize]
+                .iter()
+                .find(|&&w| !adj[w as usize].contains(&v))
+            {
+                return Err(self.fail(format!(
+                    "after {after}, node {v} has a link to node {w}, which has none back"
+                )));
+            }
+        }
+        self.graph = Graph::from_adj(adj);
+        let live = (0..n as u32).filter(|&v| self.net.is_up(v)).count();
+        let labels = self
+            .graph
+            .components(|v| self.net.is_up(v), |a, b| self.linked(a, b));
+        let first = labels.iter().flatten().next().copied();
+        if let Some(v) = labels.iter().position(|l| l.is_some() && *l != first) {
+            let parts: BTreeSet<u32> = labels.iter().flatten().copied().collect();
+            return Err(self.fail(format!(
+                "after {after}, the links of the {live} running nodes form {} components \
+                 (node {v} is not in node {first:?}'s)",
+                parts.len()
+            )));
+        }
+        let low = self.target.min(live.saturating_sub(1));
+        for v in 0..n as u32 {
+            if !self.net.is_up(v) {
+                continue;
+            }
+            let degree = self.graph.neighbours(v).len();
+            if degree < low || degree > self.max_peers {
+                let status = self.net.ask(v, "/status");
+                return Err(self.fail(format!(
+                    "after {after}, node {v} has {degree} links ({} dialled), outside \
+                     {low}..={}; its /status: {status:?}",
+                    dialled[v as usize], self.max_peers
+                )));
+            }
+        }
+        self.dialled = dialled;
+        Ok(())
+    }
+
+    /// Records the shape of the mesh as the last quiet spell left it: degrees, and the
+    /// diameter by BFS from every running node (from a sample past [`FULL_BFS_UP_TO`]).
+    fn mesh_figures(&mut self, phase: &'static str) -> Result<(), SimError> {
+        let up: Vec<u32> = (0..self.graph.len() as u32)
+            .filter(|&v| self.net.is_up(v))
+            .collect();
+        let degrees: Vec<usize> = up.iter().map(|&v| self.graph.neighbours(v).len()).collect();
+        let sources: Vec<u32> = if up.len() <= FULL_BFS_UP_TO {
+            up.clone()
+        } else {
+            up.iter().copied().step_by(up.len() / 100).collect()
+        };
+        let mut diameter = 0;
+        for &s in &sources {
+            let dist = self.graph.distances(s, |a, b| self.linked(a, b));
+            for &v in &up {
+                let d = dist[v as usize].ok_or_else(|| {
+                    self.fail(format!("{phase}: node {v} is not reachable from node {s}"))
+                })?;
+                diameter = diameter.max(d);
+            }
+        }
+        let sum: usize = degrees.iter().sum();
+        self.figures.push(MeshFigures {
+            phase,
+            live: up.len(),
+            links: sum / 2,
+            min_degree: degrees.iter().copied().min().unwrap_or(0),
+            mean_degree: sum as f64 / up.len().max(1) as f64,
+            max_degree: degrees.iter().copied().max().unwrap_or(0),
+            min_dialled: up
+                .iter()
+                .map(|&v| self.dialled[v as usize])
+                .min()
+                .unwrap_or(0),
+            diameter,
+            bfs_sources: sources.len(),
+        });
         Ok(())
     }
 
@@ -352,6 +597,7 @@ impl Run {
             virtual_time: self.net.now(),
             trace_hash: self.net.trace_hash(),
             wall: Duration::ZERO,
+            mesh: Vec::new(),
         })
     }
 }
@@ -373,6 +619,10 @@ impl fmt::Display for Report {
             self.virtual_time,
             self.trace_hash,
             self.wall
-        )
+        )?;
+        for figures in &self.mesh {
+            write!(f, "\n  {figures}")?;
+        }
+        Ok(())
     }
 }

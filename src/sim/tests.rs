@@ -116,3 +116,44 @@ fn ten_thousand_nodes_on_a_random_graph() {
         run(&spec(Kind::Steady, Family::Random, 10_000, 3, 11)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.deliveries, 3 * 9_999, "{r}");
 }
+
+#[test]
+fn a_mesh_grows_from_one_bootstrap_address_each_and_heals_after_crashes() {
+    // 1,000 nodes, discovery on: each started knowing one earlier node. The run itself
+    // checks after every quiet spell that the links form one component with every
+    // degree in min(target, live - 1)..=max_peers; here, the figures it recorded.
+    let n = 1000u64;
+    let live = n - n / 5;
+    for r in each_seed(Kind::Mesh, Family::Random, n as usize, 9) {
+        assert_eq!(
+            r.deliveries,
+            3 * (n - 1) + 3 * (live - 1) + 3 * (n - 1),
+            "{r}"
+        );
+        let phases: Vec<_> = r.mesh.iter().map(|m| (m.phase, m.live as u64)).collect();
+        assert_eq!(
+            phases,
+            [
+                ("first links", n),
+                ("after the crashes", live),
+                ("after the restarts", n)
+            ],
+            "{r}"
+        );
+        for m in &r.mesh {
+            // Every node dialled its target of 6; early nodes are dialled by many.
+            assert!(m.min_dialled >= 6 && m.min_degree >= 6, "{r}");
+            assert!(m.max_degree <= 64, "{r}");
+            assert!((11.0..13.0).contains(&m.mean_degree), "{r}");
+            assert!(m.diameter <= 16, "{r}");
+        }
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_mesh() {
+    let a = run(&spec(Kind::Mesh, Family::Random, 80, 6, 5)).expect("run");
+    let b = run(&spec(Kind::Mesh, Family::Random, 80, 6, 5)).expect("run");
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!((a.events, a.deliveries), (b.events, b.deliveries));
+}
