@@ -17,7 +17,7 @@ pub enum Timer {
     /// A linked peer that has been quiet is pinged, or dropped as silent, then.
     Keepalive,
     /// The node checks its number of dialled links against the target then (node-level,
-    /// under [`ConnId::NODE`]).
+    /// under `ConnId::NODE`).
     Degree,
 }
 
