@@ -390,8 +390,16 @@ impl Node {
             .get(conn)
             .and_then(Conn::peer)
             .is_some_and(|p| matches!(p.phase, Phase::Connecting));
+        // A write that finds the other end gone is the same news as a read of 0 bytes,
+        // whichever the loop happened to try first.
+        let closed_by_peer = matches!(
+            err.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        );
         let cause = if connecting {
             Cause::DialFailed(text::describe_io_error(err))
+        } else if closed_by_peer {
+            Cause::ClosedByPeer
         } else {
             Cause::Io(text::describe_io_error(err))
         };
