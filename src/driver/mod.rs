@@ -65,7 +65,9 @@ pub struct Driver {
     unread: Vec<Token>,
     /// Streams with bytes to write this turn.
     dirty: Vec<Token>,
-    resolver: Resolver,
+    /// Started with the first name to resolve: a process with one thread only keeps
+    /// malloc on its lock-free path, which the relay path feels.
+    resolver: Option<Resolver>,
     /// Dials waiting for the resolver.
     resolving: HashSet<ConnId>,
     /// Listeners whose last accept failed for want of resources: try again soon.
@@ -107,7 +109,6 @@ impl Driver {
         poll.registry()
             .register(&mut signals, tokens::SIGNALS, Interest::READABLE)?;
 
-        let resolver = Resolver::start(poll.registry(), tokens::RESOLVER)?;
         let mut driver = Driver {
             poll,
             sockets,
@@ -117,7 +118,7 @@ impl Driver {
             scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
             unread: Vec::new(),
             dirty: Vec::new(),
-            resolver,
+            resolver: None,
             resolving: HashSet::new(),
             accept_retry: Vec::new(),
             accept_failing: false,
@@ -318,7 +319,14 @@ impl Driver {
         match target.parse::<SocketAddr>() {
             Ok(addr) => self.connect(now, conn, Ok(vec![addr])),
             Err(_) => {
-                self.resolver.ask(conn, target);
+                if self.resolver.is_none() {
+                    match Resolver::start(self.poll.registry(), tokens::RESOLVER) {
+                        Ok(resolver) => self.resolver = Some(resolver),
+                        Err(err) => return self.node.handle_error(now, conn, &err),
+                    }
+                }
+                let resolver = self.resolver.as_ref().expect("started above");
+                resolver.ask(conn, target);
                 self.resolving.insert(conn);
             }
         }
@@ -523,7 +531,10 @@ impl Driver {
     /// Dials the names the resolver has answered for, unless the node gave up on them
     /// meanwhile (the connect timeout).
     fn take_answers(&mut self, now: Instant) {
-        let answers: Vec<_> = self.resolver.answers().collect();
+        let Some(resolver) = &self.resolver else {
+            return;
+        };
+        let answers: Vec<_> = resolver.answers().collect();
         for (conn, addrs) in answers {
             if self.resolving.remove(&conn) {
                 self.connect(now, conn, addrs);
