@@ -11,7 +11,8 @@
 //! - [`proto`]: the sans-IO core. A [`proto::Node`] takes events with the time and
 //!   says what to do; every protocol decision, limit and timer lives there.
 //! - [`driver`]: the only code that knows mio, sockets and the clock: one thread, one
-//!   `mio::Poll`, one slab of sockets, feeding the node and carrying out its outputs.
+//!   `mio::Poll`, one slab of sockets, feeding the node and carrying out its outputs
+//!   (host names are resolved on a helper thread that touches no socket).
 //! - [`cli`], [`config`], [`daemon`]: the command line, the settings and their
 //!   defaults, and detaching into the background.
 //!
