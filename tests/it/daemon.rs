@@ -4,7 +4,9 @@
 use std::fs;
 use std::net::TcpListener;
 
-use crate::util::{arg, foreground_and_daemon, run, temp_dir, wait_until, Client, Node, Process};
+use crate::util::{
+    arg, foreground_and_daemon, refused_starts, run, temp_dir, wait_until, Client, Node, Process,
+};
 
 #[test]
 fn daemon_returns_once_its_socket_answers_and_sigterm_stops_it_cleanly() {
@@ -157,18 +159,7 @@ fn a_port_already_taken_exits_1_with_the_error_on_the_terminal() {
     let dir = temp_dir();
     let socket = dir.path().join("p2pchat.sock");
     let pidfile = dir.path().join("p2pchat.pid");
-    for args in foreground_and_daemon(&[
-        "--listen",
-        &addr,
-        "--socket",
-        arg(&socket),
-        "--pidfile",
-        arg(&pidfile),
-    ]) {
-        let exit = run(&args);
-        // Had it started after all, it must not outlive the test.
-        let _started = pidfile.exists().then(|| Process::from_pidfile(&pidfile));
-        assert_eq!(exit.status.code(), Some(1), "{args:?}: {exit:?}");
+    for (args, exit) in refused_starts(&addr, &socket, &pidfile) {
         let prefix = format!("p2pchat: cannot listen on {addr}: ");
         assert!(
             exit.stderr.starts_with(&prefix) && exit.stderr.contains("in use"),

@@ -4,7 +4,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 
-use crate::util::{arg, foreground_and_daemon, run, temp_dir, Node, Process, SOCKET};
+use crate::util::{arg, refused_starts, run, temp_dir, Node, SOCKET};
 
 #[test]
 fn a_stale_socket_file_is_replaced() {
@@ -28,21 +28,10 @@ fn a_socket_served_by_a_live_daemon_makes_a_second_one_refuse_to_start() {
     let socket = a.socket();
     let dir = temp_dir();
     let pidfile = dir.path().join("second.pid");
-    for args in foreground_and_daemon(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--socket",
-        arg(&socket),
-        "--pidfile",
-        arg(&pidfile),
-    ]) {
-        let exit = run(&args);
-        // Had it started after all, it must not outlive the test.
-        let _second = pidfile.exists().then(|| Process::from_pidfile(&pidfile));
-        assert_eq!(exit.status.code(), Some(1), "{args:?}: {exit:?}");
+    for (args, exit) in refused_starts("127.0.0.1:0", &socket, &pidfile) {
         assert!(
             exit.stderr.starts_with("p2pchat: ") && exit.stderr.contains(arg(&socket)),
-            "the error names the path: {exit:?}"
+            "{args}: the error names the path: {exit:?}"
         );
         assert!(socket.exists(), "the live daemon's socket file is kept");
     }

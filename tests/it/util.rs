@@ -100,6 +100,29 @@ pub fn foreground_and_daemon<'a>(args: &[&'a str]) -> [Vec<&'a str>; 2] {
     [foreground, daemon]
 }
 
+/// Runs a node that must refuse to start, in the foreground and then as a daemon, with
+/// `--pidfile` so that one that started after all is found and stopped. Asserts exit
+/// status 1 and returns each command line, for messages, with how it exited.
+pub fn refused_starts(listen: &str, socket: &Path, pidfile: &Path) -> Vec<(String, Exit)> {
+    let args = [
+        "--listen",
+        listen,
+        "--socket",
+        arg(socket),
+        "--pidfile",
+        arg(pidfile),
+    ];
+    foreground_and_daemon(&args)
+        .into_iter()
+        .map(|args| {
+            let exit = run(&args);
+            let _started = pidfile.exists().then(|| Process::from_pidfile(pidfile));
+            assert_eq!(exit.status.code(), Some(1), "{args:?}: {exit:?}");
+            (format!("{args:?}"), exit)
+        })
+        .collect()
+}
+
 /// Sends signal `name` (`TERM`, `INT`, `KILL`) to `pid` with kill(1).
 pub fn send_signal(pid: u32, name: &str) {
     let status = Command::new("kill")
