@@ -145,7 +145,7 @@ fn connect_resolves_a_host_name() {
 }
 
 #[test]
-fn peers_lists_address_direction_id_and_nick_then_the_count() {
+fn peers_lists_address_direction_id_nick_and_age_then_the_count() {
     let a = Node::start(&["--nick", "a"]);
     let b = Node::start(&["--nick", "bee"]);
     let c = Node::start(&["--nick", "c"]);
@@ -162,15 +162,32 @@ fn peers_lists_address_direction_id_and_nick_then_the_count() {
     let mut lines = [on_a.next_line(), on_a.next_line()];
     on_a.expect_next("* 2 peers");
     lines.sort_by_key(|l| l.contains(" in "));
-    assert_eq!(lines[0], format!("* peer {} out {} bee", b.addr(), b.id()));
+    let to_b = format!("* peer {} out {} bee ", b.addr(), b.id());
+    let age_of_b = lines[0].strip_prefix(&to_b);
+    assert!(
+        age_of_b.is_some_and(is_age),
+        "{:?} is not {to_b:?} and an age",
+        lines[0]
+    );
     let fields: Vec<&str> = lines[1].split(' ').collect();
-    let [_, _, addr, direction, id, nick] = fields[..] else {
-        panic!("not `* peer ADDR DIRECTION ID NICK`: {:?}", lines[1]);
+    let [_, _, addr, direction, id, nick, age] = fields[..] else {
+        panic!("not `* peer ADDR DIRECTION ID NICK AGE`: {:?}", lines[1]);
     };
     let addr: std::net::SocketAddr = addr.parse().expect("an address");
     assert_eq!(addr.ip(), c.addr().ip());
     assert_ne!(addr.port(), 0);
     assert_eq!([direction, id, nick], ["in", c.id(), "c"]);
+    assert!(is_age(age), "AGE {age:?} is not whole seconds like 12s");
+
+    // The age counts whole seconds since the link came up.
+    let aged = wait_for(
+        "a's link to b to be a second old",
+        || match &a.peers()[..] {
+            [x, _] | [_, x] if x.id == b.id() && x.age >= 1 => Ok(x.age),
+            peers => Err(format!("{peers:?}")),
+        },
+    );
+    assert!(aged < 30, "{aged}s is older than the test");
 
     // The other ends see the same links from their side.
     let from_b = b.peers();
@@ -190,6 +207,13 @@ fn peers_lists_address_direction_id_and_nick_then_the_count() {
         (from_c[0].direction.as_str(), from_c[0].id.as_str()),
         ("out", a.id())
     );
+}
+
+/// `12s`: whole seconds and the unit.
+fn is_age(field: &str) -> bool {
+    field
+        .strip_suffix('s')
+        .is_some_and(|secs| !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[test]

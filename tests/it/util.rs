@@ -342,6 +342,8 @@ pub struct Peer {
     pub direction: String,
     pub id: String,
     pub nick: String,
+    /// Whole seconds since the link came up.
+    pub age: u64,
 }
 
 /// `N` from the line `* N peers` that ends a `/peers` reply.
@@ -352,13 +354,21 @@ fn peers_count_line(line: &str) -> Option<usize> {
         .ok()
 }
 
-/// A `* peer ADDR DIRECTION ID NICK` line (events have more fields).
+/// A `* peer ADDR DIRECTION ID NICK AGEs` line, not a `* peer up` or `* peer down` event.
 fn peer_line(line: &str) -> Option<Peer> {
     let fields: Vec<&str> = line.split(' ').collect();
-    let ["*", "peer", addr, direction, id, nick] = fields[..] else {
+    let ["*", "peer", addr, direction, id, nick, age] = fields[..] else {
         return None;
     };
+    if addr == "up" || addr == "down" {
+        return None;
+    }
+    let age = age
+        .strip_suffix('s')
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or_else(|| panic!("AGE is not whole seconds like 12s in {line:?}"));
     Some(Peer {
+        age,
         addr: addr
             .parse()
             .unwrap_or_else(|_| panic!("ADDR is not a socket address in {line:?}")),

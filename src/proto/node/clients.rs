@@ -167,11 +167,12 @@ impl Node {
                 let peer = self.conns[peer.slot].peer().expect("linked is peers");
                 let remote = peer.remote().expect("linked peers are up");
                 format!(
-                    "peer {} {} {} {}",
+                    "peer {} {} {} {} {}s",
                     peer.addr_label(),
                     peer.direction,
                     remote.id,
-                    remote.nick
+                    remote.nick,
+                    now.saturating_duration_since(remote.since).as_secs()
                 )
             })
             .collect();
