@@ -523,6 +523,7 @@ impl Driver {
                     }
                 }
                 Output::Close(conn) => self.close(conn),
+                Output::Finish(conn) => self.finish(conn),
                 Output::Dial { conn, target } => self.dial(now, conn, &target),
             }
         }
@@ -540,6 +541,21 @@ impl Driver {
                 self.connect(now, conn, addrs);
                 self.carry_out(now);
             }
+        }
+    }
+
+    /// Shuts down the writing half of `conn`'s socket: the peer reads an end of stream
+    /// after the bytes already written.
+    fn finish(&mut self, conn: ConnId) {
+        let Some(stream) = self
+            .tokens
+            .get(&conn)
+            .and_then(|&t| stream_in(&mut self.sockets, t))
+        else {
+            return;
+        };
+        if let Err(err) = stream.stream.shutdown_write() {
+            debug!("cannot shut down the writing half of {conn}: {err}");
         }
     }
 

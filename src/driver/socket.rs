@@ -2,7 +2,7 @@
 //! the loop reads, writes and registers without caring which kind it holds.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 
 use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -26,6 +26,14 @@ impl Stream {
                 io::ErrorKind::Unsupported,
                 "a control client has no TCP address",
             )),
+        }
+    }
+
+    /// Shuts down the writing half: the other end reads an end of stream.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(stream) => stream.shutdown(Shutdown::Write),
+            Stream::Unix(stream) => stream.shutdown(Shutdown::Write),
         }
     }
 

@@ -27,6 +27,7 @@ pub(crate) enum Cause {
     Replaced { by: ConnId },
     ConnectTimeout(Duration),
     HandshakeTimeout(Duration),
+    Unfinished(Duration),
     QueueFull { limit: usize },
     Stalled { queued: usize, idle: Duration },
 }
@@ -76,6 +77,11 @@ impl fmt::Display for Cause {
             Cause::HandshakeTimeout(limit) => {
                 write!(f, "no hello within {}s", limit.as_secs_f32())
             }
+            Cause::Unfinished(limit) => write!(
+                f,
+                "retired link not shut down by the peer within {}s",
+                limit.as_secs_f32()
+            ),
             Cause::QueueFull { limit } => {
                 write!(f, "not reading: send queue would pass {limit} bytes")
             }

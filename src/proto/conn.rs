@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::wire::control::LineBuffer;
 use crate::wire::frame::Decoder;
 
+use super::cause::Cause;
 use super::ids::{ConnId, NodeId};
 
 /// Which end made a peer link.
@@ -40,6 +41,24 @@ pub enum Phase {
     Handshaking,
     /// Hello received and accepted: chat flows.
     Up(Remote),
+    /// One of two links between the same nodes, given up for the other; see [`Retired`].
+    /// Boxed: rare, and larger than the rest.
+    Retired(Box<Retired>),
+}
+
+/// A duplicate link on its way out. Both ends give up the same link, but each only when
+/// it has seen both hellos, so lines may still be on their way over it: it is closed
+/// gracefully, as TCP allows. Nothing new is queued on it; once its queue is written
+/// its writing half is shut down, and it is read until the other end's shutdown (or
+/// the handshake timeout), so that no line in flight is lost.
+#[derive(Debug)]
+pub struct Retired {
+    /// Why it was given up: what the log and the clients are told when it closes.
+    pub cause: Cause,
+    /// The remote end, if the link was up here before it was given up.
+    pub was_up: Option<Remote>,
+    /// The driver was asked to shut down the writing half.
+    pub finished: bool,
 }
 
 /// What a peer told us in its hello.
@@ -96,12 +115,26 @@ pub enum Backlog {
 }
 
 impl Peer {
-    /// The remote end, if the handshake is done.
+    /// The remote end, if the handshake is done and the link not given up.
     pub fn remote(&self) -> Option<&Remote> {
         match &self.phase {
             Phase::Up(remote) => Some(remote),
             _ => None,
         }
+    }
+
+    /// The remote end, if the link was up at some point (and may be retired now).
+    pub fn came_up(&self) -> Option<&Remote> {
+        match &self.phase {
+            Phase::Up(remote) => Some(remote),
+            Phase::Retired(retired) => retired.was_up.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether its hello has arrived: other messages are allowed, a second hello not.
+    pub fn greeted(&self) -> bool {
+        matches!(self.phase, Phase::Up(_) | Phase::Retired(_))
     }
 
     /// The address to name in logs and replies: the socket address once known, else

@@ -8,7 +8,7 @@
 
 pub mod book;
 mod cause;
-pub mod conn;
+mod conn;
 pub mod dedup;
 pub mod flood;
 pub mod ids;

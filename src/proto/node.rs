@@ -28,7 +28,9 @@ use crate::wire::text;
 
 use super::book::AddressBook;
 use super::cause::Cause;
-use super::conn::{Backlog, Client, Conn, Direction, Peer, Phase, Remote, Role, SendQueue};
+use super::conn::{
+    Backlog, Client, Conn, Direction, Peer, Phase, Remote, Retired, Role, SendQueue,
+};
 use super::dedup::mix;
 use super::flood::Flood;
 use super::ids::{ConnId, MessageId, NodeId};
@@ -49,6 +51,10 @@ pub enum Output {
     Flush(ConnId),
     /// Drop `conn`'s socket; the node has forgotten the connection.
     Close(ConnId),
+    /// Shut down the writing half of `conn`'s socket once its send queue is written
+    /// (it is empty when this is asked): the node queues nothing more for it, but goes
+    /// on reading it until the end of stream.
+    Finish(ConnId),
 }
 
 /// A connection the driver accepted.
@@ -100,6 +106,21 @@ impl Effects {
             conn.last_progress = now;
             conn.congested_since = now;
             self.set_backlog(conn, Backlog::Congested, limits);
+        }
+    }
+
+    /// Asks the driver to shut down a retired link's writing half once nothing is left
+    /// to write on it.
+    fn finish_if_drained(&mut self, conn: &mut Conn) {
+        if let Role::Peer(Peer {
+            phase: Phase::Retired(retired),
+            ..
+        }) = &mut conn.role
+        {
+            if !retired.finished && conn.queue.is_empty() && !conn.closing {
+                retired.finished = true;
+                self.outputs.push_back(Output::Finish(conn.id));
+            }
         }
     }
 
@@ -351,10 +372,12 @@ impl Node {
             return;
         };
         c.queue.consume(n);
-        if let Role::Client(client) = &c.role {
-            if client.leaving && c.queue.is_empty() {
+        match &c.role {
+            Role::Client(client) if client.leaving && c.queue.is_empty() => {
                 self.fx.doom(c, Cause::ClientLeft);
             }
+            Role::Peer(_) => self.fx.finish_if_drained(c),
+            Role::Client(_) => {}
         }
         if n > 0 && c.backlog != Backlog::Clear {
             c.last_progress = now;
@@ -431,10 +454,11 @@ impl Node {
                         continue;
                     }
                     let cause = match &conn.role {
-                        Role::Peer(peer) if matches!(peer.phase, Phase::Connecting) => {
-                            Cause::ConnectTimeout(limits.connect_timeout)
-                        }
-                        Role::Peer(_) => Cause::HandshakeTimeout(limits.handshake_timeout),
+                        Role::Peer(peer) => match peer.phase {
+                            Phase::Connecting => Cause::ConnectTimeout(limits.connect_timeout),
+                            Phase::Retired(_) => Cause::Unfinished(limits.handshake_timeout),
+                            _ => Cause::HandshakeTimeout(limits.handshake_timeout),
+                        },
                         // The linger time of a client that left is up.
                         Role::Client(_) => Cause::ClientLeft,
                     };
@@ -477,7 +501,7 @@ impl Node {
 
     /// Whether the driver should read from `conn` now. A client is not read while its
     /// lines cannot be sent on (some queue is over the pause mark), a peer not while
-    /// another connection's queue is over it and draining (see [`Backlog`]).
+    /// another connection's queue is over it and draining.
     pub fn accepts_input(&self, conn: ConnId) -> bool {
         self.get(conn).is_some_and(|c| {
             !c.closing
@@ -642,12 +666,15 @@ impl Node {
         if let Message::Hello(hello) = message {
             return self.peer_hello(now, id, hello);
         }
-        if !self.conns[id.slot].is_linked() {
+        let conn = &self.conns[id.slot];
+        if !conn.peer().is_some_and(Peer::greeted) {
             let kind = message.kind();
             return self.doom(id, Cause::BeforeHello { kind });
         }
         match message {
             Message::Chat(chat) => self.peer_chat(now, id, chat),
+            // Nothing more is written on a retired link.
+            Message::Ping if !conn.is_linked() => {}
             Message::Ping => {
                 self.frame_buf.clear();
                 Message::encode_pong(&mut self.frame_buf);
@@ -667,7 +694,7 @@ impl Node {
         let peer = self.conns[id.slot]
             .peer()
             .expect("only peers decode frames");
-        if peer.remote().is_some() {
+        if peer.greeted() {
             return self.doom(id, Cause::UnexpectedHello);
         }
         if remote_id == self.id {
@@ -685,9 +712,9 @@ impl Node {
                 .expect("linked connections are up")
                 .link_key;
             if other_key < link_key {
-                return self.doom(id, Cause::Duplicate { kept: other });
+                return self.retire(now, id, Cause::Duplicate { kept: other });
             }
-            self.doom(other, Cause::Replaced { by: id });
+            self.retire(now, other, Cause::Replaced { by: id });
         }
         self.linked.insert(remote_id, id);
         self.set_timer(id, Timer::Deadline, None);
@@ -719,6 +746,27 @@ impl Node {
             format_args!("peer up {addr} {direction} {remote_id} {}", hello.nick),
         );
         self.exchange_addrs(now, id);
+    }
+
+    /// Gives up one of two links to the same node (see [`Retired`]); the loss is
+    /// reported when it closes.
+    fn retire(&mut self, now: Instant, id: ConnId, cause: Cause) {
+        let conn = &mut self.conns[id.slot];
+        let peer = conn.peer_mut().expect("only peer links are retired");
+        let was_up = match mem::replace(&mut peer.phase, Phase::Handshaking) {
+            Phase::Up(remote) => Some(remote),
+            _ => None,
+        };
+        debug!("retiring {id}: {cause}");
+        peer.phase = Phase::Retired(Box::new(Retired {
+            cause,
+            was_up,
+            finished: false,
+        }));
+        self.fx.finish_if_drained(conn);
+        self.set_timer(id, Timer::Keepalive, None);
+        let deadline = now + self.cfg.limits.handshake_timeout;
+        self.set_timer(id, Timer::Deadline, Some(deadline));
     }
 
     fn peer_chat(&mut self, now: Instant, id: ConnId, chat: Chat<'_>) {
@@ -815,8 +863,16 @@ impl Node {
             }
             Role::Peer(peer) => peer,
         };
-        self.report_peer_loss(now, id, &peer, &cause);
-        self.learn_from_loss(&peer, &cause);
+        // A retired link closes for the reason it was given up.
+        let cause = match peer.phase {
+            Phase::Retired(ref retired) => {
+                debug!("retired {id} closed: {cause}");
+                &retired.cause
+            }
+            _ => &cause,
+        };
+        self.report_peer_loss(now, id, &peer, cause);
+        self.learn_from_loss(&peer, cause);
         self.schedule_degree_check(now);
         // An address given by hand is dialled again for as long as the node runs,
         // unless the link was one too many (the nodes are linked otherwise) or led back
@@ -843,7 +899,7 @@ impl Node {
             Level::Info
         };
         let addr = peer.addr_label();
-        let Phase::Up(remote) = &peer.phase else {
+        let Some(remote) = peer.came_up() else {
             log!(
                 level,
                 "peer {addr} dropped before the handshake ({id}): {cause}"

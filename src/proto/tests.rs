@@ -99,6 +99,11 @@ impl Harness {
         self.outputs.contains(&Output::Close(conn))
     }
 
+    /// Whether `conn` writes no more: closed, or its writing half shut down.
+    fn done_writing(&self, conn: ConnId) -> bool {
+        self.closed(conn) || self.outputs.contains(&Output::Finish(conn))
+    }
+
     fn advance(&mut self, by: Duration) {
         self.now += by;
         if self.node.poll_timeout().is_some_and(|at| at <= self.now) {
@@ -938,6 +943,24 @@ fn client_that_stops_reading_is_cut_at_the_bound() {
     assert!(h.closed(lazy));
 }
 
+/// Feeds `bytes` written by the far end to `conn` of `to`, then the end of stream once
+/// the far end writes no more (only once: a closed connection hears nothing more).
+/// Returns whether anything moved.
+fn deliver(to: &mut Harness, conn: ConnId, bytes: &[u8], far_end_done: bool) -> bool {
+    if to.closed(conn) {
+        return false;
+    }
+    if !bytes.is_empty() {
+        to.recv(conn, bytes);
+    }
+    if far_end_done && !to.closed(conn) {
+        to.node.handle_eof(to.now, conn);
+        to.drain();
+        return true;
+    }
+    !bytes.is_empty()
+}
+
 /// Two nodes wired back to back: bytes queued on one side are fed to the other.
 struct Pair {
     a: Harness,
@@ -987,22 +1010,8 @@ impl Pair {
             for &(on_a, on_b) in &self.wires {
                 let to_b = self.a.sent(on_a);
                 let to_a = self.b.sent(on_b);
-                if !self.a.closed(on_a) && !self.b.closed(on_b) {
-                    moved |= !to_b.is_empty() || !to_a.is_empty();
-                    self.b.recv(on_b, &to_b);
-                    self.a.recv(on_a, &to_a);
-                }
-                // A close on one side is an end of stream on the other.
-                if self.a.closed(on_a) && !self.b.closed(on_b) {
-                    self.b.node.handle_eof(self.b.now, on_b);
-                    self.b.drain();
-                    moved = true;
-                }
-                if self.b.closed(on_b) && !self.a.closed(on_a) {
-                    self.a.node.handle_eof(self.a.now, on_a);
-                    self.a.drain();
-                    moved = true;
-                }
+                moved |= deliver(&mut self.b, on_b, &to_b, self.a.done_writing(on_a));
+                moved |= deliver(&mut self.a, on_a, &to_a, self.b.done_writing(on_b));
             }
             if !moved {
                 return;
@@ -1053,4 +1062,31 @@ fn dialling_the_same_node_twice_keeps_the_first_link() {
     pair.dial(true);
     pair.settle();
     assert_eq!(pair.open(), [(true, true), (false, false)]);
+}
+
+#[test]
+fn line_in_flight_on_a_link_given_up_is_still_delivered() {
+    // b's id is the smaller, so the link b dials replaces the one a dialled.
+    let mut pair = Pair::new(9, 5);
+    let on_a = pair.a.client();
+    pair.dial(true);
+    pair.settle();
+    pair.dial(false);
+    let (new_on_a, new_on_b) = pair.wires[1];
+    // a hears b's hello on the new link and gives the old one up, while b, which has
+    // not yet heard a's hello there, still sends on the old one.
+    let hello_from_b = pair.b.sent(new_on_b);
+    pair.a.recv(new_on_a, &hello_from_b);
+    let on_b = pair.b.client();
+    pair.b.say(on_b, "sent on the old link");
+    pair.settle();
+
+    let heard: Vec<String> = pair
+        .a
+        .sent_lines(on_a)
+        .into_iter()
+        .filter(|l| l.starts_with('<'))
+        .collect();
+    assert_eq!(heard, ["<me> sent on the old link"]);
+    assert_eq!(pair.open(), [(false, false), (true, true)]);
 }

@@ -660,6 +660,11 @@ impl Net {
                         self.write(link, side);
                     }
                 }
+                Output::Finish(conn) => {
+                    if let Some(&(_, link, side)) = self.find(index, conn) {
+                        self.send_eof(link, side);
+                    }
+                }
                 Output::Close(conn) => {
                     let slot = &mut self.slots[index as usize];
                     slot.dialing.retain(|&c| c != conn);
@@ -684,9 +689,15 @@ impl Net {
     /// The end `side` of `link` is gone: the other end reads an end of stream after
     /// whatever is still in flight to it.
     fn close_end(&mut self, link: u32, side: u8) {
+        self.links[link as usize].ends[side as usize].open = false;
+        self.send_eof(link, side);
+    }
+
+    /// The end `side` of `link` writes no more (closed, or its writing half shut down):
+    /// the other end reads an end of stream after whatever is still in flight to it.
+    fn send_eof(&mut self, link: u32, side: u8) {
         let l = &mut self.links[link as usize];
-        l.ends[side as usize].open = false;
-        if l.dead || !l.ends[1 - side as usize].open {
+        if l.dead || !l.ends[1 - side as usize].open || l.pipes[side as usize].eof_sent {
             return;
         }
         l.pipes[side as usize].eof_sent = true;
@@ -909,12 +920,12 @@ impl Net {
                 "node {index} at {:?}: still uses a cut link",
                 self.now
             );
-            // A link one end has dropped is known to the other only until the end of
-            // stream reaches it; after that the node must have let go of it too.
+            // A link the other end has dropped or shut down is kept only until the end
+            // of stream reaches the node; after that the node must have let go of it.
             let other = &l.ends[1 - side as usize];
             let pipe = &l.pipes[1 - side as usize];
             assert!(
-                other.open || (pipe.eof_sent && !pipe.eof_read),
+                !pipe.eof_read && (other.open || pipe.eof_sent),
                 "node {index} at {:?}: link {link} is closed at the far end, and the node \
                  keeps it after reading the end of stream",
                 self.now

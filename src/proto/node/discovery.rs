@@ -88,7 +88,7 @@ impl Node {
     /// this node's own; a learned one that never came up (a duplicate of a link the
     /// node has under another address included) failed once more.
     pub(super) fn learn_from_loss(&mut self, peer: &Peer, cause: &Cause) {
-        if peer.direction != Direction::Out || peer.remote().is_some() {
+        if peer.direction != Direction::Out || peer.came_up().is_some() {
             return;
         }
         let Some(addr) = dialled_addr(peer) else {
@@ -157,10 +157,11 @@ impl Node {
     }
 }
 
-/// A link this node dialled that is up or on its way up (not one waiting to be redialled).
+/// A link this node dialled that is up or on its way up (not one waiting to be
+/// redialled, nor one given up).
 fn is_dialled_link(conn: &Conn) -> bool {
     matches!(&conn.role, Role::Peer(p) if p.direction == Direction::Out
-        && !matches!(p.phase, Phase::Waiting))
+        && !matches!(p.phase, Phase::Waiting | Phase::Retired(_)))
         && !conn.closing
 }
 
