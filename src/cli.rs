@@ -10,8 +10,8 @@ use getopts::Options;
 use log::LevelFilter;
 
 use crate::config::{
-    Config, Keepalive, NodeConfig, DEFAULT_LISTEN, DEFAULT_PEER_TIMEOUT, DEFAULT_PING_INTERVAL,
-    MAX_DEDUP_CAPACITY,
+    Config, Keepalive, MaxRate, NodeConfig, DEFAULT_LISTEN, DEFAULT_PEER_TIMEOUT,
+    DEFAULT_PING_INTERVAL, MAX_DEDUP_CAPACITY,
 };
 use crate::wire::{control, text};
 
@@ -93,6 +93,8 @@ fn options() -> Options {
         .optopt("", "max-clients", "control clients at the most (default 64)", "N")
         .optopt("", "dedup-capacity", "message ids remembered to suppress duplicates (default 262144)", "N")
         .optopt("", "hop-limit", "links a chat line may cross, 1 to 255 (default 64)", "N")
+        .optopt("", "max-rate", "chat lines a second relayed from each other node at the most; more are dropped (default off)", "N")
+        .optopt("", "max-burst", "lines from one node let through at once under --max-rate (default twice --max-rate)", "N")
         .optflagmulti("v", "verbose", "log more (repeatable)")
         .optflagmulti("q", "quiet", "log less (repeatable)")
         .optflag("h", "help", "print this help and exit")
@@ -169,6 +171,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
     }
 
     node.limits.keepalive = Some(keepalive(&m)?);
+    node.limits.max_rate = max_rate(&m)?;
 
     let verbosity = 3 + m.opt_count("verbose") as isize - m.opt_count("quiet") as isize;
     let log_level = match verbosity {
@@ -195,6 +198,21 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
         log_level,
         node,
     })))
+}
+
+/// `--max-rate` and `--max-burst`; the burst is meaningless without the rate.
+fn max_rate(m: &getopts::Matches) -> Result<Option<MaxRate>, UsageError> {
+    let per_sec = number(m, "max-rate", 1, 1_000_000)?;
+    let burst = number(m, "max-burst", 1, 1_000_000)?;
+    match (per_sec, burst) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(UsageError("--max-burst needs --max-rate".into())),
+        (Some(per_sec), burst) => {
+            let per_sec = u32::try_from(per_sec).expect("checked to be at most 1000000");
+            let burst = burst.map_or(per_sec * 2, |b| u32::try_from(b).expect("checked too"));
+            Ok(Some(MaxRate { per_sec, burst }))
+        }
+    }
 }
 
 /// `--ping-interval` and `--peer-timeout`, the timeout longer than the interval.
@@ -394,6 +412,26 @@ mod tests {
         assert_eq!(keepalive(&["--peer-timeout", "9"]), (3, 9));
         assert_eq!(keepalive(&["--peer-timeout", "2"]), (1, 2));
         assert_eq!(keepalive(&["--ping-interval", "20"]), (20, 60));
+    }
+
+    #[test]
+    fn max_rate_options() {
+        let max_rate = |args: &[&str]| {
+            run(args)
+                .map(|c| c.node.limits.max_rate.map(|r| (r.per_sec, r.burst)))
+                .map_err(|err| err.to_string())
+        };
+        assert_eq!(max_rate(&[]), Ok(None));
+        assert_eq!(max_rate(&["--max-rate", "10"]), Ok(Some((10, 20))));
+        assert_eq!(
+            max_rate(&["--max-rate", "10", "--max-burst", "3"]),
+            Ok(Some((10, 3)))
+        );
+        assert_eq!(
+            max_rate(&["--max-burst", "3"]),
+            Err("--max-burst needs --max-rate".into())
+        );
+        assert!(max_rate(&["--max-rate", "0"]).is_err());
     }
 
     #[test]

@@ -113,6 +113,16 @@ pub struct Limits {
     /// Pinging quiet links and dropping silent peers; `None` turns it off (the
     /// simulator does, so that a quiet network can be told from a busy one).
     pub keepalive: Option<Keepalive>,
+    /// `--max-rate`: chat lines relayed from each other node at the most; off (`None`)
+    /// unless asked for, so that broadcast throughput is never throttled by surprise.
+    pub max_rate: Option<MaxRate>,
+}
+
+/// A token bucket's shape: `per_sec` lines a second on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxRate {
+    pub per_sec: u32,
+    pub burst: u32,
 }
 
 /// The backoff of redials: `min` at first, twice as long after each failure in a row,
@@ -164,6 +174,7 @@ impl Default for Limits {
                 ping_interval: DEFAULT_PING_INTERVAL,
                 peer_timeout: DEFAULT_PEER_TIMEOUT,
             }),
+            max_rate: None,
         }
     }
 }

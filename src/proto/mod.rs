@@ -13,6 +13,7 @@ pub mod dedup;
 pub mod flood;
 pub mod ids;
 pub mod node;
+pub mod rate;
 pub mod timers;
 
 pub use ids::{ConnId, MessageId, NodeId};

@@ -17,7 +17,7 @@ use std::mem;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use log::{debug, info, log, Level};
+use log::{debug, info, log, warn, Level};
 use slab::Slab;
 
 use crate::config::{Limits, NodeConfig};
@@ -34,6 +34,7 @@ use super::conn::{
 use super::dedup::mix;
 use super::flood::Flood;
 use super::ids::{ConnId, MessageId, NodeId};
+use super::rate::{RateLimiter, Verdict};
 use super::timers::{Timer, Timers};
 
 mod clients;
@@ -206,6 +207,8 @@ pub struct Node {
     /// The link to each node we are linked to: at most one per node.
     linked: BTreeMap<NodeId, ConnId>,
     flood: Flood,
+    /// `--max-rate`, when asked for.
+    rate: Option<RateLimiter>,
     fx: Effects,
     /// State of the seeded sequence that jitters redials and picks addresses to dial.
     jitter: u64,
@@ -228,6 +231,7 @@ impl Node {
         let mut node = Node {
             id: NodeId(cfg.node_id),
             flood: Flood::new(cfg.dedup_capacity, cfg.hash_seed),
+            rate: cfg.limits.max_rate.map(RateLimiter::new),
             jitter: cfg.hash_seed,
             book: AddressBook::new(ADDRESS_BOOK_CAPACITY),
             degree_deadline: None,
@@ -774,7 +778,7 @@ impl Node {
             origin: NodeId(chat.origin),
             seq: chat.seq,
         };
-        if !self.flood.admit(msg) {
+        if !self.flood.admit(msg) || !self.within_rate(now, msg.origin) {
             return;
         }
         // Most nodes of a mesh are relays with nobody attached: format no line for them.
@@ -788,6 +792,36 @@ impl Node {
             self.frame_buf.clear();
             Chat { hops, ..chat }.encode(&mut self.frame_buf);
             self.send_frame_to_peers(now, Some(id));
+        }
+    }
+
+    /// Whether a new line from `origin` is within `--max-rate`; the log tells when an
+    /// origin goes over it and how many of its lines were dropped once it is back.
+    fn within_rate(&mut self, now: Instant, origin: NodeId) -> bool {
+        let Some(rate) = &mut self.rate else {
+            return true;
+        };
+        match rate.admit(origin, now) {
+            Verdict::Pass => true,
+            Verdict::PassAfterDrops { dropped } => {
+                info!(
+                    "node {origin} is within --max-rate again; {dropped} of its lines were dropped"
+                );
+                true
+            }
+            Verdict::FirstDrop => {
+                let max = self
+                    .cfg
+                    .limits
+                    .max_rate
+                    .expect("a limiter only with a rate");
+                warn!(
+                    "node {origin} sends over --max-rate ({} lines/s, bursts of {}): dropping its lines",
+                    max.per_sec, max.burst
+                );
+                false
+            }
+            Verdict::Drop => false,
         }
     }
 

@@ -1090,3 +1090,42 @@ fn line_in_flight_on_a_link_given_up_is_still_delivered() {
     assert_eq!(heard, ["<me> sent on the old link"]);
     assert_eq!(pair.open(), [(false, false), (true, true)]);
 }
+
+fn rate_limited(per_sec: u32, burst: u32) -> Harness {
+    let mut cfg = config(ME);
+    cfg.limits.max_rate = Some(crate::config::MaxRate { per_sec, burst });
+    Harness::with(cfg)
+}
+
+#[test]
+fn lines_from_an_origin_over_max_rate_are_dropped_and_counted() {
+    let mut h = rate_limited(2, 3);
+    let (from, onward, client) = (h.peer(1), h.peer(2), h.client());
+    for seq in 0..5 {
+        h.recv(from, &chat(77, seq, 4, &format!("line {seq}")));
+    }
+    // Another origin has a bucket of its own, and so do this node's own clients.
+    h.recv(from, &chat(78, 0, 4, "from elsewhere"));
+    h.say(client, "mine");
+    let texts = |chats: Vec<SentChat>| chats.into_iter().map(|c| c.text).collect::<Vec<_>>();
+    assert_eq!(
+        texts(h.sent_chats(onward)),
+        ["line 0", "line 1", "line 2", "from elsewhere", "mine"]
+    );
+    let heard = h.sent_lines(client);
+    assert_eq!(
+        heard.iter().filter(|l| l.starts_with('<')).count(),
+        4,
+        "the client gets what is relayed, nothing dropped: {heard:?}"
+    );
+    assert_eq!(h.status(client, "rate-dropped"), "2");
+
+    // Half a second later the bucket holds one more line.
+    h.advance(Duration::from_millis(500));
+    h.recv(from, &chat(77, 5, 4, "line 5"));
+    h.recv(from, &chat(77, 6, 4, "line 6"));
+    assert_eq!(texts(h.sent_chats(onward)), ["line 5"]);
+    assert_eq!(h.status(client, "rate-dropped"), "3");
+    assert_eq!(h.status(client, "max-rate"), "2");
+    assert_eq!(h.status(client, "max-burst"), "3");
+}

@@ -1,10 +1,11 @@
 //! Raw TCP on a node's peer port: whatever a hostile or broken peer sends costs it its
 //! connection, the log says who and why, and the node goes on serving its real peer.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::util::{chat_frame, hello_frame, Client, Node, RawPeer, PATIENCE};
+use crate::util::{chat_frame, hello_frame, wait_for, Client, Node, RawPeer, PATIENCE};
 
 /// Node id the hand-made peers claim.
 const MALLORY: u64 = 0x6d61_6c6c_6f72_7921;
@@ -234,4 +235,48 @@ fn a_slow_loris_is_dropped_after_the_handshake_timeout() {
     );
     scene.assert_logged(loris.addr(), "no hello within");
     scene.assert_still_chatting();
+}
+
+#[test]
+fn an_origin_over_max_rate_is_throttled_and_named_in_the_log() {
+    let node = Node::start(&["--nick", "target", "--max-rate", "5", "--max-burst", "5"]);
+    let mut on_node = node.client();
+    let mut flooder = RawPeer::connect(&node);
+    flooder.send(&hello_frame(MALLORY, "mallory"));
+    on_node.read_until("mallory's peer up event", |l| l.starts_with("* peer up "));
+    let flood: Vec<u8> = (0..100)
+        .flat_map(|seq| chat_frame(MALLORY, seq, "mallory", &format!("flood {seq}")))
+        .collect();
+    flooder.send(&flood);
+
+    node.wait_for_log("the origin over the rate", |line| {
+        line.contains(&format!("node {MALLORY:016x} sends over --max-rate"))
+    });
+    // Every line is either delivered or counted as dropped; the burst at least gets
+    // through, and most of a flood written at once does not.
+    let dropped = wait_for("all 100 lines to be seen", || {
+        let status = node.status();
+        match (
+            status["messages"].as_str(),
+            status["rate-dropped"].parse::<u64>(),
+        ) {
+            ("100", Ok(dropped)) => Ok(dropped),
+            _ => Err(format!("{status:?}")),
+        }
+    });
+    assert!((50..=95).contains(&dropped), "{dropped} of 100 dropped");
+
+    // The client gets exactly the lines that were not dropped.
+    let want = 100 - dropped as usize;
+    let delivered = Cell::new(0);
+    on_node.read_until(&format!("{want} delivered lines"), |line| {
+        delivered.set(delivered.get() + usize::from(line.starts_with("<mallory> flood ")));
+        delivered.get() == want
+    });
+    on_node.send("/status");
+    let next = on_node.next_line();
+    assert!(
+        next.starts_with("* id "),
+        "{next:?} came after the delivered lines"
+    );
 }

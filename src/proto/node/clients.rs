@@ -190,6 +190,7 @@ impl Node {
             .cfg
             .listen_addr
             .map_or_else(|| "none".to_owned(), |addr| addr.to_string());
+        let max_rate = self.cfg.limits.max_rate;
         let lines = [
             format!("id {}", self.id),
             format!("version {}", env!("CARGO_PKG_VERSION")),
@@ -206,6 +207,12 @@ impl Node {
             format!("clients {}", self.clients),
             format!("messages {}", self.flood.messages),
             format!("duplicates {}", self.flood.duplicates),
+            format!("max-rate {}", or_off(max_rate.map(|max| max.per_sec))),
+            format!("max-burst {}", or_off(max_rate.map(|max| max.burst))),
+            format!(
+                "rate-dropped {}",
+                self.rate.as_ref().map_or(0, |r| r.dropped)
+            ),
             format!("dedup-capacity {}", self.flood.dedup_capacity()),
             format!("hop-limit {}", self.cfg.hop_limit),
             format!("uptime {}", now.duration_since(self.started).as_secs()),
@@ -230,4 +237,9 @@ impl Node {
             self.read_client_lines(now, id);
         }
     }
+}
+
+/// A setting for `/status`: its value, or `off`.
+fn or_off(setting: Option<u32>) -> String {
+    setting.map_or_else(|| "off".to_owned(), |value| value.to_string())
 }

@@ -1,0 +1,183 @@
+//! `--max-rate`: a token bucket per origin node for the chat lines relayed from other
+//! nodes. A link is the wrong unit (one link carries everybody's lines), so is the
+//! node as a whole (one chatty origin would silence the rest).
+//!
+//! The table of buckets is bounded: a bucket that has refilled is the same as a new
+//! one and is forgotten first, then the one heard from longest ago. Origin ids are not
+//! authenticated, so this tames a runaway or careless node, not a forger inventing a
+//! new id for every line; see the limits in the README.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::config::MaxRate;
+
+use super::ids::NodeId;
+
+/// Origins tracked at the most.
+const CAPACITY: usize = 4096;
+
+/// What to do with one line from an origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the rate: deliver and relay it.
+    Pass,
+    /// Within the rate again after `dropped` lines over it: deliver and relay it.
+    PassAfterDrops { dropped: u64 },
+    /// The first line over the rate since the origin was last within it: drop it.
+    FirstDrop,
+    /// Over the rate: drop it.
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    /// Lines dropped since the last one that passed.
+    dropped: u64,
+}
+
+/// The buckets and the counter `/status` reports.
+#[derive(Debug)]
+pub struct RateLimiter {
+    max: MaxRate,
+    buckets: BTreeMap<NodeId, Bucket>,
+    /// Lines dropped for being over the rate, in all.
+    pub dropped: u64,
+}
+
+impl RateLimiter {
+    pub fn new(max: MaxRate) -> Self {
+        RateLimiter {
+            max,
+            buckets: BTreeMap::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Takes a token for one line from `origin`, if it has one.
+    pub fn admit(&mut self, origin: NodeId, now: Instant) -> Verdict {
+        if !self.buckets.contains_key(&origin) && self.buckets.len() >= CAPACITY {
+            self.make_room(now);
+        }
+        let burst = f64::from(self.max.burst);
+        let bucket = self.buckets.entry(origin).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+            dropped: 0,
+        });
+        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * f64::from(self.max.per_sec)).min(burst);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return match std::mem::take(&mut bucket.dropped) {
+                0 => Verdict::Pass,
+                dropped => Verdict::PassAfterDrops { dropped },
+            };
+        }
+        bucket.dropped += 1;
+        self.dropped += 1;
+        if bucket.dropped == 1 {
+            Verdict::FirstDrop
+        } else {
+            Verdict::Drop
+        }
+    }
+
+    /// Forgets every bucket that has refilled by `now`, or else the one heard from
+    /// longest ago.
+    fn make_room(&mut self, now: Instant) {
+        let refill = f64::from(self.max.burst) / f64::from(self.max.per_sec);
+        let before = self.buckets.len();
+        self.buckets
+            .retain(|_, b| now.saturating_duration_since(b.last).as_secs_f64() < refill);
+        if self.buckets.len() < before {
+            return;
+        }
+        let oldest = self
+            .buckets
+            .iter()
+            .min_by_key(|(_, b)| b.last)
+            .map(|(&origin, _)| origin)
+            .expect("the table is full, so not empty");
+        self.buckets.remove(&oldest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limiter(per_sec: u32, burst: u32) -> RateLimiter {
+        RateLimiter::new(MaxRate { per_sec, burst })
+    }
+
+    #[test]
+    fn a_burst_passes_then_the_rate_holds() {
+        let mut rl = limiter(10, 3);
+        let t = Instant::now();
+        let origin = NodeId(1);
+        let verdicts: Vec<Verdict> = (0..5).map(|_| rl.admit(origin, t)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Pass,
+                Verdict::Pass,
+                Verdict::Pass,
+                Verdict::FirstDrop,
+                Verdict::Drop
+            ]
+        );
+        // A tenth of a second buys one line.
+        let t = t + Duration::from_millis(100);
+        assert_eq!(rl.admit(origin, t), Verdict::PassAfterDrops { dropped: 2 });
+        assert_eq!(rl.admit(origin, t), Verdict::FirstDrop);
+        assert_eq!(rl.dropped, 3);
+    }
+
+    #[test]
+    fn origins_have_buckets_of_their_own() {
+        let mut rl = limiter(1, 1);
+        let t = Instant::now();
+        assert_eq!(rl.admit(NodeId(1), t), Verdict::Pass);
+        assert_eq!(rl.admit(NodeId(1), t), Verdict::FirstDrop);
+        assert_eq!(rl.admit(NodeId(2), t), Verdict::Pass);
+    }
+
+    #[test]
+    fn the_table_stays_bounded_and_forgets_refilled_buckets_first() {
+        let mut rl = limiter(1, 1);
+        let t = Instant::now();
+        for id in 0..CAPACITY as u64 {
+            rl.admit(NodeId(id), t);
+        }
+        // Origin 0 is over its rate, later; the others have refilled by then.
+        let later = t + Duration::from_secs(5);
+        assert_eq!(rl.admit(NodeId(0), later), Verdict::Pass);
+        assert_eq!(rl.admit(NodeId(0), later), Verdict::FirstDrop);
+        assert_eq!(rl.admit(NodeId(u64::MAX), later), Verdict::Pass);
+        assert!(rl.buckets.len() <= CAPACITY);
+        assert_eq!(
+            rl.admit(NodeId(0), later),
+            Verdict::Drop,
+            "the limited origin was not forgotten"
+        );
+    }
+
+    #[test]
+    fn a_full_table_of_busy_origins_forgets_the_quietest() {
+        // No bucket refills within the test's few seconds.
+        let mut rl = limiter(1, 100);
+        let t = Instant::now();
+        for id in 0..CAPACITY as u64 {
+            rl.admit(NodeId(id), t + Duration::from_millis(id));
+        }
+        rl.admit(NodeId(u64::MAX), t + Duration::from_millis(CAPACITY as u64));
+        assert_eq!(rl.buckets.len(), CAPACITY);
+        assert!(!rl.buckets.contains_key(&NodeId(0)));
+    }
+}
