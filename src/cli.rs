@@ -11,7 +11,7 @@ use log::LevelFilter;
 
 use crate::config::{
     Config, Keepalive, MaxRate, NodeConfig, DEFAULT_LISTEN, DEFAULT_PEER_TIMEOUT,
-    DEFAULT_PING_INTERVAL, MAX_DEDUP_CAPACITY,
+    DEFAULT_PING_INTERVAL, DEFAULT_SOCKET_MODE, MAX_DEDUP_CAPACITY,
 };
 use crate::wire::{control, text};
 
@@ -84,6 +84,7 @@ fn options() -> Options {
         .optopt("", "ping-interval", "ping a link that has been quiet this long (default 15; a third of --peer-timeout if only that is given)", "SECS")
         .optopt("", "peer-timeout", "drop a peer silent this long (default 45)", "SECS")
         .optopt("s", "socket", "control socket (default /run/p2pchat.sock as root, else $XDG_RUNTIME_DIR/p2pchat.sock, else /tmp/p2pchat-UID.sock)", "PATH")
+        .optopt("", "socket-mode", "permission bits of the control socket, in octal (default 0660)", "MODE")
         .optopt("n", "nick", "nick for lines sent through this node (default $USER, else anon)", "NAME")
         .optflag("d", "daemon", "detach into the background once both sockets are bound")
         .optopt("", "pidfile", "write the daemon's pid to PATH; removed on a clean stop", "PATH")
@@ -186,6 +187,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
     Ok(Parsed::Run(Box::new(Config {
         listen,
         socket: absolute(&socket)?,
+        socket_mode: socket_mode(&m)?,
         daemon: m.opt_present("daemon"),
         pidfile: m
             .opt_str("pidfile")
@@ -198,6 +200,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
         log_level,
         node,
     })))
+}
+
+/// `--socket-mode`: octal permission bits that leave the owner able to attach.
+fn socket_mode(m: &getopts::Matches) -> Result<u32, UsageError> {
+    let Some(value) = m.opt_str("socket-mode") else {
+        return Ok(DEFAULT_SOCKET_MODE);
+    };
+    match u32::from_str_radix(&value, 8) {
+        Ok(mode) if mode <= 0o777 && mode & 0o600 == 0o600 => Ok(mode),
+        Ok(mode) if mode <= 0o777 => Err(UsageError(format!(
+            "--socket-mode {value}: the owner must be able to read and write (0600)"
+        ))),
+        _ => Err(UsageError(format!(
+            "--socket-mode {value:?}: expected octal permission bits such as 0660"
+        ))),
+    }
 }
 
 /// `--max-rate` and `--max-burst`; the burst is meaningless without the rate.
@@ -412,6 +430,21 @@ mod tests {
         assert_eq!(keepalive(&["--peer-timeout", "9"]), (3, 9));
         assert_eq!(keepalive(&["--peer-timeout", "2"]), (1, 2));
         assert_eq!(keepalive(&["--ping-interval", "20"]), (20, 60));
+    }
+
+    #[test]
+    fn socket_mode_is_octal_and_leaves_the_owner_in() {
+        let mode = |args: &[&str]| run(args).map(|c| c.socket_mode).map_err(|e| e.to_string());
+        assert_eq!(mode(&[]), Ok(0o660));
+        assert_eq!(mode(&["--socket-mode", "0600"]), Ok(0o600));
+        assert_eq!(mode(&["--socket-mode", "666"]), Ok(0o666));
+        assert_eq!(
+            mode(&["--socket-mode", "0060"]),
+            Err("--socket-mode 0060: the owner must be able to read and write (0600)".into())
+        );
+        for bad in ["0999", "rw", "01777", ""] {
+            assert!(mode(&["--socket-mode", bad]).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -13,6 +13,10 @@ use log::LevelFilter;
 /// TCP address for incoming peers when `--listen` is not given.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7654";
 
+/// Permission bits of the control socket when `--socket-mode` is not given: its owner and
+/// group may attach, nobody else.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+
 /// Message ids remembered for duplicate suppression when `--dedup-capacity` is not given.
 /// At 8 bytes in the ring and 16 in the index per id this is 6 MiB when full; memory is
 /// paged in as ids arrive, so an idle node pays nothing for it.
@@ -45,6 +49,8 @@ pub struct Config {
     /// Where to accept peers; `None` with `--no-listen`.
     pub listen: Option<String>,
     pub socket: PathBuf,
+    /// Permission bits of the control socket: who may attach.
+    pub socket_mode: u32,
     pub daemon: bool,
     pub pidfile: Option<PathBuf>,
     pub log_file: Option<PathBuf>,

@@ -45,7 +45,8 @@ fn run(mut config: Config) -> io::Result<()> {
             describe_io_error(&err)
         ),
     }
-    let (listeners, socket_file) = Listeners::bind(config.listen.as_deref(), &config.socket)?;
+    let (listeners, socket_file) =
+        Listeners::bind(config.listen.as_deref(), &config.socket, config.socket_mode)?;
     config.node.listen_addr = listeners.peer_addr()?;
     let mut detached = if config.daemon {
         Some(daemon::detach()?)

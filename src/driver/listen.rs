@@ -18,9 +18,6 @@ use crate::wire::text::describe_io_error;
 /// turns of the loop is not refused. (The kernel caps it at net.core.somaxconn.)
 pub const BACKLOG: i32 = 1024;
 
-/// Mode bits the control socket must not have: it is 0660, for its owner and group.
-const CONTROL_UMASK: u32 = 0o117;
-
 /// The bound listeners, non-blocking, with a backlog of 1024 (`BACKLOG`).
 #[derive(Debug)]
 pub struct Listeners {
@@ -29,10 +26,15 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds the peer listener (unless `listen` is `None`) and the control socket.
-    pub fn bind(listen: Option<&str>, control: &Path) -> io::Result<(Listeners, SocketFile)> {
+    /// Binds the peer listener (unless `listen` is `None`) and the control socket, the
+    /// latter with permission bits `mode`.
+    pub fn bind(
+        listen: Option<&str>,
+        control: &Path,
+        mode: u32,
+    ) -> io::Result<(Listeners, SocketFile)> {
         let peer = listen.map(bind_peer).transpose()?;
-        let (control, file) = bind_control(control)?;
+        let (control, file) = bind_control(control, mode)?;
         Ok((Listeners { peer, control }, file))
     }
 
@@ -65,9 +67,9 @@ fn bind_peer(addr: &str) -> io::Result<TcpListener> {
     })
 }
 
-/// Binds the control socket with mode 0660, replacing a file left by a dead daemon and
-/// refusing one that a live daemon serves.
-fn bind_control(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
+/// Binds the control socket with permission bits `mode`, replacing a file left by a
+/// dead daemon and refusing one that a live daemon serves.
+fn bind_control(path: &Path, mode: u32) -> io::Result<(UnixListener, SocketFile)> {
     let fail = |err: io::Error| {
         io::Error::new(
             err.kind(),
@@ -100,7 +102,8 @@ fn bind_control(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     }
     // The mode is set by the umask at bind time, so there is no moment when the socket
     // exists with wider permissions.
-    let listener = daemon::with_umask(CONTROL_UMASK, || UnixListener::bind(path)).map_err(fail)?;
+    let umask = !mode & 0o777;
+    let listener = daemon::with_umask(umask, || UnixListener::bind(path)).map_err(fail)?;
     daemon::set_listen_backlog(&listener, BACKLOG).map_err(fail)?;
     Ok((
         listener,

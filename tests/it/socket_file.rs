@@ -40,17 +40,25 @@ fn a_socket_served_by_a_live_daemon_makes_a_second_one_refuse_to_start() {
     on_a.expect_next("<a> still served");
 }
 
+fn socket_mode(node: &Node) -> u32 {
+    let meta = fs::metadata(node.socket()).expect("the control socket file");
+    assert!(meta.file_type().is_socket());
+    meta.permissions().mode() & 0o777
+}
+
 #[test]
 fn the_control_socket_has_mode_0660() {
-    let a = Node::start(&[]);
-    let meta = fs::metadata(a.socket()).expect("the control socket file");
-    assert!(meta.file_type().is_socket());
-    assert_eq!(
-        meta.permissions().mode() & 0o777,
-        0o660,
-        "mode {:o}",
-        meta.permissions().mode()
-    );
+    assert_eq!(socket_mode(&Node::start(&[])), 0o660);
+}
+
+#[test]
+fn socket_mode_sets_who_may_attach() {
+    for (asked, mode) in [("0600", 0o600), ("666", 0o666)] {
+        let node = Node::start(&["--socket-mode", asked]);
+        assert_eq!(socket_mode(&node), mode, "--socket-mode {asked}");
+        // Attaching waits for the node's first answer.
+        node.client();
+    }
 }
 
 #[test]
