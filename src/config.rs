@@ -28,7 +28,8 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 262_144;
 pub const DEFAULT_TARGET_PEERS: usize = 6;
 
 /// Peer connections at the most when `--max-peers` is not given: far more than a hand-made
-/// mesh needs, few enough that full queues (16 MiB each) cannot exhaust memory.
+/// mesh needs, and each a descriptor and a queue (memory is held to
+/// `Limits::total_queue_max` however many are allowed).
 pub const DEFAULT_MAX_PEERS: usize = 64;
 
 /// Control clients at the most when `--max-clients` is not given.
@@ -104,6 +105,10 @@ pub struct Limits {
     pub stall_timeout: Duration,
     /// A control client with this many bytes queued is cut: it is not reading.
     pub client_queue_max: usize,
+    /// Bytes queued for all connections together at the most: past it the connection
+    /// with the longest queue is cut, so that many slow readers cannot add up to more
+    /// memory than one node should hold, however many connections are allowed.
+    pub total_queue_max: usize,
     /// Peer connections at the most, dialled, accepted or waiting to be redialled:
     /// every one costs a descriptor and may cost a full queue.
     pub max_peers: usize,
@@ -169,6 +174,7 @@ impl Default for Limits {
             peer_hold_max: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(30),
             client_queue_max: 4 * 1024 * 1024,
+            total_queue_max: 256 * 1024 * 1024,
             linger: Duration::from_secs(5),
             max_peers: DEFAULT_MAX_PEERS,
             max_clients: DEFAULT_MAX_CLIENTS,

@@ -29,6 +29,7 @@ pub(crate) enum Cause {
     HandshakeTimeout(Duration),
     Unfinished(Duration),
     QueueFull { limit: usize },
+    OverBudget { queued: usize, limit: usize },
     Stalled { queued: usize, idle: Duration },
 }
 
@@ -44,6 +45,7 @@ impl Cause {
                 | Cause::Silent { .. }
                 | Cause::HandshakeTimeout(_)
                 | Cause::QueueFull { .. }
+                | Cause::OverBudget { .. }
                 | Cause::Stalled { .. }
         )
     }
@@ -85,6 +87,11 @@ impl fmt::Display for Cause {
             Cause::QueueFull { limit } => {
                 write!(f, "not reading: send queue would pass {limit} bytes")
             }
+            Cause::OverBudget { queued, limit } => write!(
+                f,
+                "not reading: the longest send queue ({queued} bytes) when all of them \
+                 passed {limit} bytes together"
+            ),
             Cause::Stalled { queued, idle } => write!(
                 f,
                 "not reading: {queued} bytes queued and none taken for {}s",

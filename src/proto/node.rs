@@ -75,6 +75,8 @@ struct Effects {
     /// Connections condemned during this call, removed before it returns.
     doomed: Vec<(ConnId, Cause)>,
     timers: Timers,
+    /// Bytes in every send queue together.
+    queued: usize,
     /// Connections over the pause mark and draining ([`Backlog::Congested`]): local
     /// clients are not read while any is, and a peer not while any other one is.
     draining: usize,
@@ -99,6 +101,7 @@ impl Effects {
             return;
         }
         conn.queue.push(bytes);
+        self.queued += bytes.len();
         if !conn.flush_requested {
             conn.flush_requested = true;
             self.outputs.push_back(Output::Flush(conn.id));
@@ -376,6 +379,7 @@ impl Node {
             return;
         };
         c.queue.consume(n);
+        self.fx.queued -= n;
         match &c.role {
             Role::Client(client) if client.leaving && c.queue.is_empty() => {
                 self.fx.doom(c, Cause::ClientLeft);
@@ -857,6 +861,7 @@ impl Node {
     /// clients go on once no peer is congested any more.
     fn reap(&mut self, now: Instant) {
         loop {
+            self.shed_over_budget();
             while !self.fx.doomed.is_empty() {
                 for (id, cause) in mem::take(&mut self.fx.doomed) {
                     self.remove(now, id, cause);
@@ -869,9 +874,30 @@ impl Node {
         }
     }
 
+    /// While the send queues together hold more than the node's budget, condemns the
+    /// connection with the longest queue: the slowest reader, whoever it is.
+    fn shed_over_budget(&mut self) {
+        let limit = self.cfg.limits.total_queue_max;
+        let mut excess = self.fx.queued.saturating_sub(limit);
+        while excess > 0 {
+            let Some((_, longest)) = self
+                .conns
+                .iter_mut()
+                .filter(|(_, c)| !c.closing)
+                .max_by_key(|(_, c)| c.queue.len())
+            else {
+                return;
+            };
+            let queued = longest.queue.len();
+            self.fx.doom(longest, Cause::OverBudget { queued, limit });
+            excess = excess.saturating_sub(queued);
+        }
+    }
+
     fn remove(&mut self, now: Instant, id: ConnId, cause: Cause) {
         let mut conn = self.conns.remove(id.slot);
         debug_assert_eq!(conn.id, id, "a doomed connection stays in its slot");
+        self.fx.queued -= conn.queue.len();
         self.fx
             .timers
             .set(id, Timer::Deadline, &mut conn.deadline, None);

@@ -810,6 +810,49 @@ fn peer_that_stops_reading_is_cut_at_the_bound() {
 }
 
 #[test]
+fn slow_readers_together_are_held_to_the_node_budget_the_slowest_cut_first() {
+    let mut cfg = small_queues();
+    cfg.limits.total_queue_max = 6000;
+    let mut h = Harness::with(cfg);
+    let source = h.peer(1);
+    let (slow, slower) = (h.peer(2), h.peer(3));
+    let client = h.client();
+    let mut events = Vec::new();
+    let mut slow_took = 0;
+    for seq in 0..100 {
+        h.recv(source, &chat(77, seq, 5, &"q".repeat(100)));
+        events.extend(h.sent_lines(client));
+        // One of the two takes a little now and then; neither passes its own bound.
+        if seq % 4 == 0 && !h.closed(slow) {
+            let n = 150.min(h.node.send_queue(slow).len());
+            h.node.handle_sent(h.now, slow, n);
+            h.drain();
+            slow_took += n;
+        }
+        if h.closed(slower) {
+            break;
+        }
+    }
+    assert!(slow_took > 0);
+    assert!(
+        h.closed(slower),
+        "the longest queue is cut once all pass 6000 bytes"
+    );
+    assert!(!h.closed(slow));
+    assert!(!h.closed(source));
+    events.extend(h.sent_lines(client));
+    let down = events
+        .iter()
+        .find(|l| l.starts_with("* peer down "))
+        .expect("a peer down event");
+    assert!(
+        down.contains("0000000000000003 peer: not reading: the longest send queue")
+            && down.ends_with("passed 6000 bytes together"),
+        "{down:?}"
+    );
+}
+
+#[test]
 fn stalled_peer_is_cut_after_the_stall_timeout() {
     let mut h = Harness::with(small_queues());
     let peer = h.peer(1);
