@@ -3,8 +3,9 @@
 //! Every test starts its own daemons as child processes and talks to them only through
 //! their sockets, as a user, a script or another node would: the control socket with
 //! `std::os::unix::net::UnixStream`, the peer port with `std::net::TcpStream`. Each node
-//! listens on a free port of 127.0.0.1 (port 0; the real one is read from `/status`) and
-//! keeps its control socket and log in a temporary directory of its own, so the tests are
+//! listens on a free port of 127.0.0.1 (port 0; the real one is read from `/status`), or
+//! on an address of a network namespace the test made, and keeps its control socket and
+//! log in a temporary directory of its own, so the tests are
 //! independent and run in parallel. Nothing sleeps to let something happen: every wait
 //! polls an observable condition against a deadline and fails showing what it saw.
 //!
@@ -29,6 +30,11 @@ mod daemon;
 /// chat before hello, truncated frames, a slow loris): each connection is closed with its
 /// address and cause in the log, and the node goes on chatting with its real peer.
 mod hostile;
+/// Faults on real links: two sites, each node in a network namespace of its own, cut
+/// apart by unplugging their cable (each site chats on inside, nothing crosses, the
+/// nodes relink by themselves once it is back; skipped without root or iproute2 unless
+/// `CI` is set), and a node SIGKILLed mid-stream costing the nodes still linked no line.
+mod netns;
 /// The control socket's file: a stale one is replaced, one that a live daemon serves is
 /// left alone (the second daemon refuses to start), the mode is 0660, and a path that is
 /// some other file is refused and kept intact.

@@ -152,16 +152,31 @@ impl Node {
     /// `--no-listen`, with `--no-discovery` so that the test's links are all there is.
     /// Returns once the control socket answers `/status`.
     pub fn start_in(dir: TempDir, args: &[&str]) -> Node {
-        Node::spawn(dir, args, false)
+        Node::spawn(dir, &[], args, false)
     }
 
     /// Starts a node that dials the addresses it learns from its peers.
     pub fn start_discovering(args: &[&str]) -> Node {
-        Node::spawn(temp_dir(), args, true)
+        Node::spawn(temp_dir(), &[], args, true)
     }
 
-    fn spawn(dir: TempDir, args: &[&str], discovery: bool) -> Node {
-        let mut command = Command::new(BIN);
+    /// Starts a node as [`Node::start`] does, inside the network namespace `ns` (with
+    /// `ip netns exec`, which becomes the node's process). Its control socket is a
+    /// file, which the test reaches from its own namespace.
+    pub fn start_in_namespace(ns: &str, args: &[&str]) -> Node {
+        Node::spawn(temp_dir(), &["ip", "netns", "exec", ns], args, false)
+    }
+
+    /// Runs the binary through `launcher` (a program and its arguments), if any.
+    fn spawn(dir: TempDir, launcher: &[&str], args: &[&str], discovery: bool) -> Node {
+        let mut command = match launcher {
+            [] => Command::new(BIN),
+            [program, launcher_args @ ..] => {
+                let mut command = Command::new(program);
+                command.args(launcher_args).arg(BIN);
+                command
+            }
+        };
         if !discovery {
             command.arg("--no-discovery");
         }
