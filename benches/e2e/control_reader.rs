@@ -1,7 +1,9 @@
-//! A client on a daemon's control socket that reads the chat lines the node sends it,
-//! keeping the node's last event and error lines.
+//! A client on a daemon's control socket that reads the lines the node sends it (chat
+//! lines, keeping the node's last event and error lines, or any line), and may write on
+//! the same connection.
 
 use std::io::{self, Read, Write};
+use std::mem;
 use std::ops::Range;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::daemon::Daemon;
 use crate::error::{Context, Result};
 use crate::streams::{read_failure, read_patience, ReadEnd, CHUNK};
-use crate::wait::PATIENCE;
+use crate::wait::{PATIENCE, STALL};
 
 /// Event lines (`*`, `!`) a control reader keeps, the most recent ones.
 const EVENTS_KEPT: usize = 20;
@@ -74,32 +76,58 @@ impl ControlReader {
         }
     }
 
+    /// A second handle on the connection, to write lines or commands on while this
+    /// reader reads; a write that takes nothing for [`STALL`] fails.
+    pub fn writer(&self) -> Result<UnixStream> {
+        let stream = self
+            .stream
+            .try_clone()
+            .context(|| format!("{}: cannot clone a control connection", self.node))?;
+        stream
+            .set_write_timeout(Some(STALL))
+            .context(|| format!("{}: cannot set a write timeout", self.node))?;
+        Ok(stream)
+    }
+
     /// Passes the text of every chat line to `on_chat`, with the time it was read, until
-    /// `on_chat` says it has everything, the connection ends, [`STALL`](crate::wait::STALL)
-    /// passes without a byte or `deadline` passes. Event and error lines are kept for
+    /// `on_chat` says it has everything, the connection ends, [`STALL`] passes without a
+    /// byte or `deadline` passes. Event and error lines are kept for
     /// [`Self::into_events`].
     pub fn read_chat(
         &mut self,
         deadline: Instant,
         mut on_chat: impl FnMut(&[u8], Instant) -> bool,
     ) -> ReadEnd {
+        // Taken out for the read: the line callback cannot borrow the reader.
+        let mut events = mem::take(&mut self.events);
+        let end = self.read_lines(deadline, |line, read_at| match chat_text(line) {
+            Some(text) => on_chat(text, read_at),
+            None => {
+                if events.len() == EVENTS_KEPT {
+                    events.remove(0);
+                }
+                events.push(String::from_utf8_lossy(line).into_owned());
+                false
+            }
+        });
+        self.events = events;
+        end
+    }
+
+    /// Passes every line, without its LF, to `on_line` with the time it was read, until
+    /// `on_line` says it has what it wanted, the connection ends, [`STALL`] passes
+    /// without a byte or `deadline` passes. The lines after the one that satisfied it
+    /// are kept for the next call.
+    pub fn read_lines(
+        &mut self,
+        deadline: Instant,
+        mut on_line: impl FnMut(&[u8], Instant) -> bool,
+    ) -> ReadEnd {
         loop {
             let read_at = self.read_at;
             while let Some(line) = self.next_line() {
-                let line = &self.buf[line];
-                match chat_text(line) {
-                    Some(text) => {
-                        if on_chat(text, read_at) {
-                            return ReadEnd::Complete;
-                        }
-                    }
-                    None => {
-                        let event = String::from_utf8_lossy(line).into_owned();
-                        if self.events.len() == EVENTS_KEPT {
-                            self.events.remove(0);
-                        }
-                        self.events.push(event);
-                    }
+                if on_line(&self.buf[line], read_at) {
+                    return ReadEnd::Complete;
                 }
             }
             let Some(patience) = read_patience(deadline) else {

@@ -23,6 +23,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_p2pchat");
 
 /// Log warnings shown per daemon when a run is incomplete.
 const WARNINGS_SHOWN: usize = 5;
+/// How long a daemon may take to answer `/status` when a loss is being explained: a
+/// stuck daemon must not hold up the bench for long.
+const DIAGNOSIS_PATIENCE: Duration = Duration::from_secs(2);
 
 /// A child process, killed and reaped when dropped: on a panic too.
 pub struct Guarded(pub Child);
@@ -33,6 +36,15 @@ impl Drop for Guarded {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A daemon's use of the CPU so far.
+#[derive(Clone, Copy)]
+pub struct CpuUse {
+    /// On a CPU.
+    pub running: Duration,
+    /// Ready to run, waiting for a CPU that others had.
+    pub waiting: Duration,
 }
 
 /// A `p2pchat` daemon with its control socket and log in a temporary directory.
@@ -67,6 +79,9 @@ impl Daemon {
                 // W4 holds 10,000 links on one node, far over the default limit.
                 "--max-peers",
                 "20000",
+                // W5 attaches 100 clients and a probe, over the default limit of 64.
+                "--max-clients",
+                "200",
             ])
             .arg("--socket")
             .arg(dir.path().join(Self::SOCKET))
@@ -211,14 +226,65 @@ impl Daemon {
 
     /// Resident memory, from VmRSS in /proc/PID/status.
     pub fn rss_kib(&self) -> Result<u64> {
+        self.memory_kib("VmRSS")
+    }
+
+    /// The most resident memory it has had since it started, from VmHWM: unlike
+    /// samples of VmRSS, it misses no peak however short.
+    pub fn peak_rss_kib(&self) -> Result<u64> {
+        self.memory_kib("VmHWM")
+    }
+
+    /// A `FIELD: N kB` line of /proc/PID/status.
+    fn memory_kib(&self, field: &str) -> Result<u64> {
         let path = format!("/proc/{}/status", self.process.0.id());
         let status = fs::read_to_string(&path).context(|| format!("{self}: cannot read {path}"))?;
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|rest| rest.trim().strip_suffix("kB"))
             .and_then(|kib| kib.trim().parse().ok())
-            .ok_or_else(|| format!("{self}: no `VmRSS: N kB` line in {path}"))
+            .ok_or_else(|| format!("{self}: no `{field}: N kB` line in {path}"))
+    }
+
+    /// Where the lines stopped (its `messages` and `duplicates`) and its last log
+    /// warnings, to explain a loss.
+    pub fn print_diagnosis(&self) {
+        match self.status_within(DIAGNOSIS_PATIENCE) {
+            Ok(status) => {
+                let counter = |key: &str| status.get(key).map_or("?", String::as_str);
+                println!(
+                    "  {self}: messages {}, duplicates {}",
+                    counter("messages"),
+                    counter("duplicates")
+                );
+            }
+            Err(err) => println!("  {err}"),
+        }
+        let warnings = self.last_warnings();
+        if warnings.is_empty() {
+            println!("  {self}: no warning in its log");
+        }
+        for warning in warnings {
+            println!("  {self} log: {warning}");
+        }
+    }
+
+    /// The CPU time its main thread has had so far, and the time it waited for a CPU
+    /// while ready to run, from /proc/PID/schedstat (in ns, unlike the clock ticks of
+    /// /proc/PID/stat). The main thread is the event loop: a node that dials no host
+    /// names starts no other thread.
+    pub fn cpu_use(&self) -> Result<CpuUse> {
+        let path = format!("/proc/{}/schedstat", self.process.0.id());
+        let schedstat =
+            fs::read_to_string(&path).context(|| format!("{self}: cannot read {path}"))?;
+        let mut fields = schedstat
+            .split_whitespace()
+            .map(|nanos| nanos.parse().map(Duration::from_nanos));
+        match (fields.next(), fields.next()) {
+            (Some(Ok(running)), Some(Ok(waiting))) => Ok(CpuUse { running, waiting }),
+            _ => Err(format!("{self}: no CPU times in {path}: {schedstat:?}")),
+        }
     }
 
     /// The last warnings and errors of the log.

@@ -1,8 +1,10 @@
 //! The chat lines the bench writes: their text (an index, for W2 also a send time,
-//! then filler), whole payloads of them, and reading the numbers back.
+//! then filler), whole payloads of them, the chat frames that carry them from fake
+//! peers, and reading the numbers back.
 
 use std::fmt::{self, Write as _};
 
+use p2pchat::config::DEFAULT_HOP_LIMIT;
 use p2pchat::wire::peer::Chat;
 
 /// Bytes of text in every chat line the bench writes.
@@ -27,25 +29,50 @@ pub fn line_payload(lines: u64) -> Vec<u8> {
 /// N chat frames as node `n0` would send the lines of [`line_payload`] to its peers.
 pub fn frame_payload(frames: u64) -> Vec<u8> {
     let mut payload = Vec::new();
-    let mut text = String::with_capacity(TEXT_LEN);
+    let mut n0 = ChatFrames::new(1, "n0");
     for seq in 0..frames {
-        text.clear();
-        push_indexed_text(&mut text, seq);
-        Chat {
-            origin: 1,
-            seq,
-            hops: 64,
-            nick: "n0",
-            text: &text,
-        }
-        .encode(&mut payload);
+        n0.push(&mut payload, seq, seq);
     }
     payload
 }
 
+/// The chat frames of one origin, as a peer sends them: each carries the text of an
+/// indexed line.
+pub struct ChatFrames {
+    origin: u64,
+    nick: String,
+    /// The text of the frame being encoded, kept to spare an allocation per frame.
+    text: String,
+}
+
+impl ChatFrames {
+    pub fn new(origin: u64, nick: &str) -> ChatFrames {
+        ChatFrames {
+            origin,
+            nick: nick.to_owned(),
+            text: String::with_capacity(TEXT_LEN),
+        }
+    }
+
+    /// Appends the frame of message `seq` of this origin, carrying line `index`, with the
+    /// default hop limit.
+    pub fn push(&mut self, out: &mut Vec<u8>, seq: u64, index: u64) {
+        self.text.clear();
+        push_indexed_text(&mut self.text, index);
+        Chat {
+            origin: self.origin,
+            seq,
+            hops: DEFAULT_HOP_LIMIT,
+            nick: &self.nick,
+            text: &self.text,
+        }
+        .encode(out);
+    }
+}
+
 /// Appends the text of line `index`: the index in [`INDEX_DIGITS`] digits, then filler
 /// up to [`TEXT_LEN`] bytes.
-fn push_indexed_text(out: &mut String, index: u64) {
+pub fn push_indexed_text(out: &mut String, index: u64) {
     push_text(out, format_args!("{index:0width$}", width = INDEX_DIGITS));
 }
 

@@ -24,8 +24,21 @@
 //! - **W3 mesh**: six daemons fully meshed (15 links); 10,000 lines from one of them;
 //!   once a client of every other node has them all, the `duplicates` of every node's
 //!   `/status`, summed, per delivered line.
-//! - **W4 memory**: one daemon's RSS when idle, then with 1,000 and 10,000 idle peer
-//!   links (TCP connections of this process that complete the handshake); KiB per link.
+//! - **W4 memory**: one daemon's RSS when idle, then with 1,000, 5,000 and 10,000 idle
+//!   peer links (TCP connections of this process that complete the handshake); KiB per
+//!   link.
+//! - **W5 load**: one daemon holding 1,000 such peer links, all read by this process,
+//!   and 100 control clients. For 5 s, 20 of the clients write 50 lines/s each and 10
+//!   of the links send 100 chat frames/s each, of origins of their own: 2,000 lines/s.
+//!   Every line must reach every client but its writer and every link but its sender
+//!   exactly once. Lines and copies delivered per second, the fraction delivered, the
+//!   daemon's CPU while the lines flow, and the round trip of a probe client's `/nick`
+//!   every 5 ms meanwhile (p50, p99, max): a bound, seen from outside, on how long one
+//!   turn of the event loop took.
+//! - **W6 flood RSS**: one daemon that a peer link floods with new chat lines as fast
+//!   as it takes them for 10 s, while a client and another peer link read nothing; the
+//!   daemon's RSS, sampled every 100 ms, before the flood, at its highest and at the end,
+//!   and the frames per second the node took.
 //!
 //! Environment: `P2PCHAT_BENCH_N`, lines of W1 and frames of the raw relay (default
 //! 1,000,000); `P2PCHAT_BENCH_RUNS`, runs of every workload (default 5);
@@ -46,7 +59,9 @@ mod control_reader;
 mod daemon;
 mod error;
 mod lines;
+mod link_reader;
 mod network;
+mod peer_links;
 mod raw_relay;
 mod report;
 mod streams;
@@ -55,6 +70,8 @@ mod w1_throughput;
 mod w2_latency;
 mod w3_mesh;
 mod w4_memory;
+mod w5_load;
+mod w6_flood;
 mod wait;
 
 use std::env;
@@ -101,10 +118,12 @@ fn run_benchmarks() -> Result<()> {
     if settings.selects("W1") {
         w1_throughput::throughput_runs(&settings, &mut report)?;
     }
-    let workloads: [(&str, Workload); 3] = [
+    let workloads: [(&str, Workload); 5] = [
         ("W2", w2_latency::latency_run),
         ("W3", w3_mesh::mesh_run),
         ("W4", w4_memory::memory_run),
+        ("W5", w5_load::load_run),
+        ("W6", w6_flood::flood_run),
     ];
     for (name, workload) in workloads {
         if settings.selects(name) {

@@ -11,9 +11,6 @@ use crate::wait::{wait_for, Probe};
 /// Daemons in the line of W1 and W2, and relays in the raw chain.
 pub const LINE_LEN: usize = 5;
 
-/// How long a daemon may take to answer `/status` when a loss is being explained: a
-/// stuck daemon must not hold up the bench for long.
-const DIAGNOSIS_PATIENCE: Duration = Duration::from_secs(2);
 /// Counters are settled when two reads this far apart agree.
 const SETTLE: Duration = Duration::from_millis(100);
 
@@ -84,24 +81,7 @@ impl Network {
     /// node's last log warnings, to explain a loss.
     pub fn print_diagnosis(&self) {
         for node in &self.nodes {
-            match node.status_within(DIAGNOSIS_PATIENCE) {
-                Ok(status) => {
-                    let counter = |key: &str| status.get(key).map_or("?", String::as_str);
-                    println!(
-                        "  {node}: messages {}, duplicates {}",
-                        counter("messages"),
-                        counter("duplicates")
-                    );
-                }
-                Err(err) => println!("  {err}"),
-            }
-            let warnings = node.last_warnings();
-            if warnings.is_empty() {
-                println!("  {node}: no warning in its log");
-            }
-            for warning in warnings {
-                println!("  {node} log: {warning}");
-            }
+            node.print_diagnosis();
         }
     }
 }

@@ -1,9 +1,10 @@
-//! The figures the runs record, their medians and spreads, the markdown table for
-//! BENCHMARKS.md, and the facts of the machine they were taken on.
+//! The figures the runs record (rates, percentiles), their medians and spreads, the
+//! markdown table for BENCHMARKS.md, and the facts of the machine they were taken on.
 
 use std::fs;
 use std::process::{Command, Stdio};
 use std::thread;
+use std::time::Instant;
 
 use crate::daemon::BIN;
 
@@ -99,6 +100,50 @@ impl Summary {
             max: sorted[sorted.len() - 1],
         }
     }
+}
+
+/// Percentiles of durations, in µs.
+pub struct Percentiles {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of durations in ns, sorted; `None` when there are none.
+    pub fn of(sorted_nanos: &[u64]) -> Option<Percentiles> {
+        let max = *sorted_nanos.last()?;
+        let rank = |p: f64| {
+            let rank = (p * sorted_nanos.len() as f64).ceil() as usize;
+            sorted_nanos[rank.clamp(1, sorted_nanos.len()) - 1]
+        };
+        let micros = |nanos: u64| nanos as f64 / 1_000.0;
+        Some(Percentiles {
+            p50: micros(rank(0.50)),
+            p99: micros(rank(0.99)),
+            max: micros(max),
+        })
+    }
+}
+
+/// Nanoseconds from `epoch` to `at`.
+pub fn nanos_since(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.duration_since(epoch).as_nanos()).expect("a bench lasts less than 584 years")
+}
+
+/// `count` per second from `started` to `ended`; 0 when nothing ended.
+pub fn per_second(count: u64, started: Instant, ended: Option<Instant>) -> f64 {
+    let secs = seconds(started, ended);
+    if secs > 0.0 {
+        count as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Seconds from `started` to `ended`; 0 when nothing ended.
+pub fn seconds(started: Instant, ended: Option<Instant>) -> f64 {
+    ended.map_or(0.0, |ended| ended.duration_since(started).as_secs_f64())
 }
 
 /// The machine facts that go with the table.

@@ -1,7 +1,8 @@
-//! Counting the indexed lines a control reader gets: which arrived, how often, why the
-//! reader stopped, and how a run that lost lines is explained.
+//! Counting the indexed lines a reader gets (a control client, or a fake peer): which
+//! arrived, how often, why the reader stopped, and how a run that lost lines is explained.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::ops::Range;
 use std::thread;
 use std::time::Instant;
 
@@ -14,10 +15,12 @@ use crate::streams::ReadEnd;
 
 /// Which of the expected line indices arrived, and how often.
 pub struct Tally {
-    /// Copies seen of each index, saturating.
+    /// Copies seen of each index, saturating. A reader's own lines start at one copy.
     seen: Vec<u8>,
-    /// Indices seen at least once.
+    /// Indices seen at least once, not counting the reader's own.
     pub distinct: u64,
+    /// The reader's own lines, which it must not be sent.
+    own: u64,
     /// Copies beyond the first.
     duplicates: u64,
     /// Chat lines without a valid index.
@@ -27,18 +30,29 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn new(expected: u64) -> Tally {
+    /// Expects lines `0..expected`.
+    pub fn new(expected: u64) -> Tally {
         Tally {
             seen: vec![0; to_usize(expected)],
             distinct: 0,
+            own: 0,
             duplicates: 0,
             foreign: 0,
             last_new: None,
         }
     }
 
+    /// Expects lines `0..lines` but `own`, the lines the reader wrote itself: they count
+    /// as seen once already, so an echo of one counts as a duplicate copy.
+    pub fn excluding(lines: u64, own: Range<u64>) -> Tally {
+        let mut tally = Tally::new(lines);
+        tally.seen[to_usize(own.start)..to_usize(own.end)].fill(1);
+        tally.own = own.end - own.start;
+        tally
+    }
+
     /// Counts one chat line read at `at`; says whether it was the first copy of its index.
-    fn record(&mut self, text: &[u8], at: Instant) -> bool {
+    pub fn record(&mut self, text: &[u8], at: Instant) -> bool {
         let slot = line_index(text)
             .and_then(|index| usize::try_from(index).ok())
             .and_then(|index| self.seen.get_mut(index));
@@ -56,12 +70,23 @@ impl Tally {
         true
     }
 
-    fn expected(&self) -> u64 {
-        self.seen.len() as u64
+    /// Lines it should get.
+    pub fn expected(&self) -> u64 {
+        self.seen.len() as u64 - self.own
     }
 
     pub fn is_complete(&self) -> bool {
         self.distinct == self.expected()
+    }
+
+    /// Every line it should get arrived exactly once, and nothing else.
+    pub fn is_exact(&self) -> bool {
+        self.is_complete() && self.duplicates == 0 && self.foreign == 0
+    }
+
+    /// Copies beyond the first, echoes of its own lines included.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
     }
 
     pub fn fraction(&self) -> f64 {
@@ -97,29 +122,33 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// Says what arrived at `node`, why its reader stopped and what the node told it.
-    fn print(&self, node: &Daemon) {
+    /// What a reader got, why it stopped, and the last event and error lines it was sent.
+    pub fn new(tally: Tally, end: ReadEnd, events: Vec<String>) -> Reading {
+        Reading { tally, end, events }
+    }
+
+    /// Says what arrived at `reader`, why it stopped and what its node told it.
+    pub fn print(&self, reader: &dyn fmt::Display) {
         println!(
-            "  {node}: {} delivered; its reader stopped: {}",
+            "  {reader}: {} delivered; its reader stopped: {}",
             self.tally.describe(),
             self.end
         );
         for event in &self.events {
-            println!("  {node} told its reader: {event}");
+            println!("  {reader} was told: {event}");
         }
     }
 }
 
-/// Tallies the indexed lines of `reader` until all `expected` arrived, the node closes
-/// the connection, it stalls, or `deadline` passes. `on_first_copy` sees the text of
-/// each line the first time its index arrives, and when it was read.
+/// Tallies the indexed lines of `reader` into `tally` until all it expects arrived, the
+/// node closes the connection, it stalls, or `deadline` passes. `on_first_copy` sees the
+/// text of each line the first time its index arrives, and when it was read.
 pub fn read_tally(
     mut reader: ControlReader,
-    expected: u64,
+    mut tally: Tally,
     deadline: Instant,
     mut on_first_copy: impl FnMut(&[u8], Instant),
 ) -> Reading {
-    let mut tally = Tally::new(expected);
     let end = reader.read_chat(deadline, |text, at| {
         if tally.record(text, at) {
             on_first_copy(text, at);
@@ -136,10 +165,10 @@ pub fn read_tally(
 /// [`read_tally`] in a thread of its own.
 pub fn spawn_tally(
     reader: ControlReader,
-    expected: u64,
+    tally: Tally,
     deadline: Instant,
 ) -> thread::JoinHandle<Reading> {
-    thread::spawn(move || read_tally(reader, expected, deadline, |_, _| {}))
+    thread::spawn(move || read_tally(reader, tally, deadline, |_, _| {}))
 }
 
 /// Explains a run that lost lines: what each reader that missed some got, why the

@@ -10,9 +10,9 @@ use crate::error::{Context, Result};
 use crate::lines::{frame_payload, line_payload};
 use crate::network::{Network, LINE_LEN};
 use crate::raw_relay::{FrameCount, RelayChain};
-use crate::report::{metric, Metric, Report};
+use crate::report::{metric, per_second, seconds, Metric, Report};
 use crate::streams::{accept_within, connect_tcp, write_by};
-use crate::tally::{explain_loss, spawn_tally};
+use crate::tally::{explain_loss, spawn_tally, Tally};
 use crate::wait::{join, PATIENCE, RUN_LIMIT};
 use crate::{Progress, Settings};
 
@@ -95,7 +95,7 @@ fn line_throughput_run(
 
     let started = Instant::now();
     let deadline = started + RUN_LIMIT;
-    let reading = spawn_tally(reader, lines, deadline);
+    let reading = spawn_tally(reader, Tally::new(lines), deadline);
     let written = write_by(&mut writer, payload, deadline, || !reading.is_finished());
     let reading = join(reading, &format!("the reader at {last}"))?;
 
@@ -112,18 +112,4 @@ fn line_throughput_run(
     report.record(W1_RATE, rate);
     report.record(W1_DELIVERED, tally.fraction());
     Ok(rate)
-}
-
-/// `count` per second from `started` to `ended`; 0 when nothing ended.
-fn per_second(count: u64, started: Instant, ended: Option<Instant>) -> f64 {
-    let secs = seconds(started, ended);
-    if secs > 0.0 {
-        count as f64 / secs
-    } else {
-        0.0
-    }
-}
-
-fn seconds(started: Instant, ended: Option<Instant>) -> f64 {
-    ended.map_or(0.0, |ended| ended.duration_since(started).as_secs_f64())
 }

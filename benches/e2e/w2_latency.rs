@@ -10,10 +10,10 @@ use crate::control_reader::ControlReader;
 use crate::error::Result;
 use crate::lines::{push_timed_text, sent_nanos, to_usize, TEXT_LEN};
 use crate::network::{Network, LINE_LEN};
-use crate::report::{metric, Metric, Report};
+use crate::report::{metric, nanos_since, Metric, Percentiles, Report};
 use crate::streams::describe_write_error;
-use crate::tally::{explain_loss, read_tally};
-use crate::wait::{join, RUN_LIMIT};
+use crate::tally::{explain_loss, read_tally, Tally};
+use crate::wait::{join, paced, RUN_LIMIT};
 use crate::Progress;
 
 /// Lines of W2, one per [`LATENCY_TICK`].
@@ -35,7 +35,7 @@ pub fn latency_run(progress: &Progress, report: &mut Report) -> Result<()> {
 
     let reading = thread::spawn(move || {
         let mut latencies = Vec::with_capacity(to_usize(LATENCY_LINES));
-        let reading = read_tally(reader, LATENCY_LINES, deadline, |text, at| {
+        let reading = read_tally(reader, Tally::new(LATENCY_LINES), deadline, |text, at| {
             if let Some(sent) = sent_nanos(text) {
                 latencies.push(nanos_since(epoch, at).saturating_sub(sent));
             }
@@ -70,55 +70,21 @@ pub fn latency_run(progress: &Progress, report: &mut Report) -> Result<()> {
 }
 
 /// Writes [`LATENCY_LINES`] lines, one per [`LATENCY_TICK`] after the start, each with
-/// its send time in ns since `epoch`, until `deadline`. Ticks are fixed in advance, so
-/// a late write does not push back the ones after it.
+/// its send time in ns since `epoch`, until `deadline`.
 fn write_paced(writer: &mut UnixStream, epoch: Instant, deadline: Instant) -> Result<()> {
-    let start = Instant::now();
     let mut line = String::with_capacity(TEXT_LEN + 1);
-    for seq in 0..LATENCY_LINES {
-        let tick = start + LATENCY_TICK * u32::try_from(seq).expect("a few thousand ticks");
-        if let Some(wait) = tick.checked_duration_since(Instant::now()) {
-            thread::sleep(wait);
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "the run's limit of {RUN_LIMIT:?} passed at line {seq}"
-            ));
-        }
-        line.clear();
-        push_timed_text(&mut line, seq, nanos_since(epoch, Instant::now()));
-        line.push('\n');
-        writer
-            .write_all(line.as_bytes())
-            .map_err(|err| describe_write_error(&err))?;
-    }
-    Ok(())
-}
-
-fn nanos_since(epoch: Instant, at: Instant) -> u64 {
-    u64::try_from(at.duration_since(epoch).as_nanos()).expect("a bench lasts less than 584 years")
-}
-
-/// Latency percentiles in µs.
-struct Percentiles {
-    p50: f64,
-    p99: f64,
-    max: f64,
-}
-
-impl Percentiles {
-    /// Nearest-rank percentiles of latencies in ns, sorted; `None` when there are none.
-    fn of(sorted_nanos: &[u64]) -> Option<Percentiles> {
-        let max = *sorted_nanos.last()?;
-        let rank = |p: f64| {
-            let rank = (p * sorted_nanos.len() as f64).ceil() as usize;
-            sorted_nanos[rank.clamp(1, sorted_nanos.len()) - 1]
-        };
-        let micros = |nanos: u64| nanos as f64 / 1_000.0;
-        Some(Percentiles {
-            p50: micros(rank(0.50)),
-            p99: micros(rank(0.99)),
-            max: micros(max),
-        })
-    }
+    paced(
+        Instant::now(),
+        LATENCY_TICK,
+        LATENCY_LINES,
+        deadline,
+        |seq| {
+            line.clear();
+            push_timed_text(&mut line, seq, nanos_since(epoch, Instant::now()));
+            line.push('\n');
+            writer
+                .write_all(line.as_bytes())
+                .map_err(|err| describe_write_error(&err))
+        },
+    )
 }

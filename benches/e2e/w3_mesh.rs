@@ -9,7 +9,7 @@ use crate::lines::line_payload;
 use crate::network::Network;
 use crate::report::{metric, Metric, Report};
 use crate::streams::write_by;
-use crate::tally::{explain_loss, spawn_tally};
+use crate::tally::{explain_loss, spawn_tally, Tally};
 use crate::wait::{join, RUN_LIMIT};
 use crate::Progress;
 
@@ -34,7 +34,7 @@ pub fn mesh_run(progress: &Progress, report: &mut Report) -> Result<()> {
     let deadline = Instant::now() + RUN_LIMIT;
     let readings: Vec<_> = readers
         .into_iter()
-        .map(|reader| spawn_tally(reader, MESH_LINES, deadline))
+        .map(|reader| spawn_tally(reader, Tally::new(MESH_LINES), deadline))
         .collect();
     let written = write_by(&mut writer, &payload, deadline, || {
         readings.iter().any(|reading| !reading.is_finished())

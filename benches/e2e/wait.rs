@@ -1,4 +1,5 @@
-//! The bench's time limits, and waiting under them: for a condition, for a thread.
+//! The bench's time limits, and waiting under them: for a condition, for a thread,
+//! for the next tick of a steady pace.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -44,4 +45,29 @@ pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Result<Probe<T>>) -> R
 /// Waits for a thread of this bench; a panic in it becomes an error.
 pub fn join<T>(handle: thread::JoinHandle<T>, what: &str) -> Result<T> {
     handle.join().map_err(|_| format!("{what} panicked"))
+}
+
+/// Calls `step` with 0, 1, ... `count - 1`, step `k` at `start + k * tick`, until
+/// `deadline`; stops at the first error. Ticks are fixed in advance, so a late step does
+/// not push back the ones after it: the pace stays the one asked for.
+pub fn paced(
+    start: Instant,
+    tick: Duration,
+    count: u64,
+    deadline: Instant,
+    mut step: impl FnMut(u64) -> Result<()>,
+) -> Result<()> {
+    for k in 0..count {
+        let at = start + tick * u32::try_from(k).expect("a bench paces fewer than 2^32 steps");
+        if let Some(wait) = at.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the run's limit of {RUN_LIMIT:?} passed at line {k}"
+            ));
+        }
+        step(k)?;
+    }
+    Ok(())
 }
