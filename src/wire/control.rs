@@ -6,7 +6,7 @@
 use std::fmt::{self, Write as _};
 use std::str;
 
-use super::text::{sanitize, MAX_TEXT_LEN};
+use super::text::{is_unsafe_char, sanitize, MAX_TEXT_LEN};
 
 /// Longest line a client may write, in bytes, not counting the LF or a CR before it.
 pub const MAX_LINE_LEN: usize = MAX_TEXT_LEN;
@@ -170,10 +170,12 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, CommandError<'_>> {
 }
 
 /// Whether `addr` has the `host:port` shape: a non-empty host and a port number. The
-/// host is resolved only when it is dialled.
+/// host is resolved only when it is dialled; a control character or a bidirectional
+/// override is never part of a host name, and would reach the log as it is.
 pub fn is_host_port(addr: &str) -> bool {
-    addr.rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    addr.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(is_unsafe_char) && port.parse::<u16>().is_ok()
+    })
 }
 
 /// Appends `<nick> text` and a LF, with the text made safe for a terminal.
@@ -320,6 +322,9 @@ mod tests {
         assert!(!is_host_port(":7654"));
         assert!(!is_host_port("h:65536"));
         assert!(!is_host_port("h:port"));
+        assert!(!is_host_port("\0:7"), "a NUL, as a fuzzer found");
+        assert!(!is_host_port("evil\x1b[2J:7"));
+        assert!(!is_host_port("a\u{202e}b:7"));
     }
 
     #[test]
