@@ -878,7 +878,14 @@ impl Node {
     /// connection with the longest queue: the slowest reader, whoever it is.
     fn shed_over_budget(&mut self) {
         let limit = self.cfg.limits.total_queue_max;
-        let mut excess = self.fx.queued.saturating_sub(limit);
+        if self.fx.queued <= limit {
+            return;
+        }
+        // Queues of connections condemned already are about to go.
+        let going: usize = (self.fx.doomed.iter())
+            .map(|(id, _)| self.conns[id.slot].queue.len())
+            .sum();
+        let mut excess = (self.fx.queued - going).saturating_sub(limit);
         while excess > 0 {
             let Some((_, longest)) = self
                 .conns
