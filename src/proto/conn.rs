@@ -83,7 +83,8 @@ pub struct Peer {
     pub addr: Option<SocketAddr>,
     /// `host:port` as given to `--connect` or `/connect`, for dialled links.
     pub target: Option<String>,
-    /// The client whose `/connect` made this link, to be told if it fails.
+    /// The client whose `/connect` made this link, to be told if it fails (and then it
+    /// is not dialled again).
     pub requested_by: Option<ConnId>,
     pub phase: Phase,
     pub decoder: Decoder,

@@ -943,12 +943,16 @@ impl Node {
         self.schedule_degree_check(now);
         // An address given by hand is dialled again for as long as the node runs,
         // unless the link was one too many (the nodes are linked otherwise) or led back
-        // to this node.
+        // to this node. A `/connect` whose first dial failed is not: its client was
+        // told, and a typo must not hold a peer slot for ever.
         let one_too_many = matches!(
             cause,
             Cause::SelfLink | Cause::Duplicate { .. } | Cause::Replaced { .. }
         );
-        if let (Some(target), true, false) = (peer.target, peer.hand, one_too_many) {
+        let refused_at_once = peer.requested_by.is_some() && peer.came_up().is_none();
+        if let (Some(target), true, false) =
+            (peer.target, peer.hand, one_too_many || refused_at_once)
+        {
             let failures = match peer.phase {
                 Phase::Up(_) => 0,
                 _ => peer.failures + 1,

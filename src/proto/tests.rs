@@ -641,6 +641,45 @@ fn lost_link_to_an_address_given_by_hand_is_redialled_within_a_second() {
 }
 
 #[test]
+fn connect_that_fails_at_once_is_reported_and_not_redialled() {
+    let mut h = Harness::new();
+    let client = h.client();
+    h.say(client, "/connect nosuch.invalid:1");
+    let (conn, _, _) = next_dial(&mut h, Duration::ZERO).expect("dialled");
+    let unknown = std::io::Error::new(std::io::ErrorKind::NotFound, "no such host");
+    h.node.handle_error(h.now, conn, &unknown);
+    h.drain();
+    assert_eq!(
+        h.sent_lines(client),
+        [
+            "* connecting to nosuch.invalid:1",
+            "! cannot connect to nosuch.invalid:1: no such host"
+        ]
+    );
+    assert!(next_dial(&mut h, Duration::from_secs(120)).is_none());
+    assert_eq!(h.status(client, "peers"), "0");
+}
+
+#[test]
+fn connect_that_came_up_is_redialled_whenever_lost() {
+    let mut h = Harness::new();
+    let client = h.client();
+    h.say(client, "/connect peer.example:7654");
+    let (conn, _, _) = next_dial(&mut h, Duration::ZERO).expect("dialled");
+    h.node.handle_connected(h.now, conn, addr(7654));
+    h.recv(conn, &hello(0x77, 0));
+    h.node.handle_eof(h.now, conn);
+    h.drain();
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    for _ in 0..3 {
+        let (next, target, _) = next_dial(&mut h, Duration::from_secs(61)).expect("redialled");
+        assert_eq!(target, "peer.example:7654");
+        h.node.handle_error(h.now, next, &refused);
+        h.drain();
+    }
+}
+
+#[test]
 fn link_that_led_back_to_this_node_is_not_redialled() {
     let (mut h, conn) = dialling("me.example:7654");
     h.node.handle_connected(h.now, conn, addr(7654));
