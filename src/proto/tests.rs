@@ -640,12 +640,18 @@ fn lost_link_to_an_address_given_by_hand_is_redialled_within_a_second() {
     assert!(waited <= Duration::from_secs(1), "{waited:?}");
 }
 
-#[test]
-fn connect_that_fails_at_once_is_reported_and_not_redialled() {
+/// A node whose client has said `/connect target`: the node, the client and the dial.
+fn connect_asked(target: &str) -> (Harness, ConnId, ConnId) {
     let mut h = Harness::new();
     let client = h.client();
-    h.say(client, "/connect nosuch.invalid:1");
+    h.say(client, &format!("/connect {target}"));
     let (conn, _, _) = next_dial(&mut h, Duration::ZERO).expect("dialled");
+    (h, client, conn)
+}
+
+#[test]
+fn connect_that_fails_at_once_is_reported_and_not_redialled() {
+    let (mut h, client, conn) = connect_asked("nosuch.invalid:1");
     let unknown = std::io::Error::new(std::io::ErrorKind::NotFound, "no such host");
     h.node.handle_error(h.now, conn, &unknown);
     h.drain();
@@ -662,10 +668,7 @@ fn connect_that_fails_at_once_is_reported_and_not_redialled() {
 
 #[test]
 fn connect_that_came_up_is_redialled_whenever_lost() {
-    let mut h = Harness::new();
-    let client = h.client();
-    h.say(client, "/connect peer.example:7654");
-    let (conn, _, _) = next_dial(&mut h, Duration::ZERO).expect("dialled");
+    let (mut h, _, conn) = connect_asked("peer.example:7654");
     h.node.handle_connected(h.now, conn, addr(7654));
     h.recv(conn, &hello(0x77, 0));
     h.node.handle_eof(h.now, conn);
