@@ -59,6 +59,9 @@ pub struct Retired {
     pub was_up: Option<Remote>,
     /// The driver was asked to shut down the writing half.
     pub finished: bool,
+    /// The other end shut down its writing half first: the link is closed as soon as
+    /// its queue is written.
+    pub peer_finished: bool,
 }
 
 /// What a peer told us in its hello.

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{debug, info, log, warn, Level};
 use slab::Slab;
@@ -41,6 +41,14 @@ mod clients;
 mod discovery;
 
 use discovery::ADDRESS_BOOK_CAPACITY;
+
+/// Peer connections past `--max-peers` that are told some addresses before they are
+/// closed; more are closed at once.
+const MAX_REFUSALS: usize = 8;
+
+/// A link must stay up this long for a redial of its address to start again from the
+/// shortest backoff: one that a full node refuses, or that flaps, backs off instead.
+const STABLE_LINK: Duration = Duration::from_secs(10);
 
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,18 +121,25 @@ impl Effects {
         }
     }
 
-    /// Asks the driver to shut down a retired link's writing half once nothing is left
-    /// to write on it.
+    /// Once nothing is left to write on a retired link: asks the driver to shut down
+    /// its writing half, or closes it if the other end has shut down its own already.
     fn finish_if_drained(&mut self, conn: &mut Conn) {
-        if let Role::Peer(Peer {
+        let Role::Peer(Peer {
             phase: Phase::Retired(retired),
             ..
         }) = &mut conn.role
-        {
-            if !retired.finished && conn.queue.is_empty() && !conn.closing {
-                retired.finished = true;
-                self.outputs.push_back(Output::Finish(conn.id));
-            }
+        else {
+            return;
+        };
+        if !conn.queue.is_empty() || conn.closing {
+            return;
+        }
+        if retired.peer_finished {
+            return self.doom(conn, Cause::ClosedByPeer);
+        }
+        if !retired.finished {
+            retired.finished = true;
+            self.outputs.push_back(Output::Finish(conn.id));
         }
     }
 
@@ -281,16 +296,22 @@ impl Node {
                 );
                 debug!("peer {addr} connected ({id})");
                 let limit = self.cfg.limits.max_peers;
-                if self.peer_conns() > limit {
-                    self.doom(
-                        id,
-                        Cause::TooMany {
-                            what: "peers",
-                            limit,
-                        },
-                    );
-                } else {
-                    self.start_handshake(now, id);
+                let cause = Cause::TooMany {
+                    what: "peers",
+                    limit,
+                };
+                match self.peer_conns().saturating_sub(limit) {
+                    0 => self.start_handshake(now, id),
+                    // A newcomer that chose a full node to bootstrap from would be left
+                    // with no link and no address: it is told where others accept peers
+                    // before the link is given up. Only a few at a time, so that a crowd
+                    // of dials costs no more than the limit allows.
+                    over if over <= MAX_REFUSALS => {
+                        self.start_handshake(now, id);
+                        self.send_known_to(now, id);
+                        self.retire(now, id, cause);
+                    }
+                    _ => self.doom(id, cause),
                 }
                 id
             }
@@ -408,6 +429,16 @@ impl Node {
                 client.eof = true;
                 client.lines.finish();
                 self.read_client_lines(now, conn);
+            }
+            // The other end gave the link up first; what is still queued on it went
+            // out on no other link, so it is written before the close.
+            Some(Role::Peer(Peer {
+                phase: Phase::Retired(retired),
+                ..
+            })) => {
+                retired.peer_finished = true;
+                let conn = self.conns.get_mut(conn.slot).expect("matched above");
+                self.fx.finish_if_drained(conn);
             }
             Some(Role::Peer(_)) => self.doom(conn, Cause::ClosedByPeer),
             None => {}
@@ -770,6 +801,7 @@ impl Node {
             cause,
             was_up,
             finished: false,
+            peer_finished: false,
         }));
         self.fx.finish_if_drained(conn);
         self.set_timer(id, Timer::Keepalive, None);
@@ -799,33 +831,24 @@ impl Node {
         }
     }
 
-    /// Whether a new line from `origin` is within `--max-rate`; the log tells when an
-    /// origin goes over it and how many of its lines were dropped once it is back.
+    /// Whether a new line from `origin` is within `--max-rate`; the log names an origin
+    /// over it, at most every few seconds.
     fn within_rate(&mut self, now: Instant, origin: NodeId) -> bool {
         let Some(rate) = &mut self.rate else {
             return true;
         };
         match rate.admit(origin, now) {
             Verdict::Pass => true,
-            Verdict::PassAfterDrops { dropped } => {
-                info!(
-                    "node {origin} is within --max-rate again; {dropped} of its lines were dropped"
-                );
-                true
-            }
-            Verdict::FirstDrop => {
-                let max = self
-                    .cfg
-                    .limits
-                    .max_rate
-                    .expect("a limiter only with a rate");
+            Verdict::Drop => false,
+            Verdict::DropAndReport { dropped } => {
+                let max = rate.max();
                 warn!(
-                    "node {origin} sends over --max-rate ({} lines/s, bursts of {}): dropping its lines",
+                    "node {origin} sends over --max-rate ({} lines/s, bursts of {}): \
+                     {dropped} of its lines dropped since the last report",
                     max.per_sec, max.burst
                 );
                 false
             }
-            Verdict::Drop => false,
         }
     }
 
@@ -933,7 +956,12 @@ impl Node {
         // A retired link closes for the reason it was given up.
         let cause = match peer.phase {
             Phase::Retired(ref retired) => {
-                debug!("retired {id} closed: {cause}");
+                let level = if cause.is_misbehaviour() {
+                    Level::Warn
+                } else {
+                    Level::Debug
+                };
+                log!(level, "retired {id} closed: {cause}");
                 &retired.cause
             }
             _ => &cause,
@@ -950,13 +978,13 @@ impl Node {
             Cause::SelfLink | Cause::Duplicate { .. } | Cause::Replaced { .. }
         );
         let refused_at_once = peer.requested_by.is_some() && peer.came_up().is_none();
+        let stable = peer
+            .came_up()
+            .is_some_and(|remote| now.saturating_duration_since(remote.since) >= STABLE_LINK);
         if let (Some(target), true, false) =
             (peer.target, peer.hand, one_too_many || refused_at_once)
         {
-            let failures = match peer.phase {
-                Phase::Up(_) => 0,
-                _ => peer.failures + 1,
-            };
+            let failures = if stable { 0 } else { peer.failures + 1 };
             self.redial_later(now, target, failures);
         }
     }

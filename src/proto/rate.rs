@@ -8,7 +8,7 @@
 //! new id for every line; see the limits in the README.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::MaxRate;
 
@@ -17,25 +17,28 @@ use super::ids::NodeId;
 /// Origins tracked at the most.
 const CAPACITY: usize = 4096;
 
+/// How often the log may speak of one origin over the rate.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
 /// What to do with one line from an origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Within the rate: deliver and relay it.
     Pass,
-    /// Within the rate again after `dropped` lines over it: deliver and relay it.
-    PassAfterDrops { dropped: u64 },
-    /// The first line over the rate since the origin was last within it: drop it.
-    FirstDrop,
     /// Over the rate: drop it.
     Drop,
+    /// Over the rate: drop it, and say so in the log; `dropped` lines of this origin,
+    /// this one included, were dropped since it was last said.
+    DropAndReport { dropped: u64 },
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
     last: Instant,
-    /// Lines dropped since the last one that passed.
+    /// Lines dropped since the last report.
     dropped: u64,
+    last_report: Option<Instant>,
 }
 
 /// The buckets and the counter `/status` reports.
@@ -56,6 +59,10 @@ impl RateLimiter {
         }
     }
 
+    pub fn max(&self) -> MaxRate {
+        self.max
+    }
+
     /// Takes a token for one line from `origin`, if it has one.
     pub fn admit(&mut self, origin: NodeId, now: Instant) -> Verdict {
         if !self.buckets.contains_key(&origin) && self.buckets.len() >= CAPACITY {
@@ -66,28 +73,32 @@ impl RateLimiter {
             tokens: burst,
             last: now,
             dropped: 0,
+            last_report: None,
         });
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * f64::from(self.max.per_sec)).min(burst);
         bucket.last = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            return match std::mem::take(&mut bucket.dropped) {
-                0 => Verdict::Pass,
-                dropped => Verdict::PassAfterDrops { dropped },
-            };
+            return Verdict::Pass;
         }
         bucket.dropped += 1;
         self.dropped += 1;
-        if bucket.dropped == 1 {
-            Verdict::FirstDrop
-        } else {
-            Verdict::Drop
+        let due = bucket
+            .last_report
+            .is_none_or(|at| now.saturating_duration_since(at) >= REPORT_EVERY);
+        if !due {
+            return Verdict::Drop;
+        }
+        bucket.last_report = Some(now);
+        Verdict::DropAndReport {
+            dropped: std::mem::take(&mut bucket.dropped),
         }
     }
 
-    /// Forgets every bucket that has refilled by `now`, or else the one heard from
-    /// longest ago.
+    /// Forgets every bucket that has refilled by `now`, or else the quarter heard from
+    /// longest ago: a forger inventing origins pays for this once per thousand of them,
+    /// not once per line.
     fn make_room(&mut self, now: Instant) {
         let refill = f64::from(self.max.burst) / f64::from(self.max.per_sec);
         let before = self.buckets.len();
@@ -96,20 +107,17 @@ impl RateLimiter {
         if self.buckets.len() < before {
             return;
         }
-        let oldest = self
-            .buckets
-            .iter()
-            .min_by_key(|(_, b)| b.last)
-            .map(|(&origin, _)| origin)
-            .expect("the table is full, so not empty");
-        self.buckets.remove(&oldest);
+        let mut by_age: Vec<(Instant, NodeId)> =
+            self.buckets.iter().map(|(&id, b)| (b.last, id)).collect();
+        by_age.sort_unstable();
+        for (_, origin) in &by_age[..by_age.len() / 4] {
+            self.buckets.remove(origin);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn limiter(per_sec: u32, burst: u32) -> RateLimiter {
@@ -128,15 +136,33 @@ mod tests {
                 Verdict::Pass,
                 Verdict::Pass,
                 Verdict::Pass,
-                Verdict::FirstDrop,
+                Verdict::DropAndReport { dropped: 1 },
                 Verdict::Drop
             ]
         );
         // A tenth of a second buys one line.
         let t = t + Duration::from_millis(100);
-        assert_eq!(rl.admit(origin, t), Verdict::PassAfterDrops { dropped: 2 });
-        assert_eq!(rl.admit(origin, t), Verdict::FirstDrop);
+        assert_eq!(rl.admit(origin, t), Verdict::Pass);
+        assert_eq!(rl.admit(origin, t), Verdict::Drop);
         assert_eq!(rl.dropped, 3);
+    }
+
+    #[test]
+    fn an_origin_over_the_rate_is_reported_once_every_ten_seconds() {
+        let mut rl = limiter(10, 1);
+        let origin = NodeId(1);
+        let start = Instant::now();
+        let mut reports = Vec::new();
+        // Eleven lines a second, for a minute.
+        for i in 0..660 {
+            let t = start + Duration::from_millis(i * 1000 / 11);
+            if let Verdict::DropAndReport { dropped } = rl.admit(origin, t) {
+                reports.push(dropped);
+            }
+        }
+        assert_eq!(reports.len(), 6, "{reports:?}");
+        // Each report counts the drops since the one before; the last ones wait.
+        assert_eq!(reports, [1, 55, 55, 55, 55, 55]);
     }
 
     #[test]
@@ -144,7 +170,10 @@ mod tests {
         let mut rl = limiter(1, 1);
         let t = Instant::now();
         assert_eq!(rl.admit(NodeId(1), t), Verdict::Pass);
-        assert_eq!(rl.admit(NodeId(1), t), Verdict::FirstDrop);
+        assert_eq!(
+            rl.admit(NodeId(1), t),
+            Verdict::DropAndReport { dropped: 1 }
+        );
         assert_eq!(rl.admit(NodeId(2), t), Verdict::Pass);
     }
 
@@ -158,7 +187,7 @@ mod tests {
         // Origin 0 is over its rate, later; the others have refilled by then.
         let later = t + Duration::from_secs(5);
         assert_eq!(rl.admit(NodeId(0), later), Verdict::Pass);
-        assert_eq!(rl.admit(NodeId(0), later), Verdict::FirstDrop);
+        assert_ne!(rl.admit(NodeId(0), later), Verdict::Pass);
         assert_eq!(rl.admit(NodeId(u64::MAX), later), Verdict::Pass);
         assert!(rl.buckets.len() <= CAPACITY);
         assert_eq!(
@@ -169,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_of_busy_origins_forgets_the_quietest() {
+    fn a_full_table_of_busy_origins_forgets_the_quietest_quarter_at_once() {
         // No bucket refills within the test's few seconds.
         let mut rl = limiter(1, 100);
         let t = Instant::now();
@@ -177,7 +206,8 @@ mod tests {
             rl.admit(NodeId(id), t + Duration::from_millis(id));
         }
         rl.admit(NodeId(u64::MAX), t + Duration::from_millis(CAPACITY as u64));
-        assert_eq!(rl.buckets.len(), CAPACITY);
+        assert_eq!(rl.buckets.len(), CAPACITY - CAPACITY / 4 + 1);
         assert!(!rl.buckets.contains_key(&NodeId(0)));
+        assert!(rl.buckets.contains_key(&NodeId(CAPACITY as u64 / 4)));
     }
 }

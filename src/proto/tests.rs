@@ -628,16 +628,30 @@ fn address_given_by_hand_is_dialled_again_with_growing_backoff() {
     }
 }
 
-#[test]
-fn lost_link_to_an_address_given_by_hand_is_redialled_within_a_second() {
+/// How long after losing a link that was up for `up` the node dials its address again.
+fn redial_after_link_up_for(up: Duration) -> Duration {
     let (mut h, conn) = dialling("peer.example:7654");
     h.node.handle_connected(h.now, conn, addr(7654));
     h.recv(conn, &hello(0x77, 0));
+    h.advance(up);
     h.node.handle_eof(h.now, conn);
     h.drain();
-    let (_, target, waited) = next_dial(&mut h, Duration::from_secs(2)).expect("redialled");
+    let (_, target, waited) = next_dial(&mut h, Duration::from_secs(3)).expect("redialled");
     assert_eq!(target, "peer.example:7654");
+    waited
+}
+
+#[test]
+fn lost_link_to_an_address_given_by_hand_is_redialled_within_a_second() {
+    let waited = redial_after_link_up_for(Duration::from_secs(10));
     assert!(waited <= Duration::from_secs(1), "{waited:?}");
+}
+
+#[test]
+fn link_that_drops_soon_after_coming_up_backs_off_like_a_failed_dial() {
+    // A full node that hands out addresses and closes, or a flapping link.
+    let waited = redial_after_link_up_for(Duration::from_secs(1));
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
 }
 
 /// A node whose client has said `/connect target`: the node, the client and the dial.
@@ -698,9 +712,22 @@ fn peers_and_clients_over_their_limits_are_refused() {
     cfg.limits.max_clients = 1;
     let mut h = Harness::with(cfg);
     let (a, b) = (h.peer(1), h.peer(2));
-    let third = h.node.handle_accepted(h.now, Accepted::Peer(addr(3)));
+    // A few over the limit hear this node's hello, then its end of stream; the next
+    // ones are closed at once.
+    let refused: Vec<ConnId> = (3..20)
+        .map(|port| h.node.handle_accepted(h.now, Accepted::Peer(addr(port))))
+        .collect();
     h.drain();
-    assert!(h.closed(third) && !h.closed(a) && !h.closed(b));
+    let told = &refused[..8];
+    assert!(told.iter().all(|&c| !h.closed(c)));
+    assert!(refused[8..].iter().all(|&c| h.closed(c)));
+    assert!(!h.closed(a) && !h.closed(b));
+    let third = told[0];
+    assert!(matches!(h.sent_frames(third)[..], [Message::Hello(_)]));
+    assert!(h.take_outputs().contains(&Output::Finish(third)));
+    h.node.handle_eof(h.now, third);
+    h.drain();
+    assert!(h.closed(third));
 
     let client = h.client();
     h.say(client, "/connect peer.example:1");
@@ -1213,4 +1240,34 @@ fn lines_from_an_origin_over_max_rate_are_dropped_and_counted() {
     assert_eq!(h.status(client, "rate-dropped"), "3");
     assert_eq!(h.status(client, "max-rate"), "2");
     assert_eq!(h.status(client, "max-burst"), "3");
+}
+
+#[test]
+fn link_given_up_writes_what_it_still_holds_after_the_other_end_gave_it_up_first() {
+    // b's id is the smaller, so the link b dials replaces the one a dialled.
+    let mut pair = Pair::new(9, 5);
+    pair.dial(true);
+    pair.settle();
+    let on_a = pair.a.client();
+    let (old_on_a, old_on_b) = pair.wires[0];
+    pair.a.say(on_a, "queued on the old link");
+    pair.dial(false);
+    let (new_on_a, new_on_b) = pair.wires[1];
+    // a gives the old link up with the line still queued on it; b gives it up too and,
+    // with nothing queued, shuts it down at once.
+    let hello_from_b = pair.b.sent(new_on_b);
+    pair.a.recv(new_on_a, &hello_from_b);
+    let hello_from_a = pair.a.sent(new_on_a);
+    pair.b.recv(new_on_b, &hello_from_a);
+    assert!(pair.b.done_writing(old_on_b));
+    pair.a.node.handle_eof(pair.a.now, old_on_a);
+    pair.a.drain();
+    assert!(!pair.a.closed(old_on_a), "not before the line is written");
+    let on_b = pair.b.client();
+    pair.settle();
+    let heard: Vec<String> = (pair.b.sent_lines(on_b).into_iter())
+        .filter(|l| l.starts_with('<'))
+        .collect();
+    assert_eq!(heard, ["<me> queued on the old link"]);
+    assert_eq!(pair.open(), [(false, false), (true, true)]);
 }

@@ -11,7 +11,7 @@
 //! open links are read back after every quiet spell, checked for connectivity and
 //! degree bounds, and become the graph the next wave is judged against.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -436,11 +436,15 @@ impl Run {
             .components(|v| self.net.is_up(v), |a, b| self.linked(a, b));
         let first = labels.iter().flatten().next().copied();
         if let Some(v) = labels.iter().position(|l| l.is_some() && *l != first) {
-            let parts: BTreeSet<u32> = labels.iter().flatten().copied().collect();
+            let mut sizes: BTreeMap<u32, usize> = BTreeMap::new();
+            for label in labels.iter().flatten() {
+                *sizes.entry(*label).or_default() += 1;
+            }
+            let smallest = sizes.values().min().expect("two components at least");
             return Err(self.fail(format!(
-                "after {after}, the links of the {live} running nodes form {} components \
-                 (node {v} is not in node {first:?}'s)",
-                parts.len()
+                "after {after}, the links of the {live} running nodes form {} components, \
+                 the smallest of {smallest} nodes (node {v} is not in node {first:?}'s)",
+                sizes.len()
             )));
         }
         let low = self.target.min(live.saturating_sub(1));

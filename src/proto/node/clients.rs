@@ -207,15 +207,15 @@ impl Node {
             format!("clients {}", self.clients),
             format!("messages {}", self.flood.messages),
             format!("duplicates {}", self.flood.duplicates),
+            format!("dedup-capacity {}", self.flood.dedup_capacity()),
+            format!("hop-limit {}", self.cfg.hop_limit),
+            format!("uptime {}", now.duration_since(self.started).as_secs()),
             format!("max-rate {}", or_off(max_rate.map(|max| max.per_sec))),
             format!("max-burst {}", or_off(max_rate.map(|max| max.burst))),
             format!(
                 "rate-dropped {}",
                 self.rate.as_ref().map_or(0, |r| r.dropped)
             ),
-            format!("dedup-capacity {}", self.flood.dedup_capacity()),
-            format!("hop-limit {}", self.cfg.hop_limit),
-            format!("uptime {}", now.duration_since(self.started).as_secs()),
         ];
         for line in &lines {
             self.reply(now, id, format_args!("{line}"));

@@ -21,6 +21,9 @@ use super::Node;
 /// Addresses a node remembers at the most.
 pub(super) const ADDRESS_BOOK_CAPACITY: usize = 1024;
 
+/// Addresses from the book, beyond those of its peers, that a node tells a new peer.
+const ADDRS_SAMPLE: usize = 8;
+
 /// How soon after a change (a link lost, addresses learned) the node checks whether it
 /// should dial: soon, but late enough to batch a burst of changes into one check.
 const DEGREE_CHECK_DELAY: Duration = Duration::from_millis(200);
@@ -46,14 +49,27 @@ impl Node {
         }
     }
 
-    /// Sends `id` the addresses of every other linked peer that accepts peers.
-    fn send_known_to(&mut self, now: Instant, id: ConnId) {
-        let others: Vec<SocketAddr> = self
+    /// Sends `id` the addresses of every other linked peer that accepts peers, and a
+    /// few others from the address book, picked at random: a node that heard only of
+    /// its peers' peers would link into a long chain of neighbourhoods.
+    pub(super) fn send_known_to(&mut self, now: Instant, id: ConnId) {
+        let mut others: Vec<SocketAddr> = self
             .linked
             .values()
             .filter(|&&other| other != id)
             .filter_map(|&other| self.advertised(other))
             .collect();
+        let own = self.advertised(id);
+        let mut rest: Vec<SocketAddr> = (self.book.addrs())
+            .filter(|addr| Some(*addr) != own && !others.contains(addr))
+            .collect();
+        for _ in 0..ADDRS_SAMPLE {
+            if rest.is_empty() {
+                break;
+            }
+            let pick = (self.random_unit() * rest.len() as f64) as usize;
+            others.push(rest.swap_remove(pick.min(rest.len() - 1)));
+        }
         if others.is_empty() {
             return;
         }
