@@ -728,6 +728,11 @@ impl Net {
         if n == 0 {
             return;
         }
+        assert!(
+            !pipe.eof_sent,
+            "node {index} at {:?}: writes on link {link} after shutting it down",
+            self.now
+        );
         pipe.unread += n;
         let mut rest = &bytes[..];
         while !rest.is_empty() {
