@@ -41,13 +41,15 @@ pub enum Phase {
     Handshaking,
     /// Hello received and accepted: chat flows.
     Up(Remote),
-    /// One of two links between the same nodes, given up for the other; see [`Retired`].
-    /// Boxed: rare, and larger than the rest.
+    /// A link given up: one of two between the same nodes, or one over the peer limit
+    /// that was told where to go instead; see [`Retired`]. Boxed: rare, and larger than
+    /// the rest.
     Retired(Box<Retired>),
 }
 
-/// A duplicate link on its way out. Both ends give up the same link, but each only when
-/// it has seen both hellos, so lines may still be on their way over it: it is closed
+/// A link on its way out. Both ends of two duplicate links give up the same one, but
+/// each only when it has seen both hellos, so lines may still be on their way over it;
+/// a peer over the limit must still read the addresses it is given. So it is closed
 /// gracefully, as TCP allows. Nothing new is queued on it; once its queue is written
 /// its writing half is shut down, and it is read until the other end's shutdown (or
 /// the handshake timeout), so that no line in flight is lost.
@@ -57,6 +59,8 @@ pub struct Retired {
     pub cause: Cause,
     /// The remote end, if the link was up here before it was given up.
     pub was_up: Option<Remote>,
+    /// Its hello has arrived (a peer refused at once has not sent it yet).
+    pub greeted: bool,
     /// The driver was asked to shut down the writing half.
     pub finished: bool,
     /// The other end shut down its writing half first: the link is closed as soon as
@@ -138,7 +142,11 @@ impl Peer {
 
     /// Whether its hello has arrived: other messages are allowed, a second hello not.
     pub fn greeted(&self) -> bool {
-        matches!(self.phase, Phase::Up(_) | Phase::Retired(_))
+        match &self.phase {
+            Phase::Up(_) => true,
+            Phase::Retired(retired) => retired.greeted,
+            _ => false,
+        }
     }
 
     /// The address to name in logs and replies: the socket address once known, else

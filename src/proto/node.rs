@@ -309,7 +309,7 @@ impl Node {
                     over if over <= MAX_REFUSALS => {
                         self.start_handshake(now, id);
                         self.send_known_to(now, id);
-                        self.retire(now, id, cause);
+                        self.retire(now, id, cause, false);
                     }
                     _ => self.doom(id, cause),
                 }
@@ -736,6 +736,18 @@ impl Node {
         if peer.greeted() {
             return self.doom(id, Cause::UnexpectedHello);
         }
+        // A refused peer's hello: nothing more to do with it than to read on.
+        if let Some(Peer {
+            phase: Phase::Retired(retired),
+            ..
+        }) = self.conns[id.slot].peer_mut()
+        {
+            retired.greeted = true;
+            return;
+        }
+        let peer = self.conns[id.slot]
+            .peer()
+            .expect("only peers decode frames");
         if remote_id == self.id {
             return self.doom(id, Cause::SelfLink);
         }
@@ -751,9 +763,9 @@ impl Node {
                 .expect("linked connections are up")
                 .link_key;
             if other_key < link_key {
-                return self.retire(now, id, Cause::Duplicate { kept: other });
+                return self.retire(now, id, Cause::Duplicate { kept: other }, true);
             }
-            self.retire(now, other, Cause::Replaced { by: id });
+            self.retire(now, other, Cause::Replaced { by: id }, true);
         }
         self.linked.insert(remote_id, id);
         self.set_timer(id, Timer::Deadline, None);
@@ -787,9 +799,9 @@ impl Node {
         self.exchange_addrs(now, id);
     }
 
-    /// Gives up one of two links to the same node (see [`Retired`]); the loss is
+    /// Gives up a link (see [`Retired`]), whose hello has arrived or not; the loss is
     /// reported when it closes.
-    fn retire(&mut self, now: Instant, id: ConnId, cause: Cause) {
+    fn retire(&mut self, now: Instant, id: ConnId, cause: Cause, greeted: bool) {
         let conn = &mut self.conns[id.slot];
         let peer = conn.peer_mut().expect("only peer links are retired");
         let was_up = match mem::replace(&mut peer.phase, Phase::Handshaking) {
@@ -800,6 +812,7 @@ impl Node {
         peer.phase = Phase::Retired(Box::new(Retired {
             cause,
             was_up,
+            greeted,
             finished: false,
             peer_finished: false,
         }));

@@ -725,6 +725,9 @@ fn peers_and_clients_over_their_limits_are_refused() {
     let third = told[0];
     assert!(matches!(h.sent_frames(third)[..], [Message::Hello(_)]));
     assert!(h.take_outputs().contains(&Output::Finish(third)));
+    // Its hello is no violation: it is read, and the link waits for the other end.
+    h.recv(third, &hello(3, 1));
+    assert!(!h.closed(third));
     h.node.handle_eof(h.now, third);
     h.drain();
     assert!(h.closed(third));
