@@ -10,7 +10,7 @@ use getopts::Options;
 use log::LevelFilter;
 
 use crate::config::{
-    Config, Keepalive, MaxRate, NodeConfig, DEFAULT_LISTEN, DEFAULT_PEER_TIMEOUT,
+    Config, Keepalive, MaxRate, NodeConfig, Secret, DEFAULT_LISTEN, DEFAULT_PEER_TIMEOUT,
     DEFAULT_PING_INTERVAL, DEFAULT_SOCKET_MODE, MAX_DEDUP_CAPACITY,
 };
 use crate::wire::{control, text};
@@ -22,6 +22,8 @@ pub enum Parsed {
     Run(Box<Config>),
     /// Print this (help or version) and exit 0.
     Print(String),
+    /// Write a fresh network key to this file and exit 0.
+    NewNetworkKey(PathBuf),
 }
 
 /// A command line that cannot be run: exit status 2.
@@ -41,6 +43,8 @@ impl std::error::Error for UsageError {}
 pub struct Env {
     pub user: Option<String>,
     pub runtime_dir: Option<PathBuf>,
+    pub state_home: Option<PathBuf>,
+    pub home: Option<PathBuf>,
     pub uid: u32,
 }
 
@@ -50,7 +54,27 @@ impl Env {
         Env {
             user: std::env::var("USER").ok(),
             runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+            state_home: std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
+            home: std::env::var_os("HOME").map(PathBuf::from),
             uid: crate::daemon::uid(),
+        }
+    }
+
+    /// `/var/lib/p2pchat/key` for root, else in `$XDG_STATE_HOME`, else in
+    /// `~/.local/state`.
+    fn default_key(&self) -> Result<PathBuf, UsageError> {
+        let nonempty = |dir: &Option<PathBuf>| dir.clone().filter(|d| d.is_absolute());
+        if self.uid == 0 {
+            Ok(PathBuf::from("/var/lib/p2pchat/key"))
+        } else if let Some(state) = nonempty(&self.state_home) {
+            Ok(state.join("p2pchat/key"))
+        } else if let Some(home) = nonempty(&self.home) {
+            Ok(home.join(".local/state/p2pchat/key"))
+        } else {
+            Err(UsageError(
+                "no place for the node's key: give --key FILE, or set HOME or XDG_STATE_HOME"
+                    .into(),
+            ))
         }
     }
 
@@ -86,6 +110,9 @@ fn options() -> Options {
         .optopt("s", "socket", "control socket (default /run/p2pchat.sock as root, else $XDG_RUNTIME_DIR/p2pchat.sock, else /tmp/p2pchat-UID.sock)", "PATH")
         .optopt("", "socket-mode", "permission bits of the control socket, in octal (default 0660)", "MODE")
         .optopt("n", "nick", "nick for lines sent through this node (default $USER, else anon)", "NAME")
+        .optopt("k", "key", "the node's identity key, created (mode 0600) when missing (default /var/lib/p2pchat/key as root, else $XDG_STATE_HOME/p2pchat/key, else ~/.local/state/p2pchat/key)", "FILE")
+        .optopt("", "network-key", "link only with nodes that have this shared secret (64 hex digits)", "FILE")
+        .optopt("", "new-network-key", "write a fresh random network key to FILE (mode 0600) and exit", "FILE")
         .optflag("d", "daemon", "detach into the background once both sockets are bound")
         .optopt("", "pidfile", "write the daemon's pid to PATH; removed on a clean stop", "PATH")
         .optopt("", "log-file", "log to PATH instead of stderr", "PATH")
@@ -123,6 +150,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
     if let Some(extra) = m.free.first() {
         return Err(UsageError(format!("unexpected argument '{extra}'")));
     }
+    if let Some(path) = m.opt_str("new-network-key") {
+        return Ok(Parsed::NewNetworkKey(absolute(Path::new(&path))?));
+    }
 
     let listen = match (m.opt_str("listen"), m.opt_present("no-listen")) {
         (Some(_), true) => {
@@ -152,7 +182,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
         .opt_str("socket")
         .map_or_else(|| env.default_socket(), PathBuf::from);
 
-    let mut node = NodeConfig::new(0, 0, nick);
+    let key_file = match m.opt_str("key") {
+        Some(path) => PathBuf::from(path),
+        None => env.default_key()?,
+    };
+    // The shell reads the keys; until then the core's are placeholders.
+    let mut node = NodeConfig::new(Secret([0; 32]), 0, nick);
     node.connect = connect;
     node.discovery = !m.opt_present("no-discovery");
     if let Some(n) = number(&m, "target-peers", 0, 1_000)? {
@@ -198,6 +233,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
             .map(|p| absolute(Path::new(&p)))
             .transpose()?,
         log_level,
+        key_file: absolute(&key_file)?,
+        network_key_file: m
+            .opt_str("network-key")
+            .map(|p| absolute(Path::new(&p)))
+            .transpose()?,
         node,
     })))
 }
@@ -306,6 +346,8 @@ mod tests {
         Env {
             user: Some("ann".into()),
             runtime_dir: Some("/run/user/1000".into()),
+            state_home: None,
+            home: Some("/home/ann".into()),
             uid: 1000,
         }
     }
@@ -313,7 +355,7 @@ mod tests {
     fn run(args: &[&str]) -> Result<Config, UsageError> {
         match parse(args.iter().map(OsString::from), &env())? {
             Parsed::Run(config) => Ok(*config),
-            Parsed::Print(text) => panic!("expected a run, got {text}"),
+            other => panic!("expected a run, got {other:?}"),
         }
     }
 
@@ -332,6 +374,39 @@ mod tests {
         assert_eq!(config.log_level, LevelFilter::Info);
         assert!(config.node.discovery);
         assert_eq!(config.node.target_peers, 6);
+        assert_eq!(
+            config.key_file,
+            PathBuf::from("/home/ann/.local/state/p2pchat/key")
+        );
+        assert_eq!(config.network_key_file, None);
+    }
+
+    #[test]
+    fn default_key_by_user() {
+        let root = Env { uid: 0, ..env() };
+        assert_eq!(
+            root.default_key(),
+            Ok(PathBuf::from("/var/lib/p2pchat/key"))
+        );
+        let xdg = Env {
+            state_home: Some("/st".into()),
+            ..env()
+        };
+        assert_eq!(xdg.default_key(), Ok(PathBuf::from("/st/p2pchat/key")));
+        let homeless = Env {
+            home: None,
+            ..env()
+        };
+        assert!(homeless.default_key().unwrap_err().0.contains("--key"));
+    }
+
+    #[test]
+    fn new_network_key_is_a_command_of_its_own() {
+        let parsed = parse(
+            ["--new-network-key", "/tmp/nk"].map(OsString::from),
+            &env(),
+        );
+        assert!(matches!(parsed, Ok(Parsed::NewNetworkKey(p)) if p == Path::new("/tmp/nk")));
     }
 
     #[test]

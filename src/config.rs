@@ -2,8 +2,9 @@
 //!
 //! `cli` fills a [`Config`] from the command line; the core gets its part, a
 //! [`NodeConfig`], with the values only the shell can supply (the bound address, the
-//! random node id and hash seed) filled in. Nothing here reads the environment.
+//! keys, the seeds and the start time) filled in. Nothing here reads the environment.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +33,10 @@ pub const DEFAULT_TARGET_PEERS: usize = 6;
 /// `Limits::total_queue_max` however many are allowed).
 pub const DEFAULT_MAX_PEERS: usize = 64;
 
+/// Accepted connections in the handshake at the most, and from one IP address.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 64;
+pub const DEFAULT_MAX_HANDSHAKES_PER_IP: usize = 8;
+
 /// Control clients at the most when `--max-clients` is not given.
 pub const DEFAULT_MAX_CLIENTS: usize = 64;
 
@@ -43,6 +48,16 @@ pub const MAX_DEDUP_CAPACITY: usize = 1 << 26;
 /// diameter of any hand-made graph, few enough that a copy which outlives the dedup ring
 /// dies quickly.
 pub const DEFAULT_HOP_LIMIT: u8 = 64;
+
+/// 32 secret bytes: an identity key, a network key or a seed. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub [u8; 32]);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
 
 /// The whole run: what the shell needs and what the core needs.
 #[derive(Debug, Clone)]
@@ -56,16 +71,28 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
     pub log_level: LevelFilter,
+    /// `--key`: the identity key file, created when missing.
+    pub key_file: PathBuf,
+    /// `--network-key`: the shared secret's file, if any.
+    pub network_key_file: Option<PathBuf>,
     pub node: NodeConfig,
 }
 
 /// What the sans-IO core is configured with: policy, limits and seeds.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// This node's id, random per run (supplied by the shell).
-    pub node_id: u64,
+    /// The Ed25519 secret key the node's id derives from (the shell reads it).
+    pub identity: Secret,
+    /// `--network-key`: mixed into every handshake, so that only holders can link.
+    pub network_key: Option<Secret>,
+    /// Seed of the generator the ephemeral and static Noise keys are drawn from: OS
+    /// randomness in the daemon, a seed in the simulator.
+    pub random: Secret,
     /// Key for the duplicate index's hash, so that peers cannot aim for collisions.
     pub hash_seed: u64,
+    /// This run's start, nanoseconds since the Unix epoch: part of every message id, so
+    /// that a restarted node's lines are never taken for its last run's.
+    pub epoch: u64,
     /// Nick for lines sent by local clients that did not choose one.
     pub nick: String,
     /// The address peers are accepted on, once bound; `None` when not listening.
@@ -88,8 +115,13 @@ pub struct NodeConfig {
 pub struct Limits {
     /// A dialled peer must complete TCP's handshake within this.
     pub connect_timeout: Duration,
-    /// A peer must send its hello within this of the link being made.
+    /// A peer must finish the handshake and send its hello within this of the link
+    /// being made.
     pub handshake_timeout: Duration,
+    /// Accepted connections still in the handshake at the most, in all and from one IP
+    /// address: a host that opens many and says nothing cannot keep others out.
+    pub max_handshakes: usize,
+    pub max_handshakes_per_ip: usize,
     /// While a connection (peer or client) has this many bytes queued, the node stops
     /// reading its clients and its other peers (see `proto::conn::Backlog`).
     pub queue_pause: usize,
@@ -109,8 +141,7 @@ pub struct Limits {
     /// with the longest queue is cut, so that many slow readers cannot add up to more
     /// memory than one node should hold, however many connections are allowed.
     pub total_queue_max: usize,
-    /// Peer connections at the most, dialled, accepted or waiting to be redialled:
-    /// every one costs a descriptor and may cost a full queue.
+    /// Linked peers at the most: every one costs a descriptor and may cost a full queue.
     pub max_peers: usize,
     /// Control clients at the most.
     pub max_clients: usize,
@@ -168,6 +199,8 @@ impl Default for Limits {
         Limits {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(5),
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            max_handshakes_per_ip: DEFAULT_MAX_HANDSHAKES_PER_IP,
             queue_pause: 256 * 1024,
             peer_queue_max: 16 * 1024 * 1024,
             stuck_after: Duration::from_secs(1),
@@ -192,11 +225,17 @@ impl Default for Limits {
 }
 
 impl NodeConfig {
-    /// A configuration with every default, for the given identity.
-    pub fn new(node_id: u64, hash_seed: u64, nick: String) -> Self {
+    /// A configuration with every default, for the given identity. Its seeds and epoch
+    /// derive from `seed`; the daemon replaces them with OS randomness and the clock.
+    pub fn new(identity: Secret, seed: u64, nick: String) -> Self {
+        let mut random = [0; 32];
+        random[..8].copy_from_slice(&seed.to_be_bytes());
         NodeConfig {
-            node_id,
-            hash_seed,
+            identity,
+            network_key: None,
+            random: Secret(random),
+            hash_seed: seed,
+            epoch: seed,
             nick,
             listen_addr: None,
             connect: Vec::new(),

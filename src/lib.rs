@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod driver;
+pub mod keyfile;
 
 pub mod proto;
 pub mod sim;

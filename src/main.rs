@@ -11,7 +11,9 @@ use simplelog::{ConfigBuilder, WriteLogger};
 use p2pchat::cli::{self, Env, Parsed};
 use p2pchat::config::Config;
 use p2pchat::daemon::{self, PidFile};
+use p2pchat::config::Secret;
 use p2pchat::driver::{self, Driver, Listeners};
+use p2pchat::keyfile;
 use p2pchat::proto::Node;
 use p2pchat::wire::text::describe_io_error;
 
@@ -21,6 +23,15 @@ fn main() -> ExitCode {
         Ok(Parsed::Print(text)) => {
             print!("{text}");
             return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::NewNetworkKey(path)) => {
+            return match keyfile::new_network_key(&path) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("p2pchat: {err}");
+                    ExitCode::from(1)
+                }
+            };
         }
         Err(err) => {
             eprintln!("p2pchat: {err}\nTry 'p2pchat --help' for more information.");
@@ -38,6 +49,11 @@ fn main() -> ExitCode {
 
 fn run(mut config: Config) -> io::Result<()> {
     init_logging(&config)?;
+    // Keys first: a refused key file is reported before anything is bound.
+    config.node.identity = keyfile::identity(&config.key_file)?;
+    config.node.network_key = (config.network_key_file.as_deref())
+        .map(keyfile::network_key)
+        .transpose()?;
     match daemon::raise_open_files_limit() {
         Ok(limit) => debug!("open files limit: {limit}"),
         Err(err) => warn!(
@@ -69,8 +85,14 @@ fn serve(
 ) -> io::Result<()> {
     let _pidfile = config.pidfile.as_deref().map(PidFile::create).transpose()?;
     let mut node_config = config.node.clone();
-    node_config.node_id = driver::random_u64()?;
-    node_config.hash_seed = driver::random_u64()?;
+    node_config.random = Secret(driver::random_bytes()?);
+    node_config.hash_seed = u64::from_ne_bytes(driver::random_bytes()?);
+    node_config.epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| io::Error::other("the clock is before 1970"))?
+        .as_nanos()
+        .try_into()
+        .map_err(|_| io::Error::other("the clock is past 2554"))?;
     let node = Node::new(node_config, std::time::Instant::now());
     let id = node.id();
     let driver = Driver::new(node, listeners)?;

@@ -45,11 +45,13 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Readiness events taken per poll.
 const EVENT_CAPACITY: usize = 1024;
 
-/// Eight random bytes from the kernel, for node ids and hash seeds.
-pub fn random_u64() -> io::Result<u64> {
-    let mut bytes = [0; 8];
-    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(u64::from_ne_bytes(bytes))
+/// Random bytes from the kernel, for keys and seeds.
+pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut bytes = [0; N];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|err| io::Error::new(err.kind(), format!("cannot read /dev/urandom: {err}")))?;
+    Ok(bytes)
 }
 
 /// The event loop and everything it owns.

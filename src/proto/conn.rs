@@ -10,6 +10,7 @@ use crate::wire::frame::Decoder;
 
 use super::cause::Cause;
 use super::ids::{ConnId, NodeId};
+use super::secure::{Channel, Proven};
 
 /// Which end made a peer link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +38,11 @@ pub enum Phase {
     Waiting,
     /// Dialled; TCP has not connected yet.
     Connecting,
-    /// Connected; our hello is queued, theirs has not arrived.
+    /// Connected; the Noise handshake runs.
     Handshaking,
+    /// The handshake proved who the peer is and our hello is queued; theirs has not
+    /// arrived.
+    Proven(Proven),
     /// Hello received and accepted: chat flows.
     Up(Remote),
     /// A link given up: one of two between the same nodes, or one over the peer limit
@@ -66,6 +70,8 @@ pub struct Retired {
     /// The other end shut down its writing half first: the link is closed as soon as
     /// its queue is written.
     pub peer_finished: bool,
+    /// The other end sent its retire message: nothing more may arrive but its shutdown.
+    pub peer_retired: bool,
 }
 
 /// What a peer told us in its hello.
@@ -80,6 +86,12 @@ pub struct Remote {
     /// ends compute alike (the dialling node's id, then the dialler's link id).
     pub link_key: (NodeId, u64),
     pub since: Instant,
+    /// The peer has given this link up for another one between us that is not up here
+    /// yet: lines still go out on this one (the peer reads it until our shutdown) until
+    /// the other one comes up.
+    pub leaving: bool,
+    /// The peer shut down its writing half after its retire message.
+    pub peer_finished: bool,
 }
 
 /// A link to another node.
@@ -94,6 +106,9 @@ pub struct Peer {
     /// is not dialled again).
     pub requested_by: Option<ConnId>,
     pub phase: Phase,
+    /// The secure channel, from the moment the connection is made.
+    pub channel: Option<Channel>,
+    /// Cuts the channel's plaintext into frames.
     pub decoder: Decoder,
     /// When bytes last arrived from the peer: a link quiet for long is pinged, and a
     /// peer silent for longer is dropped (a frozen or cut-off host).
@@ -236,11 +251,17 @@ impl Conn {
 
 /// Bytes waiting for the socket, in order. Appends go to the back, the driver writes
 /// from the front; memory is given back when the queue runs empty after a burst.
+///
+/// A peer's frames wait as plaintext until the driver asks for the bytes, and are then
+/// sealed together: one transport message for all that a turn queued, not one per frame.
 #[derive(Debug, Default)]
 pub struct SendQueue {
+    /// Bytes for the wire.
     buf: Vec<u8>,
     /// Bytes before this offset have been written.
     head: usize,
+    /// Plaintext to seal after `buf`.
+    plain: Vec<u8>,
 }
 
 /// A drained queue keeps this much capacity for the next burst; more is freed so that
@@ -253,40 +274,68 @@ impl SendQueue {
         &self.buf[self.head..]
     }
 
-    /// How many bytes wait.
+    /// How many bytes wait, sealed or not.
     pub fn len(&self) -> usize {
-        self.buf.len() - self.head
+        self.buf.len() - self.head + self.plain.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Appends bytes for the wire as they are.
     pub fn push(&mut self, bytes: &[u8]) {
-        // Reclaim the written prefix before growing, so the buffer never holds more
-        // than twice what waits.
+        self.reclaim();
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Appends plaintext, to be sealed by [`SendQueue::seal`] before it is written.
+    pub fn push_plain(&mut self, bytes: &[u8]) {
+        self.plain.extend_from_slice(bytes);
+    }
+
+    /// Seals the waiting plaintext onto the wire bytes with `seal`; returns by how much
+    /// the queue grew (the framing and tags).
+    pub fn seal(&mut self, seal: impl FnOnce(&[u8], &mut Vec<u8>)) -> usize {
+        if self.plain.is_empty() {
+            return 0;
+        }
+        let before = self.len();
+        self.reclaim();
+        seal(&self.plain, &mut self.buf);
+        release(&mut self.plain);
+        self.len() - before
+    }
+
+    /// Drops the written prefix before growing, so the buffer never holds more than
+    /// twice what waits.
+    fn reclaim(&mut self) {
         if self.head > 0 && self.head >= self.buf.len() / 2 {
             self.buf.drain(..self.head);
             self.head = 0;
         }
-        self.buf.extend_from_slice(bytes);
     }
 
     /// Drops `n` written bytes from the front.
     pub fn consume(&mut self, n: usize) {
         assert!(
-            n <= self.len(),
+            n <= self.buf.len() - self.head,
             "the driver wrote more bytes than were queued"
         );
         self.head += n;
         if self.head == self.buf.len() {
             self.head = 0;
-            if self.buf.capacity() > KEEP_CAPACITY {
-                self.buf = Vec::new();
-            } else {
-                self.buf.clear();
-            }
+            release(&mut self.buf);
         }
+    }
+}
+
+/// Empties a drained buffer, freeing it if a burst made it big.
+fn release(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_CAPACITY {
+        *buf = Vec::new();
+    } else {
+        buf.clear();
     }
 }
 
@@ -327,6 +376,23 @@ mod tests {
         assert_eq!(queue.head, 0);
         assert_eq!(queue.len(), 50);
         assert_eq!(&queue.bytes()[40..], &[2; 10]);
+    }
+
+    #[test]
+    fn plaintext_is_sealed_after_the_wire_bytes_and_counted_until_then() {
+        let mut queue = SendQueue::default();
+        queue.push(b"raw ");
+        queue.push_plain(b"secret");
+        assert_eq!(queue.len(), 10);
+        assert_eq!(queue.bytes(), b"raw ");
+        let grew = queue.seal(|plain, out| {
+            out.push(b'[');
+            out.extend(plain.iter().map(u8::to_ascii_uppercase));
+            out.push(b']');
+        });
+        assert_eq!(grew, 2);
+        assert_eq!(queue.bytes(), b"raw [SECRET]");
+        assert_eq!(queue.seal(|_, _| unreachable!("nothing to seal")), 0);
     }
 
     #[test]

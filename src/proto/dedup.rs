@@ -79,7 +79,7 @@ impl DedupRing {
 
     /// A keyed 64-bit digest of `id`, never 0 (the index's empty mark).
     fn fingerprint(&self, id: &MessageId) -> u64 {
-        let print = mix(mix(id.origin.0 ^ self.key) ^ id.seq);
+        let print = mix(mix(mix(id.origin.0 ^ self.key) ^ id.epoch) ^ id.seq);
         print.max(1)
     }
 }
@@ -194,6 +194,7 @@ mod tests {
     fn id(origin: u64, seq: u64) -> MessageId {
         MessageId {
             origin: NodeId(origin),
+            epoch: 0,
             seq,
         }
     }

@@ -8,6 +8,9 @@ use super::ids::{MessageId, NodeId};
 #[derive(Debug)]
 pub struct Flood {
     seen: DedupRing,
+    /// This run's epoch: with the sequence, what makes the ids of this node's lines new
+    /// in every run.
+    epoch: u64,
     next_seq: u64,
     /// Distinct chat lines seen: written here or received.
     pub messages: u64,
@@ -16,9 +19,10 @@ pub struct Flood {
 }
 
 impl Flood {
-    pub fn new(dedup_capacity: usize, hash_seed: u64) -> Self {
+    pub fn new(dedup_capacity: usize, hash_seed: u64, epoch: u64) -> Self {
         Flood {
             seen: DedupRing::new(dedup_capacity, hash_seed),
+            epoch,
             next_seq: 0,
             messages: 0,
             duplicates: 0,
@@ -30,6 +34,7 @@ impl Flood {
     pub fn originate(&mut self, me: NodeId) -> MessageId {
         let id = MessageId {
             origin: me,
+            epoch: self.epoch,
             seq: self.next_seq,
         };
         self.next_seq += 1;
@@ -65,7 +70,7 @@ mod tests {
 
     #[test]
     fn own_lines_are_never_admitted_again() {
-        let mut flood = Flood::new(16, 0);
+        let mut flood = Flood::new(16, 0, 0);
         let me = NodeId(1);
         let first = flood.originate(me);
         let second = flood.originate(me);
@@ -76,9 +81,10 @@ mod tests {
 
     #[test]
     fn counts_new_lines_and_duplicates() {
-        let mut flood = Flood::new(16, 0);
+        let mut flood = Flood::new(16, 0, 0);
         let id = MessageId {
             origin: NodeId(9),
+            epoch: 0,
             seq: 0,
         };
         assert!(flood.admit(id));

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-/// A node's identity, random per run. Printed as 16 hex digits.
+/// A node's identity: the first 8 bytes of its Ed25519 public key, so the same in every
+/// run with the same key. Printed as 16 hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub u64);
 
@@ -37,16 +38,19 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// A chat line's identity: its origin and the origin's sequence number. Repeated text
-/// gets a new id, so no line is ever mistaken for a copy of another.
+/// A chat line's identity: its origin, the origin's run and the sequence number in that
+/// run. Repeated text gets a new id, and so does a restarted node's first line, so no
+/// line is ever mistaken for a copy of another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MessageId {
     pub origin: NodeId,
+    /// The origin's start, nanoseconds since the Unix epoch.
+    pub epoch: u64,
     pub seq: u64,
 }
 
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.origin, self.seq)
+        write!(f, "{}/{}/{}", self.origin, self.epoch, self.seq)
     }
 }

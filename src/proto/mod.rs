@@ -14,6 +14,7 @@ pub mod flood;
 pub mod ids;
 pub mod node;
 pub mod rate;
+pub mod secure;
 pub mod timers;
 
 pub use ids::{ConnId, MessageId, NodeId};

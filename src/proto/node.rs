@@ -18,6 +18,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, log, warn, Level};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 use slab::Slab;
 
 use crate::config::{Limits, NodeConfig};
@@ -35,6 +37,7 @@ use super::dedup::mix;
 use super::flood::Flood;
 use super::ids::{ConnId, MessageId, NodeId};
 use super::rate::{RateLimiter, Verdict};
+use super::secure::{Channel, Credentials, Proven};
 use super::timers::{Timer, Timers};
 
 mod clients;
@@ -64,6 +67,13 @@ pub enum Output {
     /// (it is empty when this is asked): the node queues nothing more for it, but goes
     /// on reading it until the end of stream.
     Finish(ConnId),
+}
+
+/// Distinct chat lines seen (written here or received) and copies dropped as duplicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub messages: u64,
+    pub duplicates: u64,
 }
 
 /// A connection the driver accepted.
@@ -98,8 +108,22 @@ impl Effects {
         }
     }
 
-    /// Appends `bytes` to `conn`'s queue within its bound, and asks for a flush.
+    /// Appends `bytes` to `conn`'s queue within its bound, and asks for a flush: a line
+    /// for a client, a frame for a peer (sealed into the channel when it is written).
     fn enqueue(&mut self, conn: &mut Conn, bytes: &[u8], now: Instant, limits: &Limits) {
+        self.enqueue_as(conn, bytes, true, now, limits);
+    }
+
+    /// Like [`Effects::enqueue`], with `sealed` false for a peer's handshake bytes, which
+    /// go out as they are.
+    fn enqueue_as(
+        &mut self,
+        conn: &mut Conn,
+        bytes: &[u8],
+        sealed: bool,
+        now: Instant,
+        limits: &Limits,
+    ) {
         let limit = match conn.role {
             Role::Peer(_) => limits.peer_queue_max,
             Role::Client(_) => limits.client_queue_max,
@@ -108,7 +132,10 @@ impl Effects {
             self.doom(conn, Cause::QueueFull { limit });
             return;
         }
-        conn.queue.push(bytes);
+        match conn.role {
+            Role::Peer(_) if sealed => conn.queue.push_plain(bytes),
+            _ => conn.queue.push(bytes),
+        }
         self.queued += bytes.len();
         if !conn.flush_requested {
             conn.flush_requested = true;
@@ -219,6 +246,10 @@ impl Effects {
 pub struct Node {
     id: NodeId,
     cfg: NodeConfig,
+    /// What the node proves itself with on every link.
+    creds: Credentials,
+    /// Draws the Noise keys of every handshake.
+    rng: ChaCha20Rng,
     started: Instant,
     conns: Slab<Conn>,
     next_serial: u64,
@@ -241,14 +272,21 @@ pub struct Node {
     /// queue; reused so that relaying allocates nothing per message.
     frame_buf: Vec<u8>,
     line_buf: Vec<u8>,
+    /// Handshake bytes to send, and plaintext a channel decrypted: reused per read.
+    wire_buf: Vec<u8>,
+    plain_buf: Vec<u8>,
 }
 
 impl Node {
     /// A node with no connections yet; it asks to dial every `cfg.connect` address.
     pub fn new(cfg: NodeConfig, now: Instant) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(cfg.random.0);
+        let creds = Credentials::new(&cfg.identity, cfg.network_key.clone(), &mut rng);
         let mut node = Node {
-            id: NodeId(cfg.node_id),
-            flood: Flood::new(cfg.dedup_capacity, cfg.hash_seed),
+            id: creds.id(),
+            creds,
+            rng,
+            flood: Flood::new(cfg.dedup_capacity, cfg.hash_seed, cfg.epoch),
             rate: cfg.limits.max_rate.map(RateLimiter::new),
             jitter: cfg.hash_seed,
             book: AddressBook::new(ADDRESS_BOOK_CAPACITY),
@@ -263,6 +301,8 @@ impl Node {
             clients: 0,
             frame_buf: Vec::new(),
             line_buf: Vec::new(),
+            wire_buf: Vec::new(),
+            plain_buf: Vec::new(),
         };
         for target in node.cfg.connect.clone() {
             node.dial(now, target, None);
@@ -274,6 +314,14 @@ impl Node {
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// The chat counters of `/status`.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            messages: self.flood.messages,
+            duplicates: self.flood.duplicates,
+        }
     }
 
     /// The driver accepted a connection; returns the id the node knows it by.
@@ -288,6 +336,7 @@ impl Node {
                         target: None,
                         requested_by: None,
                         phase: Phase::Handshaking,
+                        channel: None,
                         decoder: Decoder::new(MAX_BODY_LEN),
                         last_heard: now,
                         failures: 0,
@@ -295,23 +344,18 @@ impl Node {
                     }),
                 );
                 debug!("peer {addr} connected ({id})");
-                let limit = self.cfg.limits.max_peers;
-                let cause = Cause::TooMany {
-                    what: "peers",
-                    limit,
-                };
-                match self.peer_conns().saturating_sub(limit) {
-                    0 => self.start_handshake(now, id),
-                    // A newcomer that chose a full node to bootstrap from would be left
-                    // with no link and no address: it is told where others accept peers
-                    // before the link is given up. Only a few at a time, so that a crowd
-                    // of dials costs no more than the limit allows.
-                    over if over <= MAX_REFUSALS => {
-                        self.start_handshake(now, id);
-                        self.send_known_to(now, id);
-                        self.retire(now, id, cause, false);
-                    }
-                    _ => self.doom(id, cause),
+                // Half-open connections have slots of their own, in all and per address,
+                // so that one host holding many cannot keep a peer from elsewhere out.
+                let limits = &self.cfg.limits;
+                let (all, same_ip) = self.handshakes_from(addr);
+                if all > limits.max_handshakes {
+                    let limit = limits.max_handshakes;
+                    self.doom(id, Cause::HandshakeSlots { from: None, limit });
+                } else if same_ip > limits.max_handshakes_per_ip {
+                    let (from, limit) = (Some(addr.ip()), limits.max_handshakes_per_ip);
+                    self.doom(id, Cause::HandshakeSlots { from, limit });
+                } else {
+                    self.start_handshake(now, id);
                 }
                 id
             }
@@ -371,26 +415,50 @@ impl Node {
             }
             Role::Peer(peer) => {
                 peer.last_heard = now;
-                // Frames are handled while the decoder is out of the slab, so that
-                // handling one may touch every other connection.
-                let mut decoder = mem::replace(&mut peer.decoder, Decoder::new(0));
-                let mut input = bytes;
-                loop {
+                let Some(channel) = peer.channel.take() else {
+                    return;
+                };
+                self.peer_bytes(now, conn, channel, bytes);
+            }
+        }
+        self.reap(now);
+    }
+
+    /// Runs a peer's bytes through its channel, then the plaintext's frames through the
+    /// node. Both are out of the slab meanwhile, so that handling a frame may touch every
+    /// other connection.
+    fn peer_bytes(&mut self, now: Instant, conn: ConnId, mut channel: Channel, bytes: &[u8]) {
+        let mut plain = mem::take(&mut self.plain_buf);
+        plain.clear();
+        self.wire_buf.clear();
+        let opened = channel.recv(&self.creds, bytes, &mut self.wire_buf, &mut plain);
+        let peer = self.conns[conn.slot].peer_mut().expect("matched a peer");
+        let mut decoder = mem::replace(&mut peer.decoder, Decoder::new(0));
+        peer.channel = Some(channel);
+        match opened {
+            Err(err) => self.doom(conn, Cause::Channel(err)),
+            Ok(opened) => {
+                if !self.wire_buf.is_empty() {
+                    let c = &mut self.conns[conn.slot];
+                    (self.fx).enqueue_as(c, &self.wire_buf, false, now, &self.cfg.limits);
+                }
+                if let Some(proven) = opened {
+                    self.proven(now, conn, proven);
+                }
+                let mut input = &plain[..];
+                while self.get(conn).is_some_and(|c| !c.closing) {
                     match decoder.next(&mut input) {
                         Ok(Some(body)) => self.peer_message(now, conn, body),
                         Ok(None) => break,
                         Err(err) => self.doom(conn, Cause::Frame(err)),
                     }
-                    if self.get(conn).is_none_or(|c| c.closing) {
-                        break;
-                    }
-                }
-                if let Some(peer) = self.get_mut(conn).and_then(Conn::peer_mut) {
-                    peer.decoder = decoder;
                 }
             }
         }
-        self.reap(now);
+        if let Some(peer) = self.get_mut(conn).and_then(Conn::peer_mut) {
+            peer.decoder = decoder;
+        }
+        self.plain_buf = plain;
     }
 
     /// The driver wrote the first `n` bytes of `conn`'s send queue.
@@ -440,6 +508,12 @@ impl Node {
                 let conn = self.conns.get_mut(conn.slot).expect("matched above");
                 self.fx.finish_if_drained(conn);
             }
+            // The peer gave this link up for one that is not up here yet; it reads this
+            // one until our shutdown, so lines go on over it meanwhile.
+            Some(Role::Peer(Peer {
+                phase: Phase::Up(remote),
+                ..
+            })) if remote.leaving => remote.peer_finished = true,
             Some(Role::Peer(_)) => self.doom(conn, Cause::ClosedByPeer),
             None => {}
         }
@@ -496,6 +570,7 @@ impl Node {
                         Role::Peer(peer) => match peer.phase {
                             Phase::Connecting => Cause::ConnectTimeout(limits.connect_timeout),
                             Phase::Retired(_) => Cause::Unfinished(limits.handshake_timeout),
+                            Phase::Up(_) => Cause::NoReplacement(limits.handshake_timeout),
                             _ => Cause::HandshakeTimeout(limits.handshake_timeout),
                         },
                         // The linger time of a client that left is up.
@@ -533,9 +608,28 @@ impl Node {
         self.fx.timers.next()
     }
 
-    /// Bytes waiting to be written to `conn`; empty for an unknown connection.
-    pub fn send_queue(&self, conn: ConnId) -> &[u8] {
-        self.get(conn).map_or(&[], |c| c.queue.bytes())
+    /// Bytes waiting to be written to `conn`; empty for an unknown connection. A peer's
+    /// frames queued since the last call are sealed here, all in as few transport
+    /// messages as they fit.
+    pub fn send_queue(&mut self, conn: ConnId) -> &[u8] {
+        let Some(c) = self.conns.get_mut(conn.slot).filter(|c| c.id == conn) else {
+            return &[];
+        };
+        if let Role::Peer(Peer {
+            channel: Some(channel),
+            ..
+        }) = &mut c.role
+        {
+            if channel.is_open() {
+                self.fx.queued += c.queue.seal(|plain, wire| channel.seal(plain, wire));
+            }
+        }
+        c.queue.bytes()
+    }
+
+    /// Bytes queued for `conn`, sealed or not: what its limits count.
+    pub fn queued(&self, conn: ConnId) -> usize {
+        self.get(conn).map_or(0, |c| c.queue.len())
     }
 
     /// Whether the driver should read from `conn` now. A client is not read while its
@@ -558,9 +652,30 @@ impl Node {
         })
     }
 
-    /// Peer connections in any phase: every connection that is not a client.
-    fn peer_conns(&self) -> usize {
-        self.conns.len() - self.clients
+    /// Accepted connections in the handshake (this one included): in all, and from the
+    /// IP address of `from`.
+    fn handshakes_from(&self, from: SocketAddr) -> (usize, usize) {
+        let mut counts = (0, 0);
+        for (_, conn) in &self.conns {
+            let Some(peer) = conn.peer().filter(|p| p.direction == Direction::In) else {
+                continue;
+            };
+            if matches!(peer.phase, Phase::Handshaking | Phase::Proven(_)) && !conn.closing {
+                counts.0 += 1;
+                counts.1 += usize::from(peer.addr.map(|a| a.ip()) == Some(from.ip()));
+            }
+        }
+        counts
+    }
+
+    /// Links refused for being over `--max-peers` that are still being told addresses.
+    fn refusals(&self) -> usize {
+        (self.conns.iter())
+            .filter(|(_, c)| {
+                matches!(c.peer().map(|p| &p.phase), Some(Phase::Retired(r))
+                    if matches!(r.cause, Cause::TooMany { .. }))
+            })
+            .count()
     }
 
     fn get(&self, id: ConnId) -> Option<&Conn> {
@@ -660,6 +775,7 @@ impl Node {
                 target: Some(target),
                 requested_by: None,
                 phase,
+                channel: None,
                 decoder: Decoder::new(MAX_BODY_LEN),
                 last_heard: now,
                 failures: 0,
@@ -679,17 +795,56 @@ impl Node {
         self.fx.outputs.push_back(Output::Dial { conn: id, target });
     }
 
-    /// Queues our hello and gives the peer until the deadline to send theirs.
+    /// Starts the secure channel and gives the peer until the deadline to finish the
+    /// handshake and send its hello.
     fn start_handshake(&mut self, now: Instant, id: ConnId) {
         let deadline = now + self.cfg.limits.handshake_timeout;
         self.set_timer(id, Timer::Deadline, Some(deadline));
         let conn = &mut self.conns[id.slot];
+        let peer = conn.peer_mut().expect("only peers shake hands");
+        let initiator = peer.direction == Direction::Out;
+        self.wire_buf.clear();
+        let channel = Channel::new(&self.creds, initiator, &mut self.rng, &mut self.wire_buf);
+        peer.channel = Some(channel);
+        (self.fx).enqueue_as(conn, &self.wire_buf, false, now, &self.cfg.limits);
+    }
+
+    /// The handshake proved who the peer is: our hello goes out, inside the channel.
+    /// A node with all the peers it takes says so in its hello, tells the newcomer
+    /// where others accept peers and gives the link up: a newcomer that chose a full
+    /// node to bootstrap from would otherwise be left with nowhere to go. Only a few at
+    /// a time, so that a crowd of dials costs no more than the limit allows.
+    fn proven(&mut self, now: Instant, id: ConnId, proven: Proven) {
+        let peer = self.conns[id.slot].peer_mut().expect("only peers shake hands");
+        peer.phase = Phase::Proven(proven);
+        let limit = self.cfg.limits.max_peers;
+        let full = peer.direction == Direction::In
+            && self.linked.len() >= limit
+            && !self.linked.contains_key(&proven.id);
+        if !full {
+            return self.send_hello(now, id, false);
+        }
+        let cause = Cause::TooMany {
+            what: "peers",
+            limit,
+        };
+        if self.refusals() >= MAX_REFUSALS {
+            return self.doom(id, cause);
+        }
+        self.send_hello(now, id, true);
+        self.send_known_to(now, id);
+        self.retire(now, id, cause, false);
+    }
+
+    fn send_hello(&mut self, now: Instant, id: ConnId, refusing: bool) {
+        let conn = &mut self.conns[id.slot];
         let outgoing = conn.peer().is_some_and(|p| p.direction == Direction::Out);
         self.frame_buf.clear();
         Hello {
-            node_id: self.id.0,
+            epoch: self.cfg.epoch,
             listen_port: self.cfg.listen_addr.map_or(0, |addr| addr.port()),
             link_id: if outgoing { id.serial } else { 0 },
+            refusing,
             nick: &self.cfg.nick,
         }
         .encode(&mut self.frame_buf);
@@ -706,11 +861,20 @@ impl Node {
             return self.peer_hello(now, id, hello);
         }
         let conn = &self.conns[id.slot];
-        if !conn.peer().is_some_and(Peer::greeted) {
-            let kind = message.kind();
+        let peer = conn.peer().expect("only peers decode frames");
+        let kind = message.kind();
+        if !peer.greeted() {
             return self.doom(id, Cause::BeforeHello { kind });
         }
+        if let Phase::Retired(retired) = &peer.phase {
+            if retired.peer_retired {
+                return self.doom(id, Cause::AfterRetire { kind });
+            }
+        }
         match message {
+            Message::Chat(_) if peer.came_up().is_none() => {
+                self.doom(id, Cause::NeverUp { kind })
+            }
             Message::Chat(chat) => self.peer_chat(now, id, chat),
             // Nothing more is written on a retired link.
             Message::Ping if !conn.is_linked() => {}
@@ -724,33 +888,54 @@ impl Node {
             // Its arrival was the point: the link is heard from.
             Message::Pong => {}
             Message::Addrs(addrs) => self.learn_addrs(now, addrs),
+            Message::Retire => self.peer_retired(now, id),
             Message::Hello(_) => unreachable!("handled above"),
         }
     }
 
+    /// The peer gives this link up for another one between us. If that one is up here
+    /// too, this end gives it up as well; if not, lines go on over this one until it is
+    /// (or until the handshake timeout), since the peer reads it until our shutdown.
+    fn peer_retired(&mut self, now: Instant, id: ConnId) {
+        let peer = self.conns[id.slot].peer_mut().expect("only peers decode frames");
+        match &mut peer.phase {
+            Phase::Retired(retired) => retired.peer_retired = true,
+            Phase::Up(remote) => {
+                remote.leaving = true;
+                let deadline = now + self.cfg.limits.handshake_timeout;
+                self.set_timer(id, Timer::Deadline, Some(deadline));
+            }
+            _ => unreachable!("greeted links only"),
+        }
+    }
+
     fn peer_hello(&mut self, now: Instant, id: ConnId, hello: Hello<'_>) {
-        let remote_id = NodeId(hello.node_id);
         let peer = self.conns[id.slot]
-            .peer()
+            .peer_mut()
             .expect("only peers decode frames");
-        if peer.greeted() {
-            return self.doom(id, Cause::UnexpectedHello);
-        }
-        // A refused peer's hello: nothing more to do with it than to read on.
-        if let Some(Peer {
-            phase: Phase::Retired(retired),
-            ..
-        }) = self.conns[id.slot].peer_mut()
-        {
-            retired.greeted = true;
-            return;
-        }
-        let peer = self.conns[id.slot]
-            .peer()
-            .expect("only peers decode frames");
+        let remote_id = match &mut peer.phase {
+            Phase::Proven(proven) => proven.id,
+            // A refused peer's hello: nothing more to do with it than to read on.
+            Phase::Retired(retired) if !retired.greeted => {
+                retired.greeted = true;
+                return;
+            }
+            _ => return self.doom(id, Cause::UnexpectedHello),
+        };
         if remote_id == self.id {
-            return self.doom(id, Cause::SelfLink);
+            let cause = if hello.epoch == self.cfg.epoch {
+                Cause::SelfLink
+            } else {
+                Cause::SameKey
+            };
+            return self.doom(id, cause);
         }
+        if hello.refusing {
+            return self.retire(now, id, Cause::Refused, true);
+        }
+        let peer = self.conns[id.slot]
+            .peer()
+            .expect("only peers decode frames");
         // Both ends name a link by who dialled it, so both keep the same one of two.
         let link_key = match peer.direction {
             Direction::Out => (self.id, id.serial),
@@ -786,6 +971,8 @@ impl Node {
             advertised,
             link_key,
             since: now,
+            leaving: false,
+            peer_finished: false,
         });
         let (addr, direction) = (peer.addr_label(), peer.direction);
         info!(
@@ -799,22 +986,28 @@ impl Node {
         self.exchange_addrs(now, id);
     }
 
-    /// Gives up a link (see [`Retired`]), whose hello has arrived or not; the loss is
-    /// reported when it closes.
+    /// Gives up a link (see [`Retired`]), whose hello has arrived or not, and tells the
+    /// peer so; the loss is reported when it closes.
     fn retire(&mut self, now: Instant, id: ConnId, cause: Cause, greeted: bool) {
+        self.frame_buf.clear();
+        Message::encode_retire(&mut self.frame_buf);
         let conn = &mut self.conns[id.slot];
+        (self.fx).enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
         let peer = conn.peer_mut().expect("only peer links are retired");
         let was_up = match mem::replace(&mut peer.phase, Phase::Handshaking) {
             Phase::Up(remote) => Some(remote),
             _ => None,
         };
         debug!("retiring {id}: {cause}");
+        let (peer_retired, peer_finished) =
+            was_up.as_ref().map_or((false, false), |r| (r.leaving, r.peer_finished));
         peer.phase = Phase::Retired(Box::new(Retired {
             cause,
             was_up,
             greeted,
             finished: false,
-            peer_finished: false,
+            peer_finished,
+            peer_retired,
         }));
         self.fx.finish_if_drained(conn);
         self.set_timer(id, Timer::Keepalive, None);
@@ -825,6 +1018,7 @@ impl Node {
     fn peer_chat(&mut self, now: Instant, id: ConnId, chat: Chat<'_>) {
         let msg = MessageId {
             origin: NodeId(chat.origin),
+            epoch: chat.epoch,
             seq: chat.seq,
         };
         if !self.flood.admit(msg) || !self.within_rate(now, msg.origin) {
@@ -988,7 +1182,7 @@ impl Node {
         // told, and a typo must not hold a peer slot for ever.
         let one_too_many = matches!(
             cause,
-            Cause::SelfLink | Cause::Duplicate { .. } | Cause::Replaced { .. }
+            Cause::SelfLink | Cause::SameKey | Cause::Duplicate { .. } | Cause::Replaced { .. }
         );
         let refused_at_once = peer.requested_by.is_some() && peer.came_up().is_none();
         let stable = peer
@@ -1007,6 +1201,8 @@ impl Node {
     fn report_peer_loss(&mut self, now: Instant, id: ConnId, peer: &Peer, cause: &Cause) {
         let level = if cause.is_misbehaviour() {
             Level::Warn
+        } else if cause.is_quiet() {
+            Level::Debug
         } else {
             Level::Info
         };

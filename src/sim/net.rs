@@ -21,10 +21,8 @@ use std::mem;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::config::{Limits, NodeConfig};
+use crate::config::{Limits, NodeConfig, Secret};
 use crate::proto::{Accepted, ConnId, Node, Output};
-use crate::wire::frame::Decoder;
-use crate::wire::peer::{Message, MAX_BODY_LEN};
 
 use super::rng::{Rng, Trace};
 
@@ -75,12 +73,11 @@ impl Default for NetConfig {
     }
 }
 
-/// A line a client received: which scenario line, when, over how many links.
+/// A line a client received: which scenario line, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Received {
     pub line: u32,
     pub at: Duration,
-    pub hops: u8,
 }
 
 /// One end of a link: a connection of one incarnation of a node.
@@ -108,8 +105,6 @@ struct Pipe {
     eof_read: bool,
     /// The sender has more queued than the window took: write again when it drains.
     want_write: bool,
-    /// The sim's own view of the frames, to learn each line's hop count.
-    decoder: Option<Decoder>,
     /// Bytes per second, or unlimited.
     bandwidth: Option<u64>,
 }
@@ -129,6 +124,9 @@ struct Slot {
     node: Option<Node>,
     /// Bumped on every crash, so events for a dead incarnation are dropped.
     epoch: u32,
+    /// The node's identity key, drawn at its first start and kept across restarts, as
+    /// a key file keeps it.
+    identity: Option<Secret>,
     /// The node's connections to links: (conn, link, side).
     conns: Vec<(ConnId, u32, u8)>,
     /// Dials not yet resolved.
@@ -229,8 +227,8 @@ pub struct NetStats {
     pub events: u64,
     /// The largest send queue of any peer connection seen after any step.
     pub max_peer_queue: usize,
-    /// Chat frames nodes read: first copies and the duplicates they dropped.
-    pub chat_copies: u64,
+    /// Copies dropped as duplicates by nodes that have crashed since.
+    pub crashed_duplicates: u64,
 }
 
 /// The network and every node on it.
@@ -249,7 +247,6 @@ pub struct Net {
     halves: Option<Vec<bool>>,
     trace: Trace,
     /// Hop counts of the chat frames handed to a node in the current read, by line.
-    hops_scratch: Vec<(u32, u8)>,
     stats: NetStats,
 }
 
@@ -295,6 +292,7 @@ impl Net {
                 .map(|_| Slot {
                     node: None,
                     epoch: 0,
+                    identity: None,
                     conns: Vec::new(),
                     dialing: Vec::new(),
                     client: None,
@@ -310,7 +308,6 @@ impl Net {
             links: Vec::new(),
             halves: None,
             trace: Trace::default(),
-            hops_scratch: Vec::new(),
             stats: NetStats::default(),
         }
     }
@@ -331,6 +328,12 @@ impl Net {
         &self.stats
     }
 
+    /// Copies every node, running or crashed, dropped as duplicates.
+    pub fn duplicates(&self) -> u64 {
+        let running = self.slots.iter().filter_map(|s| s.node.as_ref());
+        self.stats.crashed_duplicates + running.map(|n| n.counters().duplicates).sum::<u64>()
+    }
+
     pub fn is_up(&self, node: u32) -> bool {
         self.slots[node as usize].node.is_some()
     }
@@ -344,15 +347,20 @@ impl Net {
         self.slots[node as usize].bandwidth = Some(bytes_per_sec);
     }
 
-    /// Starts node `index` with a fresh id and one attached client; it dials `connect`.
+    /// Starts node `index` (with the key of its earlier runs, if any) and one attached
+    /// client; it dials `connect`.
     pub fn start(&mut self, index: u32, connect: &[u32]) {
         let slot = &self.slots[index as usize];
         assert!(slot.node.is_none(), "node {index} is already running");
-        let mut cfg = NodeConfig::new(
-            self.rng.next_u64(),
-            self.rng.next_u64(),
-            format!("n{index}"),
-        );
+        let identity = match &slot.identity {
+            Some(identity) => identity.clone(),
+            None => Secret(self.rng.bytes32()),
+        };
+        self.slots[index as usize].identity = Some(identity.clone());
+        let mut cfg = NodeConfig::new(identity, self.rng.next_u64(), format!("n{index}"));
+        cfg.random = Secret(self.rng.bytes32());
+        // The virtual clock stands in for the wall clock; + 1 keeps it from 0 at the start.
+        cfg.epoch = self.now.as_nanos() as u64 + 1;
         cfg.listen_addr = Some(addr_of(index));
         cfg.connect = connect.iter().map(|&v| addr_of(v).to_string()).collect();
         cfg.dedup_capacity = self.cfg.dedup_capacity;
@@ -372,7 +380,8 @@ impl Net {
     /// whatever it had queued or was about to read is lost.
     pub fn crash(&mut self, index: u32) {
         let slot = &mut self.slots[index as usize];
-        assert!(slot.node.take().is_some(), "node {index} is not running");
+        let node = slot.node.take().expect("only a running node crashes");
+        self.stats.crashed_duplicates += node.counters().duplicates;
         slot.epoch += 1;
         slot.dialing.clear();
         slot.client = None;
@@ -578,7 +587,6 @@ impl Net {
             bandwidth(&self.slots[dialler as usize]).or(bandwidth(&self.slots[target as usize]));
         let pipe = || Pipe {
             bandwidth: slow,
-            decoder: Some(Decoder::new(MAX_BODY_LEN)),
             ..Pipe::default()
         };
         self.links.push(Link {
@@ -716,7 +724,7 @@ impl Net {
         let room = self.cfg.window.saturating_sub(pipe.unread);
         let queue = self.slots[index as usize]
             .node
-            .as_ref()
+            .as_mut()
             .expect("only running nodes write")
             .send_queue(conn);
         let n = queue.len().min(room);
@@ -792,11 +800,8 @@ impl Net {
         }
         let mut bytes = mem::take(&mut pipe.held);
         pipe.unread -= bytes.len();
-        self.learn_hops(link, dir, &bytes);
         self.node_mut(index).handle_recv(now, conn, &bytes);
-        // The client's lines for this read are queued now: match them with the hops.
         self.drain(index);
-        self.hops_scratch.clear();
         bytes.clear();
         let l = &mut self.links[link as usize];
         l.pipes[dir].held = bytes;
@@ -812,35 +817,6 @@ impl Net {
             );
         }
         true
-    }
-
-    /// Decodes the chat frames in `bytes` with the pipe's own decoder, recording each
-    /// line's hop count for the client lines the read produces.
-    fn learn_hops(&mut self, link: u32, dir: usize, bytes: &[u8]) {
-        let hop_limit = self.cfg.hop_limit;
-        let pipe = &mut self.links[link as usize].pipes[dir];
-        let Some(decoder) = pipe.decoder.as_mut() else {
-            return;
-        };
-        let mut input = bytes;
-        loop {
-            match decoder.next(&mut input) {
-                Ok(Some(body)) => {
-                    if let Ok(Message::Chat(chat)) = Message::parse(body) {
-                        self.stats.chat_copies += 1;
-                        if let Some(line) = parse_line_text(chat.text) {
-                            self.hops_scratch.push((line, hop_limit - chat.hops + 1));
-                        }
-                    }
-                }
-                Ok(None) => break,
-                // The node will close this link; stop watching it.
-                Err(_) => {
-                    pipe.decoder = None;
-                    break;
-                }
-            }
-        }
     }
 
     /// The client of node `index` takes everything queued for it and splits it in lines.
@@ -860,15 +836,9 @@ impl Net {
                     slot.info.push(info.to_owned());
                 }
             } else if let Some(id) = line.split_once("> ").and_then(|(_, t)| parse_line_text(t)) {
-                let hops = self
-                    .hops_scratch
-                    .iter()
-                    .find(|&&(l, _)| l == id)
-                    .map_or(0, |&(_, h)| h);
                 slot.received.push(Received {
                     line: id,
                     at: self.now,
-                    hops,
                 });
                 self.trace.record(&[7, u64::from(index), u64::from(id)]);
             }
@@ -905,14 +875,14 @@ impl Net {
             );
         }
         if let Some(client) = slot.client {
-            let q = node.send_queue(client).len();
+            let q = node.queued(client);
             assert!(
                 q <= limits.client_queue_max,
                 "node {index}: client queue {q} over its bound"
             );
         }
         for &(conn, link, side) in &slot.conns {
-            let q = node.send_queue(conn).len();
+            let q = node.queued(conn);
             assert!(
                 q <= limits.peer_queue_max,
                 "node {index} at {:?}: peer queue {q} over its bound",

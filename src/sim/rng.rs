@@ -20,6 +20,15 @@ impl Rng {
         mix(self.state)
     }
 
+    /// 32 bytes for a key or a seed.
+    pub fn bytes32(&mut self) -> [u8; 32] {
+        let mut out = [0; 32];
+        for chunk in out.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next_u64().to_be_bytes());
+        }
+        out
+    }
+
     /// A value in `0..n` (`n > 0`). Multiply-shift rather than a modulo: no division on
     /// the hot path, and the bias is far below anything a simulation can notice.
     pub fn below(&mut self, n: u64) -> u64 {

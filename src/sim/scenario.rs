@@ -91,8 +91,6 @@ pub struct Report {
     /// Copies nodes read and dropped as duplicates, per delivery: the relative message
     /// redundancy of flooding on this graph.
     pub suppressed_per_delivery: f64,
-    /// The most links any delivered copy crossed.
-    pub max_hops: u8,
     /// From a line being written to its last delivery, the worst over lines.
     pub last_delivery: Duration,
     pub max_peer_queue: usize,
@@ -548,7 +546,7 @@ impl Run {
     /// Checks every delivery and gathers the figures.
     fn judge(&self) -> Result<Report, SimError> {
         let mut count = vec![0u64; self.lines.len()];
-        let (mut max_hops, mut last_delivery, mut deliveries) = (0, Duration::ZERO, 0u64);
+        let (mut last_delivery, mut deliveries) = (Duration::ZERO, 0u64);
         for v in 0..self.graph.len() as u32 {
             let mut got: Vec<u32> = Vec::new();
             for r in self.net.received(v) {
@@ -568,7 +566,6 @@ impl Run {
                 got.push(r.line);
                 count[r.line as usize] += 1;
                 deliveries += 1;
-                max_hops = max_hops.max(r.hops);
                 last_delivery = last_delivery.max(r.at - line.at);
             }
             got.sort_unstable();
@@ -588,13 +585,12 @@ impl Run {
             }
         }
         let stats = self.net.stats();
-        let suppressed = stats.chat_copies.saturating_sub(deliveries);
+        let suppressed = self.net.duplicates();
         Ok(Report {
             seed: self.seed,
             lines: self.lines.len() as u32,
             deliveries,
             suppressed_per_delivery: suppressed as f64 / deliveries.max(1) as f64,
-            max_hops,
             last_delivery,
             max_peer_queue: stats.max_peer_queue,
             events: stats.events,
@@ -610,13 +606,12 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {} lines {} deliveries {} suppressed/delivery {:.2} max-hops {} \
+            "seed {} lines {} deliveries {} suppressed/delivery {:.2} \
              last-delivery {:?} max-peer-queue {} events {} virtual {:?} trace {:016x} wall {:?}",
             self.seed,
             self.lines,
             self.deliveries,
             self.suppressed_per_delivery,
-            self.max_hops,
             self.last_delivery,
             self.max_peer_queue,
             self.events,

@@ -1,4 +1,6 @@
-//! Length-prefixed framing for peer links: a 4-byte big-endian body length, then the body.
+//! Length-prefixed framing for peer links: a big-endian body length, then the body. Frames
+//! inside a link's secure channel have a 4-byte length; the Noise messages that carry them
+//! on the wire have a 2-byte one.
 //!
 //! The decoder is incremental and copies as little as it can: whole frames are returned
 //! straight from the caller's input, and only a frame cut by the end of a read is kept,
@@ -8,8 +10,11 @@ use std::fmt;
 
 use byteorder::{BigEndian, ByteOrder};
 
-/// Bytes before every body: its length as a big-endian `u32`.
+/// Bytes before every frame body: its length as a big-endian `u32`.
 pub const HEADER_LEN: usize = 4;
+
+/// Bytes before every Noise message on the wire: its length as a big-endian `u16`.
+pub const NOISE_HEADER_LEN: usize = 2;
 
 /// Why a byte stream cannot be framed; the link that sent it must be dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +54,8 @@ pub fn encode(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
 /// Cuts frames out of a byte stream delivered in arbitrary pieces.
 #[derive(Debug)]
 pub struct Decoder {
+    /// [`HEADER_LEN`] or [`NOISE_HEADER_LEN`].
+    header_len: usize,
     max_len: usize,
     /// A frame that straddles reads: its header and as much of its body as has arrived.
     pending: Vec<u8>,
@@ -57,9 +64,19 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// A decoder that refuses bodies longer than `max_len` bytes.
+    /// A decoder of 4-byte-length frames that refuses bodies longer than `max_len` bytes.
     pub fn new(max_len: usize) -> Self {
+        Decoder::with_header(HEADER_LEN, max_len)
+    }
+
+    /// A decoder of 2-byte-length Noise messages.
+    pub fn noise() -> Self {
+        Decoder::with_header(NOISE_HEADER_LEN, usize::from(u16::MAX))
+    }
+
+    fn with_header(header_len: usize, max_len: usize) -> Self {
         Decoder {
+            header_len,
             max_len,
             pending: Vec::new(),
             returned_pending: false,
@@ -78,6 +95,7 @@ impl Decoder {
         'd: 'f,
         'i: 'f,
     {
+        let header_len = self.header_len;
         if self.returned_pending {
             self.pending.clear();
             self.returned_pending = false;
@@ -85,15 +103,15 @@ impl Decoder {
         if self.pending.is_empty() {
             return self.next_from_input(input);
         }
-        if self.pending.len() < HEADER_LEN {
-            let take = (HEADER_LEN - self.pending.len()).min(input.len());
+        if self.pending.len() < header_len {
+            let take = (header_len - self.pending.len()).min(input.len());
             self.pending.extend_from_slice(&input[..take]);
             *input = &input[take..];
-            if self.pending.len() < HEADER_LEN {
+            if self.pending.len() < header_len {
                 return Ok(None);
             }
         }
-        let total = HEADER_LEN + self.body_len(&self.pending[..HEADER_LEN])?;
+        let total = header_len + self.body_len(&self.pending[..header_len])?;
         let take = (total - self.pending.len()).min(input.len());
         self.pending.reserve_exact(total - self.pending.len());
         self.pending.extend_from_slice(&input[..take]);
@@ -102,7 +120,7 @@ impl Decoder {
             return Ok(None);
         }
         self.returned_pending = true;
-        Ok(Some(&self.pending[HEADER_LEN..]))
+        Ok(Some(&self.pending[header_len..]))
     }
 
     /// The fast path: nothing pending, so frames come straight out of `input`.
@@ -110,12 +128,13 @@ impl Decoder {
         &mut self,
         input: &mut &'a [u8],
     ) -> Result<Option<&'a [u8]>, FrameError> {
-        if input.len() >= HEADER_LEN {
-            let total = HEADER_LEN + self.body_len(&input[..HEADER_LEN])?;
+        let header_len = self.header_len;
+        if input.len() >= header_len {
+            let total = header_len + self.body_len(&input[..header_len])?;
             if input.len() >= total {
                 let (frame, rest) = input.split_at(total);
                 *input = rest;
-                return Ok(Some(&frame[HEADER_LEN..]));
+                return Ok(Some(&frame[header_len..]));
             }
             self.pending.reserve_exact(total);
         }
@@ -126,7 +145,10 @@ impl Decoder {
 
     /// Checks a header before anything is allocated for its body.
     fn body_len(&self, header: &[u8]) -> Result<usize, FrameError> {
-        let len = BigEndian::read_u32(header);
+        let len = match header.len() {
+            NOISE_HEADER_LEN => u32::from(BigEndian::read_u16(header)),
+            _ => BigEndian::read_u32(header),
+        };
         match usize::try_from(len) {
             Ok(0) => Err(FrameError::Empty),
             Ok(n) if n <= self.max_len => Ok(n),

@@ -12,17 +12,15 @@ use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
 use super::frame;
 use super::text::{self, NickError, MAX_TEXT_LEN};
 
-/// First bytes of every hello: tells a p2pchat peer from anything else that connects.
-pub const MAGIC: [u8; 4] = *b"P2PC";
-
-/// The protocol version this build speaks; a peer with another one is dropped.
-pub const VERSION: u16 = 1;
-
 const KIND_HELLO: u8 = 1;
 const KIND_CHAT: u8 = 2;
 const KIND_PING: u8 = 3;
 const KIND_PONG: u8 = 4;
 const KIND_ADDRS: u8 = 5;
+const KIND_RETIRE: u8 = 6;
+
+/// The hello flag of a node that refuses the link (it has all the peers it takes).
+const FLAG_REFUSING: u8 = 1;
 
 /// Most addresses in one addrs message.
 pub const MAX_ADDRS: usize = 64;
@@ -30,19 +28,24 @@ pub const MAX_ADDRS: usize = 64;
 const FAMILY_V4: u8 = 4;
 const FAMILY_V6: u8 = 6;
 
-/// Bytes of a chat body before the nick: kind, origin, sequence, hops, nick length.
-const CHAT_FIXED_LEN: usize = 1 + 8 + 8 + 1 + 1;
+/// Bytes of a chat body before the nick: kind, origin, epoch, sequence, hops, nick length.
+const CHAT_FIXED_LEN: usize = 1 + 8 + 8 + 8 + 1 + 1;
 
-/// The handshake both ends send first.
+/// The first message each end sends inside the secure channel. Who sent it is not in
+/// it: the handshake proved that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hello<'a> {
-    /// The sender's node id, random per run.
-    pub node_id: u64,
+    /// The sender's run: its start time in nanoseconds since the Unix epoch. Two
+    /// processes with one key tell each other apart by it.
+    pub epoch: u64,
     /// The TCP port the sender accepts peers on, 0 when it accepts none.
     pub listen_port: u16,
     /// Chosen by the dialling end, unique among its links; 0 from the accepting end.
     /// Both ends use it to agree on which of two links between them to keep.
     pub link_id: u64,
+    /// The sender takes no more peers: it sends the addresses of others and gives the
+    /// link up, and the link never comes up.
+    pub refusing: bool,
     /// The sender's nick, for `/peers`.
     pub nick: &'a str,
 }
@@ -52,7 +55,9 @@ pub struct Hello<'a> {
 pub struct Chat<'a> {
     /// Node id of the node whose client wrote the line.
     pub origin: u64,
-    /// Per-origin sequence number; with `origin`, the message id.
+    /// The origin's run (its hello's epoch): sequence numbers start again at 0 in each.
+    pub epoch: u64,
+    /// Per-run sequence number; with `origin` and `epoch`, the message id.
     pub seq: u64,
     /// Links this copy may still cross, this one included; never 0 on the wire.
     pub hops: u8,
@@ -73,6 +78,8 @@ pub enum Message<'a> {
     Pong,
     /// Addresses at which nodes accept peers.
     Addrs(Addrs<'a>),
+    /// "I give this link up for another one between us; nothing more follows on it."
+    Retire,
 }
 
 /// A validated list of up to [`MAX_ADDRS`] socket addresses, read in place.
@@ -134,10 +141,6 @@ pub enum PeerError {
     Trailing { kind: &'static str, extra: usize },
     /// A kind byte this version does not know.
     UnknownKind(u8),
-    /// A hello that does not start with [`MAGIC`].
-    BadMagic([u8; 4]),
-    /// A hello from a peer speaking another protocol version.
-    Version { theirs: u16 },
     /// A nick that breaks the nick rule.
     BadNick(NickError),
     /// A nick that is not UTF-8.
@@ -164,13 +167,6 @@ impl fmt::Display for PeerError {
                 write!(f, "{extra} unexpected bytes after a {kind} message")
             }
             PeerError::UnknownKind(kind) => write!(f, "unknown message kind {kind}"),
-            PeerError::BadMagic(magic) => {
-                write!(f, "bad magic {magic:02x?} (not a p2pchat peer)")
-            }
-            PeerError::Version { theirs } => write!(
-                f,
-                "protocol version mismatch: we speak {VERSION}, the peer speaks {theirs}"
-            ),
             PeerError::BadNick(err) => write!(f, "invalid nick: {err}"),
             PeerError::NickNotUtf8 => f.write_str("nick is not UTF-8"),
             PeerError::TextNotUtf8 => f.write_str("chat text is not UTF-8"),
@@ -201,6 +197,7 @@ impl<'a> Message<'a> {
             KIND_PING => Reader::new(rest, "ping").finish().map(|()| Message::Ping),
             KIND_PONG => Reader::new(rest, "pong").finish().map(|()| Message::Pong),
             KIND_ADDRS => Addrs::parse(Reader::new(rest, "addrs")).map(Message::Addrs),
+            KIND_RETIRE => Reader::new(rest, "retire").finish().map(|()| Message::Retire),
             other => Err(PeerError::UnknownKind(other)),
         }
     }
@@ -213,6 +210,11 @@ impl<'a> Message<'a> {
     /// Appends a pong to `out` as a whole frame.
     pub fn encode_pong(out: &mut Vec<u8>) {
         frame::encode(out, |out| out.push(KIND_PONG));
+    }
+
+    /// Appends a retire message to `out` as a whole frame.
+    pub fn encode_retire(out: &mut Vec<u8>) {
+        frame::encode(out, |out| out.push(KIND_RETIRE));
     }
 
     /// Appends an addrs message with the first [`MAX_ADDRS`] of `addrs` to `out`.
@@ -248,25 +250,19 @@ impl<'a> Message<'a> {
             Message::Ping => "ping",
             Message::Pong => "pong",
             Message::Addrs(_) => "addrs",
+            Message::Retire => "retire",
         }
     }
 }
 
 impl<'a> Hello<'a> {
     fn parse(mut r: Reader<'a>) -> Result<Self, PeerError> {
-        let magic: [u8; 4] = r.bytes(4)?.try_into().expect("asked for 4 bytes");
-        if magic != MAGIC {
-            return Err(PeerError::BadMagic(magic));
-        }
-        // The version comes before anything whose layout a later version may change.
-        let version = r.u16()?;
-        if version != VERSION {
-            return Err(PeerError::Version { theirs: version });
-        }
         let hello = Hello {
-            node_id: r.u64()?,
+            epoch: r.u64()?,
             listen_port: r.u16()?,
             link_id: r.u64()?,
+            // Flags this version does not know are ignored.
+            refusing: r.u8()? & FLAG_REFUSING != 0,
             nick: r.nick()?,
         };
         r.finish()?;
@@ -277,11 +273,10 @@ impl<'a> Hello<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         frame::encode(out, |out| {
             out.push(KIND_HELLO);
-            out.extend_from_slice(&MAGIC);
-            write_u16(out, VERSION);
-            write_u64(out, self.node_id);
+            write_u64(out, self.epoch);
             write_u16(out, self.listen_port);
             write_u64(out, self.link_id);
+            out.push(if self.refusing { FLAG_REFUSING } else { 0 });
             write_nick(out, self.nick);
         });
     }
@@ -290,6 +285,7 @@ impl<'a> Hello<'a> {
 impl<'a> Chat<'a> {
     fn parse(mut r: Reader<'a>) -> Result<Self, PeerError> {
         let origin = r.u64()?;
+        let epoch = r.u64()?;
         let seq = r.u64()?;
         let hops = r.u8()?;
         if hops == 0 {
@@ -303,6 +299,7 @@ impl<'a> Chat<'a> {
         let text = str::from_utf8(text).map_err(|_| PeerError::TextNotUtf8)?;
         Ok(Chat {
             origin,
+            epoch,
             seq,
             hops,
             nick,
@@ -316,6 +313,7 @@ impl<'a> Chat<'a> {
             out.reserve(CHAT_FIXED_LEN + self.nick.len() + self.text.len());
             out.push(KIND_CHAT);
             write_u64(out, self.origin);
+            write_u64(out, self.epoch);
             write_u64(out, self.seq);
             out.push(self.hops);
             write_nick(out, self.nick);
@@ -404,14 +402,16 @@ mod tests {
     use crate::wire::frame::{Decoder, HEADER_LEN};
 
     const HELLO: Hello<'static> = Hello {
-        node_id: 0x0123_4567_89ab_cdef,
+        epoch: 0x0123_4567_89ab_cdef,
         listen_port: 7654,
         link_id: 3,
+        refusing: false,
         nick: "alice",
     };
 
     const CHAT: Chat<'static> = Chat {
         origin: 42,
+        epoch: 5,
         seq: 7,
         hops: 16,
         nick: "bob",
@@ -440,11 +440,10 @@ mod tests {
         let bytes = body(|out| HELLO.encode(out));
         let expected: Vec<u8> = [
             &[1][..],
-            b"P2PC",
-            &[0, 1],
             &[0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef],
             &[0x1d, 0xe6],
             &[0, 0, 0, 0, 0, 0, 0, 3],
+            &[0],
             &[5],
             b"alice",
         ]
@@ -580,22 +579,20 @@ mod tests {
     }
 
     #[test]
-    fn wrong_magic_is_refused() {
-        let mut bytes = body(|out| HELLO.encode(out));
-        bytes[1..5].copy_from_slice(b"HTTP");
-        assert_eq!(Message::parse(&bytes), Err(PeerError::BadMagic(*b"HTTP")));
+    fn refusing_hello_round_trips() {
+        let refusing = Hello {
+            refusing: true,
+            ..HELLO
+        };
+        let bytes = body(|out| refusing.encode(out));
+        assert_eq!(bytes[19], FLAG_REFUSING);
+        assert_eq!(Message::parse(&bytes), Ok(Message::Hello(refusing)));
     }
 
     #[test]
-    fn other_version_is_refused_naming_it() {
-        let mut bytes = body(|out| HELLO.encode(out));
-        bytes[5..7].copy_from_slice(&[0, 9]);
-        let err = Message::parse(&bytes).unwrap_err();
-        assert_eq!(err, PeerError::Version { theirs: 9 });
-        assert_eq!(
-            err.to_string(),
-            "protocol version mismatch: we speak 1, the peer speaks 9"
-        );
+    fn retire_is_a_kind_byte_alone() {
+        assert_eq!(body(Message::encode_retire), [KIND_RETIRE]);
+        assert_eq!(Message::parse(&[KIND_RETIRE]), Ok(Message::Retire));
     }
 
     #[test]
@@ -604,8 +601,8 @@ mod tests {
             let mut out = Vec::new();
             frame::encode(&mut out, |o| {
                 o.push(KIND_CHAT);
-                o.extend_from_slice(&[0; 17]);
-                o[HEADER_LEN + 17] = 1;
+                o.extend_from_slice(&[0; 25]);
+                o[HEADER_LEN + 25] = 1;
                 o.push(nick.len() as u8);
                 o.extend_from_slice(nick.as_bytes());
             });

@@ -107,7 +107,7 @@ impl Node {
             },
             Command::Connect(target) => {
                 let limit = self.cfg.limits.max_peers;
-                if self.peer_conns() >= limit {
+                if self.linked.len() >= limit {
                     let cause = Cause::TooMany {
                         what: "peers",
                         limit,
@@ -147,6 +147,7 @@ impl Node {
         self.frame_buf.clear();
         Chat {
             origin: msg.origin.0,
+            epoch: msg.epoch,
             seq: msg.seq,
             hops: self.cfg.hop_limit,
             nick: &client.nick,
