@@ -488,6 +488,11 @@ impl Driver {
             let conn = stream.conn;
             let queued = self.node.send_queue(conn);
             if queued.is_empty() {
+                if std::mem::take(&mut stream.finish) {
+                    if let Err(err) = stream.stream.shutdown_write() {
+                        debug!("cannot shut down the writing half of {conn}: {err}");
+                    }
+                }
                 return;
             }
             match stream.stream.write(queued) {
@@ -525,7 +530,16 @@ impl Driver {
                     }
                 }
                 Output::Close(conn) => self.close(conn),
-                Output::Finish(conn) => self.finish(conn),
+                // In the flush order, so that a shutdown never overtakes bytes the
+                // node queued before it on another link.
+                Output::Finish(conn) => {
+                    if let Some(&token) = self.tokens.get(&conn) {
+                        if let Some(stream) = self.stream_mut(token) {
+                            stream.finish = true;
+                        }
+                        self.mark_dirty(token);
+                    }
+                }
                 Output::Dial { conn, target } => self.dial(now, conn, &target),
             }
         }
@@ -546,20 +560,6 @@ impl Driver {
         }
     }
 
-    /// Shuts down the writing half of `conn`'s socket: the peer reads an end of stream
-    /// after the bytes already written.
-    fn finish(&mut self, conn: ConnId) {
-        let Some(stream) = self
-            .tokens
-            .get(&conn)
-            .and_then(|&t| stream_in(&mut self.sockets, t))
-        else {
-            return;
-        };
-        if let Err(err) = stream.stream.shutdown_write() {
-            debug!("cannot shut down the writing half of {conn}: {err}");
-        }
-    }
 
     fn close(&mut self, conn: ConnId) {
         self.resolving.remove(&conn);

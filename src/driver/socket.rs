@@ -119,6 +119,9 @@ pub struct StreamEntry {
     pub unread: bool,
     /// For a dial: further addresses of its target, tried in order if this one fails.
     pub fallback: Vec<SocketAddr>,
+    /// The node asked to shut down the writing half: done once everything queued
+    /// before is written, here and on the streams flushed before it.
+    pub finish: bool,
 }
 
 impl StreamEntry {
@@ -133,6 +136,7 @@ impl StreamEntry {
             dirty: false,
             unread: false,
             fallback: Vec::new(),
+            finish: false,
         }
     }
 

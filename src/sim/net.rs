@@ -175,6 +175,11 @@ enum Event {
         node: u32,
         line: u32,
     },
+    /// The node's client asks it to `/connect` to another node.
+    Redial {
+        node: u32,
+        target: u32,
+    },
 }
 
 impl Event {
@@ -191,6 +196,7 @@ impl Event {
             Event::Connect { node, target, .. } => [4, u64::from(*node), u64::from(*target)],
             Event::Timeout { node, .. } => [5, u64::from(*node), 0],
             Event::Say { node, line } => [6, u64::from(*node), u64::from(*line)],
+            Event::Redial { node, target } => [7, u64::from(*node), u64::from(*target)],
         }
     }
 }
@@ -440,6 +446,17 @@ impl Net {
         self.schedule(at, Event::Say { node: index, line });
     }
 
+    /// Has node `index`'s client `/connect` to node `target` at `at`.
+    pub fn connect_at(&mut self, at: Duration, index: u32, target: u32) {
+        self.schedule(
+            at,
+            Event::Redial {
+                node: index,
+                target,
+            },
+        );
+    }
+
     /// Has node `index`'s client send `command` and returns the `* ` lines it got back.
     /// Replies come in the same step: a client's queue is local.
     pub fn ask(&mut self, index: u32, command: &str) -> Vec<String> {
@@ -553,6 +570,11 @@ impl Net {
             Event::Say { node, line } => {
                 if self.is_up(node) {
                     self.say(node, &line_text(line));
+                }
+            }
+            Event::Redial { node, target } => {
+                if self.is_up(node) {
+                    self.say(node, &format!("/connect {}", addr_of(target)));
                 }
             }
         }
@@ -709,9 +731,11 @@ impl Net {
             return;
         }
         l.pipes[side as usize].eof_sent = true;
+        // Jittered like data, so that an end of stream can overtake bytes on another link.
+        let jitter = Duration::from_nanos(self.rng.below(self.cfg.jitter.as_nanos() as u64 + 1));
         let at = l.pipes[side as usize]
             .last_arrival
-            .max(self.now + self.cfg.latency);
+            .max(self.now + self.cfg.latency + jitter);
         self.schedule(at, Event::Eof { link, dir: side });
     }
 
@@ -895,12 +919,13 @@ impl Net {
                 "node {index} at {:?}: still uses a cut link",
                 self.now
             );
-            // A link the other end has dropped or shut down is kept only until the end
-            // of stream reaches the node; after that the node must have let go of it.
+            // A link the other end has dropped is kept only until the end of stream
+            // reaches the node; after that the node must have let go of it. One the
+            // other end only shut down for writing may still be written (it reads on).
             let other = &l.ends[1 - side as usize];
             let pipe = &l.pipes[1 - side as usize];
             assert!(
-                !pipe.eof_read && (other.open || pipe.eof_sent),
+                other.open || (pipe.eof_sent && !pipe.eof_read),
                 "node {index} at {:?}: link {link} is closed at the far end, and the node \
                  keeps it after reading the end of stream",
                 self.now

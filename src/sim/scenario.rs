@@ -49,6 +49,12 @@ pub enum Kind {
     /// nodes made, and after every quiet spell they must form one component with every
     /// degree between `min(target, live - 1)` and `max_peers`.
     Mesh,
+    /// Links replaced while lines flow: a steady wave, during which the accepting end
+    /// of a random half of the links `/connect`s again, and for half of those both ends
+    /// dial each other at the same instant; the duplicate-link rule must give up one
+    /// link of each pair and lose no line in flight on it. Hand-given addresses are
+    /// redialled. Run it with a jitter larger than the latency.
+    Relink,
 }
 
 impl FromStr for Kind {
@@ -62,6 +68,7 @@ impl FromStr for Kind {
             "crash" => Ok(Kind::Crash),
             "slow-link" => Ok(Kind::SlowLink),
             "mesh" => Ok(Kind::Mesh),
+            "relink" => Ok(Kind::Relink),
             _ => Err(format!(
                 "unknown scenario {s:?} (steady, burst, partition, crash, slow-link, mesh)"
             )),
@@ -207,6 +214,13 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         net_cfg.limits.queue_pause = 4 * 1024;
         net_cfg.window = 4 * 1024;
     }
+    if spec.kind == Kind::Relink {
+        // Bytes and ends of stream overtake each other across links, and a lost
+        // hand-given link is dialled again, as the daemon does.
+        net_cfg.latency = Duration::from_millis(1);
+        net_cfg.jitter = Duration::from_millis(10);
+        net_cfg.limits.redial = crate::config::Limits::default().redial;
+    }
     let mesh = spec.kind == Kind::Mesh;
     net_cfg.discovery |= mesh;
     let max_peers = net_cfg.limits.max_peers;
@@ -257,6 +271,23 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
     let third = spec.lines / 3;
     match spec.kind {
         Kind::Steady => run.wave(spec.lines, false)?,
+        Kind::Relink => {
+            let edges: Vec<(u32, u32)> = run.graph.edges().collect();
+            let start = run.net.now();
+            for (a, b) in edges {
+                let rng = run.net.rng();
+                if rng.below(2) == 0 {
+                    continue;
+                }
+                let at = start + Duration::from_micros(rng.below(1_000_000));
+                let crossed = rng.below(2) == 0;
+                run.net.connect_at(at, b, a);
+                if crossed {
+                    run.net.connect_at(at, a, b);
+                }
+            }
+            run.wave(spec.lines, false)?;
+        }
         Kind::Burst | Kind::SlowLink => run.wave(spec.lines, true)?,
         Kind::Partition => {
             run.wave(third, false)?;
