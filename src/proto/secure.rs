@@ -160,7 +160,7 @@ impl fmt::Display for ChannelError {
             ChannelError::NetworkKey { ours: false } => {
                 f.write_str("network key mismatch: the peer has one, we have none")
             }
-            ChannelError::Frame(err) => write!(f, "handshake: {err}"),
+            ChannelError::Frame(err) => write!(f, "noise message: {err}"),
             ChannelError::Handshake {
                 message: 1,
                 network_key: true,
