@@ -107,7 +107,7 @@ pub struct Peer {
     pub requested_by: Option<ConnId>,
     pub phase: Phase,
     /// The secure channel, from the moment the connection is made.
-    pub channel: Option<Channel>,
+    pub channel: Option<Box<Channel>>,
     /// Cuts the channel's plaintext into frames.
     pub decoder: Decoder,
     /// When bytes last arrived from the peer: a link quiet for long is pinged, and a

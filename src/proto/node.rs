@@ -427,7 +427,7 @@ impl Node {
     /// Runs a peer's bytes through its channel, then the plaintext's frames through the
     /// node. Both are out of the slab meanwhile, so that handling a frame may touch every
     /// other connection.
-    fn peer_bytes(&mut self, now: Instant, conn: ConnId, mut channel: Channel, bytes: &[u8]) {
+    fn peer_bytes(&mut self, now: Instant, conn: ConnId, mut channel: Box<Channel>, bytes: &[u8]) {
         let mut plain = mem::take(&mut self.plain_buf);
         plain.clear();
         self.wire_buf.clear();
@@ -805,7 +805,7 @@ impl Node {
         let initiator = peer.direction == Direction::Out;
         self.wire_buf.clear();
         let channel = Channel::new(&self.creds, initiator, &mut self.rng, &mut self.wire_buf);
-        peer.channel = Some(channel);
+        peer.channel = Some(Box::new(channel));
         (self.fx).enqueue_as(conn, &self.wire_buf, false, now, &self.cfg.limits);
     }
 
