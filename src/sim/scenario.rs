@@ -18,12 +18,17 @@ use std::time::{Duration, Instant};
 
 use super::graph::{Family, Graph};
 use super::net::{addr_of, Net, NetConfig};
+use crate::config::Keepalive;
 
 /// The environment variable that replays one seed instead of the usual list.
 pub const SEED_VAR: &str = "P2PCHAT_SIM_SEED";
 
 /// Virtual time a wave may take to go quiet before the run is declared stuck.
 const QUIET_WITHIN: Duration = Duration::from_secs(600);
+
+/// How long a network with keepalive on, never quiet, runs before it is checked: past
+/// the handshake and retirement timeouts, so links have settled whatever happened.
+const PINGING_SPELL: Duration = Duration::from_secs(12);
 
 /// What happens in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +203,8 @@ struct Run {
     /// Links come from discovery: `graph` is rebuilt from the open links after every
     /// quiet spell instead of being compared with them.
     mesh: bool,
+    /// Keepalive is on: the network never goes quiet.
+    pings: bool,
     /// The degree bounds a mesh must keep: the target and `max_peers`.
     target: usize,
     max_peers: usize,
@@ -220,7 +227,13 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         net_cfg.latency = Duration::from_millis(1);
         net_cfg.jitter = Duration::from_millis(10);
         net_cfg.limits.redial = crate::config::Limits::default().redial;
+        // Pings on every link all through the wave, mixed with everything else.
+        net_cfg.limits.keepalive = Some(Keepalive {
+            ping_interval: Duration::from_millis(200),
+            peer_timeout: Duration::from_secs(1),
+        });
     }
+    let pings = net_cfg.limits.keepalive.is_some();
     let mesh = spec.kind == Kind::Mesh;
     net_cfg.discovery |= mesh;
     let max_peers = net_cfg.limits.max_peers;
@@ -245,6 +258,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         waves: Vec::new(),
         halves: None,
         mesh,
+        pings,
         target: crate::config::DEFAULT_TARGET_PEERS,
         max_peers,
         figures: Vec::new(),
@@ -370,8 +384,9 @@ impl Run {
     /// Runs until quiet, then checks that every node lists exactly the peers the graph
     /// gives it among the running nodes on its side of any cut.
     fn settle(&mut self, after: &str) -> Result<(), SimError> {
-        let until = self.net.now() + QUIET_WITHIN;
-        if !self.net.run_until(until) {
+        // With keepalive on a network is never quiet: it runs for a spell instead.
+        let spell = if self.pings { PINGING_SPELL } else { QUIET_WITHIN };
+        if !self.net.run_until(self.net.now() + spell) && !self.pings {
             return Err(self.fail(format!("not quiet within {QUIET_WITHIN:?} after {after}")));
         }
         if self.mesh {
