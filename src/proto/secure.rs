@@ -41,6 +41,10 @@ pub const MAX_MESSAGE_LEN: usize = u16::MAX as usize;
 /// The AEAD tag every transport message carries.
 const TAG_LEN: usize = 16;
 
+/// Bytes a handshake message holds besides its payload at the most: an ephemeral key,
+/// an encrypted static key and two tags (XX message 2).
+const HANDSHAKE_OVERHEAD: usize = 32 + 32 + 16 + 16;
+
 /// Plaintext in one transport message at the most.
 pub const MAX_PLAINTEXT_LEN: usize = MAX_MESSAGE_LEN - TAG_LEN;
 
@@ -198,7 +202,7 @@ pub struct Channel {
 enum State {
     Handshake(Box<HandshakeState>),
     Transport(Box<TransportState>),
-    /// After an error nothing more is read.
+    /// After an error nothing more is read: input is ignored.
     Broken,
 }
 
@@ -269,6 +273,9 @@ impl Channel {
         wire: &mut Vec<u8>,
         plain: &mut Vec<u8>,
     ) -> Result<Option<Proven>, ChannelError> {
+        if matches!(self.state, State::Broken) {
+            return Ok(None);
+        }
         let result = self.recv_inner(creds, &mut input, wire, plain);
         if result.is_err() {
             self.state = State::Broken;
@@ -341,7 +348,7 @@ impl Channel {
                         opened = Some(proven);
                     }
                 }
-                State::Broken => unreachable!("a broken channel is not read"),
+                State::Broken => unreachable!("recv returns early on a broken channel"),
             }
         }
         Ok(opened)
@@ -370,7 +377,8 @@ impl Channel {
         let State::Handshake(handshake) = &mut self.state else {
             unreachable!("written during the handshake only");
         };
-        write_message(wire, |out| handshake.write_message(payload, out)).map_err(|_| ())
+        let room = payload.len() + HANDSHAKE_OVERHEAD;
+        write_message(wire, room, |out| handshake.write_message(payload, out)).map_err(|_| ())
     }
 
     /// Seals `plain` into as few transport messages as it fits in, appended to `wire`.
@@ -379,19 +387,23 @@ impl Channel {
             unreachable!("plaintext is queued only once the channel is open");
         };
         for chunk in plain.chunks(MAX_PLAINTEXT_LEN) {
-            write_message(wire, |out| transport.write_message(chunk, out))
+            write_message(wire, chunk.len() + TAG_LEN, |out| {
+                transport.write_message(chunk, out)
+            })
                 .expect("a chunk fits one message and the nonce lasts 2^64 messages");
         }
     }
 }
 
-/// Appends one Noise message to `wire` with its 2-byte length, written in place.
+/// Appends one Noise message of at most `room` bytes to `wire` with its 2-byte length,
+/// written in place.
 fn write_message(
     wire: &mut Vec<u8>,
+    room: usize,
     write: impl FnOnce(&mut [u8]) -> Result<usize, snow::Error>,
 ) -> Result<(), snow::Error> {
     let start = wire.len();
-    wire.resize(start + NOISE_HEADER_LEN + MAX_MESSAGE_LEN, 0);
+    wire.resize(start + NOISE_HEADER_LEN + room, 0);
     let n = match write(&mut wire[start + NOISE_HEADER_LEN..]) {
         Ok(n) => n,
         Err(err) => {

@@ -51,6 +51,10 @@ pub fn encode(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     BigEndian::write_u32(&mut out[start..start + HEADER_LEN], len);
 }
 
+/// A buffer for frames cut by the end of a read is kept up to this size; a larger one,
+/// for a long Noise message, is freed once its frame is returned.
+const KEEP_PENDING: usize = 8 * 1024;
+
 /// Cuts frames out of a byte stream delivered in arbitrary pieces.
 #[derive(Debug)]
 pub struct Decoder {
@@ -97,7 +101,12 @@ impl Decoder {
     {
         let header_len = self.header_len;
         if self.returned_pending {
-            self.pending.clear();
+            // A Noise message can be 64 KiB: an idle link must not keep that much.
+            if self.pending.capacity() > KEEP_PENDING {
+                self.pending = Vec::new();
+            } else {
+                self.pending.clear();
+            }
             self.returned_pending = false;
         }
         if self.pending.is_empty() {
@@ -246,6 +255,19 @@ mod tests {
                 max: 64
             })
         );
+    }
+
+    #[test]
+    fn a_long_message_cut_by_a_read_leaves_no_big_buffer_behind() {
+        let mut decoder = Decoder::noise();
+        let mut bytes = vec![0xff, 0xff];
+        bytes.extend_from_slice(&[7; 0xffff]);
+        let (first, second) = bytes.split_at(100);
+        assert_eq!(decoder.next(&mut &first[..]), Ok(None));
+        let mut rest = second;
+        assert_eq!(decoder.next(&mut rest).unwrap().map(<[u8]>::len), Some(0xffff));
+        assert_eq!(decoder.next(&mut rest), Ok(None));
+        assert!(decoder.pending.capacity() <= KEEP_PENDING);
     }
 
     #[test]
