@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::config::Secret;
 use crate::driver;
-use crate::wire::text::describe_io_error;
+use crate::wire::text::{self, describe_io_error};
 
 /// Which key a file holds, for error messages.
 #[derive(Debug, Clone, Copy)]
@@ -110,8 +110,7 @@ fn write_new(path: &Path, key: &Secret, kind: Kind) -> io::Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|err| cannot(&err))?;
-    let hex: String = key.0.iter().map(|b| format!("{b:02x}")).collect();
-    file.write_all(format!("{hex}\n").as_bytes())
+    file.write_all(format!("{}\n", text::hex(&key.0)).as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|err| {
             let _ = fs::remove_file(path);

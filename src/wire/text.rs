@@ -96,6 +96,11 @@ pub fn describe_io_error(err: &io::Error) -> String {
     }
 }
 
+/// Bytes as lower-case hex digits, as key files and `/status` show keys.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

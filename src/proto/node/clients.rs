@@ -217,6 +217,11 @@ impl Node {
                 "rate-dropped {}",
                 self.rate.as_ref().map_or(0, |r| r.dropped)
             ),
+            format!("key {}", text::hex(self.creds.key())),
+            format!(
+                "network-key {}",
+                if self.cfg.network_key.is_some() { "on" } else { "off" }
+            ),
         ];
         for line in &lines {
             self.reply(now, id, format_args!("{line}"));
