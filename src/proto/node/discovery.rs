@@ -100,8 +100,8 @@ impl Node {
         }
     }
 
-    /// What a lost peer connection says about its address: one that led back here is
-    /// this node's own; a learned one that never came up (a duplicate of a link the
+    /// What a lost peer connection says about its address: one that led back here (or
+    /// to another process with this node's key) is this node's own; a learned one that never came up (a duplicate of a link the
     /// node has under another address included) failed once more.
     pub(super) fn learn_from_loss(&mut self, peer: &Peer, cause: &Cause) {
         if peer.direction != Direction::Out || peer.came_up().is_some() {
@@ -111,7 +111,7 @@ impl Node {
             return;
         };
         match cause {
-            Cause::SelfLink => self.book.is_self(addr),
+            Cause::SelfLink | Cause::SameKey => self.book.is_self(addr),
             _ if !peer.hand => self.book.failed(addr),
             _ => {}
         }
