@@ -82,8 +82,13 @@ fn links_replaced_while_lines_flow_lose_no_line_and_deliver_none_twice() {
     // overtaking each other across links; the run's own checks demand every line at
     // every client exactly once, and one link per pair at the end. The sim binary runs
     // a thousand seeds and more (docs/SIMULATION.md).
-    let seeds: Vec<u64> = (1..=200).collect();
-    for r in each_of_seeds(&seeds, Kind::Relink, Family::Random, 12, 30) {
+    // On a line every link is the only path, so a line lost on a link given up is lost
+    // for good; on a random graph the rule meets more crossings.
+    let seeds: Vec<u64> = (1..=150).collect();
+    for r in each_of_seeds(&seeds, Kind::Relink, Family::Line, 10, 100) {
+        assert_eq!(r.deliveries, 100 * 9, "{r}");
+    }
+    for r in each_of_seeds(&seeds[..50], Kind::Relink, Family::Random, 12, 30) {
         assert_eq!(r.deliveries, 30 * 11, "{r}");
     }
 }
