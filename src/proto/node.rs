@@ -37,7 +37,7 @@ use super::dedup::mix;
 use super::flood::Flood;
 use super::ids::{ConnId, MessageId, NodeId};
 use super::rate::{RateLimiter, Verdict};
-use super::secure::{Channel, Credentials, Proven};
+use super::secure::{Channel, ChannelError, Credentials, Proven};
 use super::timers::{Timer, Timers};
 
 mod clients;
@@ -436,6 +436,11 @@ impl Node {
         let mut decoder = mem::replace(&mut peer.decoder, Decoder::new(0));
         peer.channel = Some(channel);
         match opened {
+            // The peer is told our preamble before the close, so that its log says
+            // what differs too; the channel reads nothing more meanwhile.
+            Err(err @ (ChannelError::Preamble(_) | ChannelError::NetworkKey { .. })) => {
+                self.retire(now, conn, Cause::Channel(err), false)
+            }
             Err(err) => self.doom(conn, Cause::Channel(err)),
             Ok(opened) => {
                 if !self.wire_buf.is_empty() {
@@ -660,7 +665,13 @@ impl Node {
             let Some(peer) = conn.peer().filter(|p| p.direction == Direction::In) else {
                 continue;
             };
-            if matches!(peer.phase, Phase::Handshaking | Phase::Proven(_)) && !conn.closing {
+            // A link given up before it came up holds its slot until it closes.
+            let unlinked = match &peer.phase {
+                Phase::Handshaking | Phase::Proven(_) => true,
+                Phase::Retired(retired) => retired.was_up.is_none(),
+                _ => false,
+            };
+            if unlinked && !conn.closing {
                 counts.0 += 1;
                 counts.1 += usize::from(peer.addr.map(|a| a.ip()) == Some(from.ip()));
             }
@@ -928,7 +939,8 @@ impl Node {
             } else {
                 Cause::SameKey
             };
-            return self.doom(id, cause);
+            // Gracefully: the other end must read our hello to know why, too.
+            return self.retire(now, id, cause, true);
         }
         if hello.refusing {
             return self.retire(now, id, Cause::Refused, true);
@@ -989,10 +1001,13 @@ impl Node {
     /// Gives up a link (see [`Retired`]), whose hello has arrived or not, and tells the
     /// peer so; the loss is reported when it closes.
     fn retire(&mut self, now: Instant, id: ConnId, cause: Cause, greeted: bool) {
-        self.frame_buf.clear();
-        Message::encode_retire(&mut self.frame_buf);
         let conn = &mut self.conns[id.slot];
-        (self.fx).enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
+        let peer = conn.peer().expect("only peer links are retired");
+        if peer.channel.as_ref().is_some_and(|c| c.is_open()) {
+            self.frame_buf.clear();
+            Message::encode_retire(&mut self.frame_buf);
+            (self.fx).enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
+        }
         let peer = conn.peer_mut().expect("only peer links are retired");
         let was_up = match mem::replace(&mut peer.phase, Phase::Handshaking) {
             Phase::Up(remote) => Some(remote),
