@@ -1,9 +1,6 @@
 //! The control protocol of one node, as a user at `nc -U` or a script sees it.
 
-use crate::util::{chat_frame, hello_frame, wait_for, Node, RawPeer};
-
-/// Node id of the hand-made peer; random ids of real nodes will not meet it.
-const EVIL: u64 = 0x0bad_c0de_0bad_c0de;
+use crate::util::{wait_for, Node, SecurePeer};
 
 #[test]
 fn help_lists_every_command() {
@@ -232,16 +229,16 @@ fn status_reports_the_node_facts_and_counters() {
 fn control_characters_from_a_peer_are_replaced_before_reaching_a_client() {
     let a = Node::start(&["--nick", "a"]);
     let mut client = a.client();
-    let mut evil = RawPeer::connect(&a);
-    evil.send(&hello_frame(EVIL, "evil"));
+    let mut evil = SecurePeer::connect(&a);
+    evil.hello("evil");
     let up = client.next_line();
-    assert!(
-        up.starts_with(&format!("* peer up {} in ", evil.addr())) && up.ends_with(" evil"),
-        "{up:?}"
+    assert_eq!(
+        up,
+        format!("* peer up {} in {} evil", evil.addr(), evil.id())
     );
 
     let text = "red\u{1b}[31m bell\u{7} cr\r lf\n tab\t del\u{7f} csi\u{9b}2J";
-    evil.send(&chat_frame(EVIL, 1, "evil", text));
+    evil.chat(1, "evil", text);
     let line = client.next_raw_line();
     let (last, before) = line.split_last().expect("a line");
     assert_eq!(*last, b'\n');

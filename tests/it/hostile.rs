@@ -1,18 +1,30 @@
-//! Raw TCP on a node's peer port: whatever a hostile or broken peer sends costs it its
-//! connection, the log says who and why, and the node goes on serving its real peer.
+//! Hostile or broken peers on a node's peer port: raw TCP that is not the protocol (a
+//! stranger, another version, silence) and a peer with a key of its own that completes
+//! the secure channel and then breaks the rules inside it. Whatever they send costs
+//! them their connection, the log says who and why, and the node goes on serving its
+//! real peer.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::util::{chat_frame, hello_frame, wait_for, Client, Node, RawPeer, PATIENCE};
+use p2pchat::wire::handshake::Preamble;
+use p2pchat::wire::peer::Message;
 
-/// Node id the hand-made peers claim.
-const MALLORY: u64 = 0x6d61_6c6c_6f72_7921;
+use crate::util::{chat_frame, hello_frame, wait_for, Client, Node, RawPeer, SecurePeer, PATIENCE};
 
-/// Offsets into a hello frame: the 4-byte length, the kind byte, then these.
-const MAGIC_AT: usize = 5;
-const VERSION_AT: usize = 9;
+/// The nick the hand-made peers say hello with.
+const MALLORY: &str = "mallory";
+
+/// The preamble a node of this version sends first.
+fn preamble() -> Vec<u8> {
+    let mut out = Vec::new();
+    Preamble { network_key: false }.encode(&mut out);
+    out
+}
+
+/// Offset of the version in the preamble, after the magic.
+const VERSION_AT: usize = 4;
 
 /// The node under attack, a real peer linked to it, and a client on each.
 struct Scene {
@@ -75,16 +87,23 @@ impl Scene {
         self.assert_still_chatting();
     }
 
-    /// A raw peer that has said a valid hello, once the node's clients know of it.
-    fn mallory_up(&mut self) -> RawPeer {
-        let mut mallory = RawPeer::connect(&self.node);
-        mallory.send(&hello_frame(MALLORY, "mallory"));
+    /// A peer through the handshake, not yet greeted, sends `plain` inside the channel;
+    /// the node must close it, log `reason` and go on serving.
+    fn attack_inside(&mut self, plain: &[u8], reason: &str) {
+        let mut attacker = SecurePeer::connect(&self.node);
+        attacker.send(plain);
+        attacker.expect_closed();
+        self.assert_logged(attacker.addr(), reason);
+        self.assert_still_chatting();
+    }
+
+    /// A secure peer that has said a valid hello, once the node's clients know of it.
+    fn mallory_up(&mut self) -> SecurePeer {
+        let mut mallory = SecurePeer::connect(&self.node);
+        mallory.hello(MALLORY);
         let up = self.on_node.next_line();
-        let prefix = format!("* peer up {} in ", mallory.addr());
-        assert!(
-            up.starts_with(&prefix) && up.ends_with(" mallory"),
-            "{up:?} should be {prefix}ID mallory"
-        );
+        let want = format!("* peer up {} in {} {MALLORY}", mallory.addr(), mallory.id());
+        assert_eq!(up, want, "the node names the peer by the id of its key");
         mallory
     }
 
@@ -100,21 +119,37 @@ impl Scene {
     }
 }
 
-/// The baseline the attacks vary: frames built by the harness are what a node accepts,
-/// even when they trickle in a byte at a time.
+/// The baseline the attacks vary: a peer built by the harness, with a key of its own,
+/// is what a node accepts, even when its bytes trickle in one at a time.
 #[test]
 fn a_hand_made_peer_speaking_the_protocol_is_accepted() {
     let mut scene = scene();
-    let mut honest = RawPeer::connect(&scene.node);
-    for byte in hello_frame(MALLORY, "mallory") {
-        honest.send(&[byte]);
-    }
-    let up = scene.on_node.next_line();
-    assert!(
-        up.starts_with(&format!("* peer up {} in ", honest.addr())),
-        "{up:?}"
+    let mut honest = SecurePeer::setup()
+        .trickling()
+        .connect(scene.node.addr())
+        .expect("the handshake succeeds a byte at a time");
+    assert_eq!(
+        honest.node_id(),
+        scene.node.id(),
+        "the node proves its own id"
     );
-    honest.send(&chat_frame(MALLORY, 1, "mallory", "hello, world"));
+    // The node's hello comes first, inside the channel.
+    let hello = honest.next_frame();
+    match Message::parse(&hello) {
+        Ok(Message::Hello(hello)) => {
+            assert_eq!(hello.nick, "target");
+            assert_eq!(hello.listen_port, scene.node.addr().port());
+            assert!(!hello.refusing);
+        }
+        other => panic!("expected the node's hello, got {other:?}"),
+    }
+    honest.hello(MALLORY);
+    let up = scene.on_node.next_line();
+    assert_eq!(
+        up,
+        format!("* peer up {} in {} {MALLORY}", honest.addr(), honest.id())
+    );
+    honest.chat(1, MALLORY, "hello, world");
     scene.on_node.expect_next("<mallory> hello, world");
     scene.on_friend.expect_next("<mallory> hello, world");
     let addr = honest.addr();
@@ -127,17 +162,16 @@ fn a_hand_made_peer_speaking_the_protocol_is_accepted() {
 #[test]
 fn garbage_bytes_are_dropped() {
     let mut scene = scene();
-    // An HTTP request read as a frame header declares a body of 1,195,725,856 bytes.
     scene.attack(
         b"GET / HTTP/1.1\r\nHost: p2pchat\r\n\r\n",
-        "exceeds the limit",
+        "secure channel: bad magic",
     );
 }
 
 #[test]
 fn a_length_prefix_over_the_limit_is_dropped_before_any_body() {
     let mut scene = scene();
-    scene.attack(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3], "exceeds the limit");
+    scene.attack_inside(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3], "exceeds the limit");
     scene
         .node
         .wait_for_log("the declared length", |l| l.contains("4294967295"));
@@ -146,39 +180,72 @@ fn a_length_prefix_over_the_limit_is_dropped_before_any_body() {
 #[test]
 fn an_empty_frame_is_dropped() {
     let mut scene = scene();
-    scene.attack(&[0, 0, 0, 0], "empty frame");
+    scene.attack_inside(&[0, 0, 0, 0], "empty frame");
 }
 
 #[test]
-fn a_hello_with_the_wrong_magic_is_dropped() {
+fn an_empty_noise_message_in_the_handshake_is_dropped() {
     let mut scene = scene();
-    let mut hello = hello_frame(MALLORY, "mallory");
-    hello[MAGIC_AT..MAGIC_AT + 4].copy_from_slice(b"HTTP");
-    scene.attack(&hello, "bad magic");
+    let mut bytes = preamble();
+    bytes.extend_from_slice(&[0, 0]);
+    scene.attack(&bytes, "empty frame");
 }
 
 #[test]
-fn a_hello_of_another_protocol_version_is_dropped() {
+fn a_preamble_with_the_wrong_magic_is_dropped() {
     let mut scene = scene();
-    let mut hello = hello_frame(MALLORY, "mallory");
-    hello[VERSION_AT..VERSION_AT + 2].copy_from_slice(&[0, 2]);
-    scene.attack(&hello, "protocol version mismatch");
+    let mut bytes = preamble();
+    bytes[..4].copy_from_slice(b"HTTP");
+    scene.attack(&bytes, "secure channel: bad magic");
+}
+
+#[test]
+fn a_preamble_of_another_protocol_version_is_dropped() {
+    let mut scene = scene();
+    let mut bytes = preamble();
+    bytes[VERSION_AT..VERSION_AT + 2].copy_from_slice(&[0, 3]);
+    scene.attack(
+        &bytes,
+        "secure channel: protocol version mismatch: we speak 2, the peer speaks 3",
+    );
+}
+
+/// A node of the first version opened with a framed hello holding the magic; it is
+/// told apart from a stranger and named as that version.
+#[test]
+fn a_hello_of_protocol_version_1_is_named_as_such() {
+    let mut scene = scene();
+    scene.attack(
+        &[0, 0, 0, 31, 1, b'P', b'2', b'P', b'C', 0, 1],
+        "protocol version mismatch: we speak 2, the peer speaks 1",
+    );
+}
+
+#[test]
+fn a_handshake_message_that_is_not_noise_is_dropped() {
+    let mut scene = scene();
+    let mut bytes = preamble();
+    // 40 bytes where the initiator's ephemeral key (32) would be: too many for XX.
+    bytes.extend_from_slice(&[0, 40]);
+    bytes.extend_from_slice(&[7; 40]);
+    scene.attack(&bytes, "secure channel: handshake message 1 is invalid");
 }
 
 #[test]
 fn a_hello_with_an_invalid_nick_is_dropped() {
     let mut scene = scene();
-    scene.attack(&hello_frame(MALLORY, "<mallory>"), "invalid nick");
+    scene.attack_inside(&hello_frame("<mallory>"), "invalid nick");
 }
 
 #[test]
 fn chat_before_the_hello_is_dropped_and_not_delivered() {
     let mut scene = scene();
+    let mut mallory = SecurePeer::connect(&scene.node);
+    mallory.chat(1, MALLORY, "sneaked in");
+    mallory.expect_closed();
+    scene.assert_logged(mallory.addr(), "chat before hello");
     // `assert_still_chatting` reads the very next line: the chat must not show.
-    scene.attack(
-        &chat_frame(MALLORY, 1, "mallory", "sneaked in"),
-        "chat before hello",
-    );
+    scene.assert_still_chatting();
 }
 
 #[test]
@@ -193,10 +260,23 @@ fn a_frame_of_an_unknown_kind_after_the_hello_takes_the_peer_down() {
 }
 
 #[test]
+fn a_truncated_handshake_then_close_is_dropped() {
+    let mut scene = scene();
+    let mut bytes = preamble();
+    bytes.extend_from_slice(&[0, 32, 1, 2, 3]);
+    let mut mallory = RawPeer::connect(&scene.node);
+    mallory.send(&bytes);
+    let addr = mallory.addr();
+    mallory.close();
+    scene.assert_logged(addr, "closed by the peer");
+    scene.assert_still_chatting();
+}
+
+#[test]
 fn a_truncated_hello_then_close_is_dropped() {
     let mut scene = scene();
-    let hello = hello_frame(MALLORY, "mallory");
-    let mut mallory = RawPeer::connect(&scene.node);
+    let hello = hello_frame(MALLORY);
+    let mut mallory = SecurePeer::connect(&scene.node);
     mallory.send(&hello[..hello.len() - 3]);
     let addr = mallory.addr();
     mallory.close();
@@ -207,9 +287,8 @@ fn a_truncated_hello_then_close_is_dropped() {
 #[test]
 fn a_truncated_chat_frame_then_close_delivers_nothing() {
     let mut scene = scene();
-    let mallory = scene.mallory_up();
-    let chat = chat_frame(MALLORY, 1, "mallory", "never finished");
-    let mut mallory = mallory;
+    let mut mallory = scene.mallory_up();
+    let chat = chat_frame(mallory.origin(), 1, MALLORY, "never finished");
     mallory.send(&chat[..chat.len() - 5]);
     let addr = mallory.addr();
     mallory.close();
@@ -233,7 +312,7 @@ fn a_slow_loris_is_dropped_after_the_handshake_timeout() {
         waited >= HANDSHAKE_TIMEOUT - Duration::from_millis(100),
         "dropped after {waited:?}, before the handshake timeout"
     );
-    scene.assert_logged(loris.addr(), "no hello within");
+    scene.assert_logged(loris.addr(), "no handshake and hello within 5s");
     scene.assert_still_chatting();
 }
 
@@ -241,16 +320,17 @@ fn a_slow_loris_is_dropped_after_the_handshake_timeout() {
 fn an_origin_over_max_rate_is_throttled_and_named_in_the_log() {
     let node = Node::start(&["--nick", "target", "--max-rate", "5", "--max-burst", "5"]);
     let mut on_node = node.client();
-    let mut flooder = RawPeer::connect(&node);
-    flooder.send(&hello_frame(MALLORY, "mallory"));
+    let mut flooder = SecurePeer::connect(&node);
+    flooder.hello(MALLORY);
     on_node.read_until("mallory's peer up event", |l| l.starts_with("* peer up "));
+    let origin = flooder.origin();
     let flood: Vec<u8> = (0..100)
-        .flat_map(|seq| chat_frame(MALLORY, seq, "mallory", &format!("flood {seq}")))
+        .flat_map(|seq| chat_frame(origin, seq, MALLORY, &format!("flood {seq}")))
         .collect();
     flooder.send(&flood);
 
     node.wait_for_log("the origin over the rate", |line| {
-        line.contains(&format!("node {MALLORY:016x} sends over --max-rate"))
+        line.contains(&format!("node {} sends over --max-rate", flooder.id()))
     });
     // Every line is either delivered or counted as dropped; the burst at least gets
     // through, and most of a flood written at once does not.

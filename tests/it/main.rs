@@ -25,19 +25,30 @@ mod control;
 /// and SIGINT stop cleanly, `--help` / `--version`, usage errors (exit 2), and bind or
 /// start-up failures reported on the terminal (exit 1), with and without `--daemon`.
 mod daemon;
-/// Hostile or broken peers on the TCP port (garbage, an over-long length prefix, an
-/// empty frame, bad magic, another version, an invalid nick, an unknown message kind,
-/// chat before hello, truncated frames, a slow loris): each connection is closed with its
-/// address and cause in the log, and the node goes on chatting with its real peer.
+/// Hostile or broken peers on the TCP port: raw bytes that are not the protocol
+/// (garbage, bad magic, another version, a version 1 hello, a handshake message that
+/// is not Noise, a truncated handshake, a slow loris) and a peer with a key of its own
+/// that breaks the rules inside the secure channel (an over-long length prefix, an
+/// empty frame, an invalid nick, an unknown message kind, chat before hello, truncated
+/// frames, a flood over `--max-rate`): each connection is closed with its address and
+/// cause in the log, and the node goes on chatting with its real peer.
 mod hostile;
 /// Faults on real links: two sites, each node in a network namespace of its own, cut
 /// apart by unplugging their cable (each site chats on inside, nothing crosses, the
 /// nodes relink by themselves once it is back; skipped without root or iproute2 unless
 /// `CI` is set), and a node SIGKILLed mid-stream costing the nodes still linked no line.
 mod netns;
+/// The secure channel between real nodes: a tapping relay reads neither lines nor
+/// nicks, a flipped byte costs the link (which comes back) and no line, nodes with
+/// another network key or none never link, key files (made private, refused when
+/// others may read them, the same id across restarts), ids that cannot be claimed
+/// without the key, one key in two processes, and silent connections against the
+/// handshake slots.
+mod security;
 /// The control socket's file: a stale one is replaced, one that a live daemon serves is
 /// left alone (the second daemon refuses to start), the mode is 0660, and a path that is
 /// some other file is refused and kept intact.
 mod socket_file;
-/// The shared harness: `Node`, `Client`, `RawPeer`, `run`, `Process`, `wait_for`.
+/// The shared harness: `Node`, `Client`, `RawPeer`, `SecurePeer`, `Proxy`, `run`,
+/// `Process`, `wait_for`.
 mod util;

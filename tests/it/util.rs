@@ -4,7 +4,11 @@
 //! - [`Node`]: a daemon in the foreground, in its own temporary directory (control socket,
 //!   log file, stderr), listening on a free port of 127.0.0.1; killed when dropped.
 //! - [`Client`]: a control connection that reads lines against a deadline.
-//! - [`RawPeer`]: a TCP connection to a node's peer port, driven byte by byte.
+//! - [`RawPeer`]: a TCP connection to a node's peer port, driven byte by byte (for
+//!   bytes that are not the protocol: strangers, garbage, silence).
+//! - [`SecurePeer`]: a peer of the test's own making, with an identity key of its own:
+//!   it runs the real secure channel, then sends and reads frames through it.
+//! - [`Proxy`]: a TCP relay between two nodes that records (and may alter) the bytes.
 //! - [`run`]: a command line that must exit, with its status and output.
 //! - [`wait_for`] / [`wait_until`]: poll an observable condition until a deadline. Tests
 //!   never sleep to let something happen; they wait for it to show.
@@ -12,14 +16,21 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use p2pchat::config::Secret;
+use p2pchat::proto::secure::{node_id_of, public_key, Channel, Credentials, Proven};
 use p2pchat::wire::peer::{Chat, Hello};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 use tempfile::TempDir;
 
 /// How long any awaited condition may take before the test fails: far more than any
@@ -32,6 +43,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_p2pchat");
 pub const SOCKET: &str = "p2pchat.sock";
 const LOG: &str = "p2pchat.log";
 const STDERR: &str = "stderr";
+/// The node's identity key, unless the test gives `--key`: one each, or every node
+/// would share the default one and refuse the others as itself.
+pub const KEY: &str = "key";
 
 /// Polls `probe` until it returns `Ok`, for at most [`PATIENCE`]; on timeout the test
 /// fails showing `what` it waited for and the last `Err` the probe described.
@@ -185,6 +199,9 @@ impl Node {
             .any(|a| matches!(*a, "-l" | "--listen" | "--no-listen"))
         {
             command.args(["--listen", "127.0.0.1:0"]);
+        }
+        if !args.iter().any(|a| matches!(*a, "-k" | "--key")) {
+            command.arg("--key").arg(dir.path().join(KEY));
         }
         let stderr = File::create(dir.path().join(STDERR)).expect("cannot create a stderr file");
         command
@@ -572,6 +589,38 @@ fn text(mut line: Vec<u8>) -> String {
         .unwrap_or_else(|err| panic!("the node wrote a line that is not UTF-8: {err:?}"))
 }
 
+/// Reads (and drops) whatever comes on `stream` until the other end closes it; fails
+/// if it is still open after `patience`.
+fn expect_closed_within(stream: &mut TcpStream, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    let mut chunk = [0; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "the node kept the connection from {:?} open for {patience:?}",
+            stream.local_addr()
+        );
+        stream
+            .set_read_timeout(Some(left))
+            .expect("cannot set a read timeout");
+        match stream.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                return
+            }
+            Err(err) if is_read_timeout(&err) => {}
+            Err(err) => panic!("cannot read from the node: {err}"),
+        }
+    }
+}
+
 /// A TCP connection to a node's peer port, speaking whatever the test writes.
 pub struct RawPeer {
     stream: TcpStream,
@@ -579,7 +628,30 @@ pub struct RawPeer {
 
 impl RawPeer {
     pub fn connect(node: &Node) -> RawPeer {
-        let stream = TcpStream::connect(node.addr()).expect("cannot connect to the peer port");
+        RawPeer::connect_to(node.addr())
+    }
+
+    pub fn connect_to(addr: SocketAddr) -> RawPeer {
+        let stream = TcpStream::connect(addr).expect("cannot connect to the peer port");
+        RawPeer::from_stream(stream)
+    }
+
+    /// A connection from `from`, a loopback address of the test's choice (std connects
+    /// only from the address the kernel picks).
+    pub fn connect_from(from: IpAddr, to: SocketAddr) -> RawPeer {
+        let domain = socket2::Domain::for_address(to);
+        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)
+            .expect("cannot make a socket");
+        socket
+            .bind(&SocketAddr::new(from, 0).into())
+            .unwrap_or_else(|err| panic!("cannot bind a socket to {from}: {err}"));
+        socket
+            .connect(&to.into())
+            .unwrap_or_else(|err| panic!("cannot connect from {from} to {to}: {err}"));
+        RawPeer::from_stream(socket.into())
+    }
+
+    fn from_stream(stream: TcpStream) -> RawPeer {
         stream.set_nodelay(true).expect("cannot set TCP_NODELAY");
         RawPeer { stream }
     }
@@ -595,6 +667,35 @@ impl RawPeer {
             .expect("cannot write to the node");
     }
 
+    /// Reads exactly `n` bytes, failing after [`PATIENCE`] or at the end of the stream.
+    pub fn read_exactly(&mut self, n: usize) -> Vec<u8> {
+        let mut bytes = vec![0; n];
+        self.stream
+            .set_read_timeout(Some(PATIENCE))
+            .expect("cannot set a read timeout");
+        self.stream
+            .read_exact(&mut bytes)
+            .unwrap_or_else(|err| panic!("expected {n} bytes from the node: {err}"));
+        bytes
+    }
+
+    /// Whether the node has closed the connection: a read that would block says no.
+    pub fn is_open(&mut self) -> bool {
+        self.stream
+            .set_nonblocking(true)
+            .expect("cannot make a socket non-blocking");
+        let mut byte = [0];
+        let open = match self.stream.read(&mut byte) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(err) => err.kind() == io::ErrorKind::WouldBlock,
+        };
+        self.stream
+            .set_nonblocking(false)
+            .expect("cannot make a socket blocking");
+        open
+    }
+
     /// Closes both directions.
     pub fn close(self) {
         let _ = self.stream.shutdown(Shutdown::Both);
@@ -603,33 +704,7 @@ impl RawPeer {
     /// Reads (and drops) whatever the node sends until it closes the connection;
     /// fails if it is still open after `patience`.
     pub fn expect_closed_within(&mut self, patience: Duration) {
-        let deadline = Instant::now() + patience;
-        let mut chunk = [0; 8192];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "the node kept the connection from {} open for {patience:?}",
-                self.addr()
-            );
-            self.stream
-                .set_read_timeout(Some(left))
-                .expect("cannot set a read timeout");
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    return
-                }
-                Err(err) if is_read_timeout(&err) => {}
-                Err(err) => panic!("cannot read from the node: {err}"),
-            }
-        }
+        expect_closed_within(&mut self.stream, patience);
     }
 
     pub fn expect_closed(&mut self) {
@@ -637,13 +712,48 @@ impl RawPeer {
     }
 }
 
-/// A complete hello frame, as a node dialling with link id 1 would send it.
-pub fn hello_frame(node_id: u64, nick: &str) -> Vec<u8> {
+/// The run every [`SecurePeer`]'s hello and chat frames name (any value will do: a
+/// node tells runs of one key apart by it).
+pub const PEER_EPOCH: u64 = 0x7e57;
+
+/// A fresh 32-byte key (identity or network) from the kernel's randomness.
+pub fn fresh_key() -> Secret {
+    let mut key = [0; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut key))
+        .expect("cannot read /dev/urandom");
+    Secret(key)
+}
+
+/// Writes `key` to `path` as a key file holds it (64 hex digits and a newline), with
+/// file mode `mode`.
+pub fn write_key_file(path: &Path, key: &Secret, mode: u32) {
+    let hex: String = key.0.iter().map(|b| format!("{b:02x}")).collect();
+    fs::write(path, format!("{hex}\n")).expect("cannot write a key file");
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("cannot chmod a key file");
+}
+
+/// The permission bits of a file.
+pub fn mode_of(path: &Path) -> u32 {
+    let meta =
+        fs::metadata(path).unwrap_or_else(|err| panic!("cannot stat {}: {err}", path.display()));
+    meta.permissions().mode() & 0o7777
+}
+
+/// The node id of an identity key, as `/status` and `/peers` write it.
+pub fn id_of(identity: &Secret) -> String {
+    node_id_of(&public_key(identity)).to_string()
+}
+
+/// A complete hello frame (the plaintext of the channel), as a node dialling with link
+/// id 1 sends it.
+pub fn hello_frame(nick: &str) -> Vec<u8> {
     let mut out = Vec::new();
     Hello {
-        node_id,
+        epoch: PEER_EPOCH,
         listen_port: 0,
         link_id: 1,
+        refusing: false,
         nick,
     }
     .encode(&mut out);
@@ -655,6 +765,7 @@ pub fn chat_frame(origin: u64, seq: u64, nick: &str, text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     Chat {
         origin,
+        epoch: PEER_EPOCH,
         seq,
         hops: 8,
         nick,
@@ -662,6 +773,326 @@ pub fn chat_frame(origin: u64, seq: u64, nick: &str, text: &str) -> Vec<u8> {
     }
     .encode(&mut out);
     out
+}
+
+/// How a [`SecurePeer`] sets up its channel; [`SecurePeer::setup`] makes one.
+pub struct PeerSetup {
+    identity: Secret,
+    trickle: bool,
+}
+
+impl PeerSetup {
+    /// Proves this identity key instead of a fresh one.
+    pub fn identity(mut self, key: Secret) -> Self {
+        self.identity = key;
+        self
+    }
+
+    /// Writes every byte in a write of its own, the handshake included.
+    pub fn trickling(mut self) -> Self {
+        self.trickle = true;
+        self
+    }
+
+    /// Dials `addr` and runs the handshake to its end; `Err` says how it failed.
+    pub fn connect(self, addr: SocketAddr) -> Result<SecurePeer, String> {
+        let stream = TcpStream::connect(addr).map_err(|err| format!("cannot connect: {err}"))?;
+        stream.set_nodelay(true).expect("cannot set TCP_NODELAY");
+        let mut rng = ChaCha20Rng::from_seed(fresh_key().0);
+        let creds = Credentials::new(&self.identity, None, &mut rng);
+        let mut wire = Vec::new();
+        let channel = Channel::new(&creds, true, &mut rng, &mut wire);
+        let mut peer = SecurePeer {
+            stream,
+            creds,
+            channel,
+            node: None,
+            plain: Vec::new(),
+            trickle: self.trickle,
+        };
+        peer.write(&wire);
+        let deadline = Instant::now() + PATIENCE;
+        while peer.node.is_none() {
+            match peer.read_some(deadline) {
+                Ok(()) => {}
+                Err(why) => return Err(format!("{why} during the handshake")),
+            }
+        }
+        Ok(peer)
+    }
+}
+
+/// A peer of the test's own making with an identity key of its own: it runs the real
+/// handshake on a node's peer port (proving its key, checking the node's), then seals
+/// the frames the test writes and opens the ones the node sends.
+pub struct SecurePeer {
+    stream: TcpStream,
+    creds: Credentials,
+    channel: Channel,
+    /// The node, once its handshake proved it.
+    node: Option<Proven>,
+    /// Plaintext opened but not yet returned as frames.
+    plain: Vec<u8>,
+    trickle: bool,
+}
+
+impl SecurePeer {
+    /// A peer with a fresh identity key, its handshake with `node` done.
+    pub fn connect(node: &Node) -> SecurePeer {
+        SecurePeer::setup()
+            .connect(node.addr())
+            .unwrap_or_else(|why| panic!("a secure peer cannot link to {}: {why}", node.addr()))
+    }
+
+    /// A fresh identity key, no network key, whole writes.
+    pub fn setup() -> PeerSetup {
+        PeerSetup {
+            identity: fresh_key(),
+            trickle: false,
+        }
+    }
+
+    /// This peer's node id, derived from its key as the node derives it.
+    pub fn id(&self) -> String {
+        self.creds.id().to_string()
+    }
+
+    /// This peer's node id as chat frames carry it.
+    pub fn origin(&self) -> u64 {
+        self.creds.id().0
+    }
+
+    /// The id the node proved in the handshake.
+    pub fn node_id(&self) -> String {
+        self.node.expect("the handshake is done").id.to_string()
+    }
+
+    /// This end's address: how the node names this peer in events and logs.
+    pub fn addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("a connected socket")
+    }
+
+    /// Seals `plain` (frames, or any bytes) into the channel and writes it.
+    pub fn send(&mut self, plain: &[u8]) {
+        assert!(
+            self.channel.is_open(),
+            "the channel is open after the handshake"
+        );
+        let mut wire = Vec::new();
+        self.channel.seal(plain, &mut wire);
+        self.write(&wire);
+    }
+
+    /// Says hello as `nick`.
+    pub fn hello(&mut self, nick: &str) {
+        self.send(&hello_frame(nick));
+    }
+
+    /// Sends a chat line of its own (origin: this peer's id).
+    pub fn chat(&mut self, seq: u64, nick: &str, text: &str) {
+        self.send(&chat_frame(self.origin(), seq, nick, text));
+    }
+
+    /// The next frame body the node sends, fails after [`PATIENCE`] or at the end.
+    pub fn next_frame(&mut self) -> Vec<u8> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(len) = self.plain.get(..4) {
+                let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+                if self.plain.len() >= 4 + len {
+                    let body = self.plain[4..4 + len].to_vec();
+                    self.plain.drain(..4 + len);
+                    return body;
+                }
+            }
+            if let Err(why) = self.read_some(deadline) {
+                panic!("expected a frame from the node: {why}");
+            }
+        }
+    }
+
+    /// Reads (and drops) whatever the node sends until it closes the connection.
+    pub fn expect_closed(&mut self) {
+        expect_closed_within(&mut self.stream, PATIENCE);
+    }
+
+    /// Closes both directions.
+    pub fn close(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    fn write(&mut self, wire: &[u8]) {
+        let pieces = if self.trickle { 1 } else { wire.len().max(1) };
+        for piece in wire.chunks(pieces) {
+            self.stream
+                .write_all(piece)
+                .expect("cannot write to the node");
+        }
+    }
+
+    /// Reads once and runs the bytes through the channel, answering handshake messages.
+    fn read_some(&mut self, deadline: Instant) -> Result<(), String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("nothing within {PATIENCE:?}"));
+        }
+        self.stream
+            .set_read_timeout(Some(left))
+            .expect("cannot set a read timeout");
+        let mut chunk = [0; 16384];
+        let n = match self.stream.read(&mut chunk) {
+            Ok(0) => return Err("the node closed the connection".to_owned()),
+            Ok(n) => n,
+            Err(err) if is_read_timeout(&err) => return Ok(()),
+            Err(err) => return Err(format!("the connection failed: {err}")),
+        };
+        let mut wire = Vec::new();
+        let proven = self
+            .channel
+            .recv(&self.creds, &chunk[..n], &mut wire, &mut self.plain)
+            .map_err(|err| format!("the channel failed here: {err}"))?;
+        self.write(&wire);
+        if proven.is_some() {
+            self.node = proven;
+        }
+        Ok(())
+    }
+}
+
+/// Which way bytes cross a [`Proxy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// From the node that dialled the proxy to the one behind it.
+    Out,
+    /// Back from the node behind the proxy.
+    Back,
+}
+
+/// Sees every Noise message crossing a [`Proxy`] before it is passed on (its 2-byte
+/// length is not part of it), with its way and its index in that way of its connection
+/// (0 is the first message after the preamble), and may change its bytes.
+pub type Tamper = Box<dyn FnMut(Way, usize, &mut [u8]) + Send>;
+
+/// A TCP relay on a free port of 127.0.0.1 to one node's peer port: every connection
+/// to it is relayed both ways, Noise message by Noise message, and every byte that
+/// crosses is recorded. It stops accepting when dropped; the connections it relays end
+/// with their nodes.
+pub struct Proxy {
+    addr: SocketAddr,
+    recorded: Arc<Mutex<Vec<u8>>>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// A tap: passes everything on as it is.
+    pub fn tap(target: SocketAddr) -> Proxy {
+        Proxy::tampering(target, Box::new(|_, _, _| {}))
+    }
+
+    /// A relay that lets `tamper` change the messages on their way.
+    pub fn tampering(target: SocketAddr, tamper: Tamper) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind a free port");
+        let addr = listener.local_addr().expect("a bound address");
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let tamper = Arc::new(Mutex::new(tamper));
+        let acceptor = {
+            let (recorded, stop) = (recorded.clone(), stop.clone());
+            thread::spawn(move || {
+                for dialler in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(dialler) = dialler else { continue };
+                    let Ok(behind) = TcpStream::connect(target) else {
+                        continue;
+                    };
+                    for (from, to, way) in [
+                        (&dialler, &behind, Way::Out),
+                        (&behind, &dialler, Way::Back),
+                    ] {
+                        let from = from.try_clone().expect("cannot clone a socket");
+                        let to = to.try_clone().expect("cannot clone a socket");
+                        let (recorded, tamper) = (recorded.clone(), tamper.clone());
+                        thread::spawn(move || relay(from, to, way, &recorded, &tamper));
+                    }
+                }
+            })
+        };
+        Proxy {
+            addr,
+            recorded,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// Where nodes dial to reach the node behind the proxy.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every byte relayed so far, both ways, over all connections.
+    pub fn recorded(&self) -> Vec<u8> {
+        self.recorded.lock().expect("a relay panicked").clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the acceptor, which sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+/// Passes one way of a connection on: the preamble, then Noise messages, each through
+/// `tamper`; the end of the stream (or an error) is passed on as a shutdown.
+fn relay(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    way: Way,
+    recorded: &Mutex<Vec<u8>>,
+    tamper: &Mutex<Tamper>,
+) {
+    let mut pass = |bytes: &[u8]| {
+        recorded
+            .lock()
+            .expect("a relay panicked")
+            .extend_from_slice(bytes);
+        to.write_all(bytes).is_ok()
+    };
+    let mut preamble = [0; 8];
+    if from.read_exact(&mut preamble).is_ok() && pass(&preamble) {
+        for index in 0.. {
+            let mut message = vec![0; 2];
+            if from.read_exact(&mut message).is_err() {
+                break;
+            }
+            let len = usize::from(u16::from_be_bytes([message[0], message[1]]));
+            message.resize(2 + len, 0);
+            if from.read_exact(&mut message[2..]).is_err() {
+                break;
+            }
+            (tamper.lock().expect("a relay panicked"))(way, index, &mut message[2..]);
+            if !pass(&message) {
+                break;
+            }
+        }
+    }
+    let _ = from.shutdown(Shutdown::Read);
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 /// How a command line ended.
@@ -674,11 +1105,23 @@ pub struct Exit {
     pub stderr: String,
 }
 
-/// Runs `p2pchat args` to its end (failing the test if it runs for [`PATIENCE`]).
+/// Runs `p2pchat args` to its end (failing the test if it runs for [`PATIENCE`]). A
+/// node it starts without `--key` reads a key made for it in a temporary directory:
+/// not the default one of whoever runs the tests (`/var/lib/p2pchat` for root), and
+/// one that exists, so that making it logs nothing before the error under test.
 pub fn run(args: &[&str]) -> Exit {
+    let state = temp_dir();
+    let key = state.path().join(KEY);
+    write_key_file(&key, &fresh_key(), 0o600);
+    let key_args = if args.iter().any(|a| matches!(*a, "-k" | "--key")) {
+        vec![]
+    } else {
+        vec!["--key", arg(&key)]
+    };
     let mut stdout = tempfile::tempfile().expect("cannot create a temporary file");
     let mut stderr = tempfile::tempfile().expect("cannot create a temporary file");
     let child = Command::new(BIN)
+        .args(key_args)
         .args(args)
         .stdin(Stdio::null())
         .stdout(stdout.try_clone().expect("cannot clone a file handle"))
