@@ -332,13 +332,24 @@ fn crossed_links_between_two_nodes_end_as_one() {
     on_a.send(&format!("/connect {}", b.addr()));
     on_b.send(&format!("/connect {}", a.addr()));
 
+    // Each node is read twice, in the order a, b, a, b: when both readings of each
+    // agree, the two states held at one moment, and it is that joint state which is
+    // judged, not two views taken at different times.
     let directions = || {
-        let (from_a, from_b) = (a.peers(), b.peers());
-        match (&from_a[..], &from_b[..]) {
-            ([x], [y]) if x.id == b.id() && y.id == a.id() && x.direction != y.direction => {
+        let (a1, b1, a2, b2) = (a.peers(), b.peers(), a.peers(), b.peers());
+        let (from_a, from_b) = (
+            a1.iter().map(|p| (&p.id, &p.direction)).collect::<Vec<_>>(),
+            b1.iter().map(|p| (&p.id, &p.direction)).collect::<Vec<_>>(),
+        );
+        let steady = from_a == a2.iter().map(|p| (&p.id, &p.direction)).collect::<Vec<_>>()
+            && from_b == b2.iter().map(|p| (&p.id, &p.direction)).collect::<Vec<_>>();
+        match (&a1[..], &b1[..]) {
+            ([x], [y])
+                if steady && x.id == b.id() && y.id == a.id() && x.direction != y.direction =>
+            {
                 Ok((x.direction.clone(), y.direction.clone()))
             }
-            _ => Err(format!("{from_a:?} and {from_b:?}")),
+            _ => Err(format!("{a1:?} then {b1:?} then {a2:?} then {b2:?}")),
         }
     };
     wait_for("a and b keep the same one of the two links", directions);
