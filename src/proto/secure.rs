@@ -311,10 +311,10 @@ impl Channel {
                 State::Transport(transport) => {
                     let start = plain.len();
                     plain.resize(start + message.len(), 0);
-                    let n = transport
-                        .read_message(message, &mut plain[start..])
-                        .map_err(|_| ChannelError::Decrypt)?;
-                    plain.truncate(start + n);
+                    let opened = transport.read_message(message, &mut plain[start..]);
+                    // Nothing of a message that does not open stays behind.
+                    plain.truncate(start + *opened.as_ref().unwrap_or(&0));
+                    opened.map_err(|_| ChannelError::Decrypt)?;
                 }
                 State::Handshake(handshake) => {
                     self.read += 1;
