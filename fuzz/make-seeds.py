@@ -21,12 +21,12 @@ def nick(name):
     return bytes([len(raw)]) + raw
 
 
-def hello(node_id, port, link_id, name):
-    return b"\x01P2PC" + struct.pack(">HQHQ", 1, node_id, port, link_id) + nick(name)
+def hello(epoch, port, link_id, name, flags=0):
+    return b"\x01" + struct.pack(">QHQB", epoch, port, link_id, flags) + nick(name)
 
 
-def chat(origin, seq, hops, name, text):
-    return b"\x02" + struct.pack(">QQB", origin, seq, hops) + nick(name) + text.encode()
+def chat(origin, seq, hops, name, text, epoch=1):
+    return b"\x02" + struct.pack(">QQQB", origin, epoch, seq, hops) + nick(name) + text.encode()
 
 
 def addrs(entries):
@@ -39,9 +39,14 @@ def addrs(entries):
 
 PING = b"\x03"
 PONG = b"\x04"
+RETIRE = b"\x06"
+# The cleartext preamble of a link: magic, version 2, flags (1: a network key), reserved.
+PREAMBLE = b"P2PC" + struct.pack(">HBB", 2, 0, 0)
 
 # The examples of docs/PROTOCOL.md, and one of each other kind.
 HELLO = hello(0x0123456789ABCDEF, 7654, 3, "alice")
+HELLO_REFUSING = hello(5, 0, 0, "full", flags=1)
+HELLO_LATER_FLAGS = hello(5, 7654, 9, "later", flags=0xFE)
 CHAT = chat(42, 7, 16, "bob", "hello, wörld")
 ADDRS = addrs([((127, 0, 0, 1), 7001), ((0,) * 15 + (1,), 7002)])
 BODIES = {
@@ -54,9 +59,12 @@ BODIES = {
     "pong": PONG,
     "addrs": ADDRS,
     "addrs-empty": addrs([]),
+    "retire": RETIRE,
+    "hello-refusing": HELLO_REFUSING,
+    "hello-later-flags": HELLO_LATER_FLAGS,
 }
 
-# The node under test is 0x1000; a peer speaks as 0x2000 (the target's PEER_BASE).
+# Inside the channel, a peer's hello (who it is, the handshake proved).
 PEER_HELLO = frame(hello(0x2000, 7000, 0, "peer"))
 REMOTE_CHATS = frame(chat(0x3000, 0, 8, "carol", "hi")) + frame(chat(0x3000, 0, 8, "carol", "hi"))
 
@@ -67,7 +75,7 @@ def op(code, arg=0):
 
 PEER_SENDS, WAIT, PEER_TAKES, CLIENTS_TAKE, CLIENT_SENDS, PEERS, ENDS, DRAIN = range(8)
 ACCEPT, NEXT, HELLO_AS, ANSWER = range(4)
-HELLO_FIRST, CLIENT, CONNECT, MAX_RATE = 1, 2, 4, 64
+HELLO_FIRST, CLIENT, CONNECT, MAX_RATE, RAW_FIRST = 1, 2, 4, 64, 128
 
 SEEDS = {
     "frame": {
@@ -128,6 +136,55 @@ SEEDS = {
         + op(CLIENT_SENDS, 20)
         + "/connect \x1b[2J\x1b]0;pwned\x07:7001\n".encode(),
         "silent": bytes([HELLO_FIRST, 4]) + op(WAIT, 13) + op(DRAIN) + op(WAIT, 20) + op(WAIT, 31),
+        "retire": bytes([HELLO_FIRST | CLIENT, 0]) + REMOTE_CHATS + frame(RETIRE),
+        # A second peer with the node's own key: a self-link (hello variant 7 has the
+        # node's epoch), then one with another epoch (the same key in another process).
+        "self-link": bytes([CLIENT, 4])
+        + op(PEERS, (7 << 2) | ACCEPT)
+        + op(PEERS, (7 << 2) | HELLO_AS)
+        + op(PEERS, (7 << 2) | ACCEPT)
+        + op(PEERS, (3 << 2) | HELLO_AS),
+        # A peer that refuses the link (hello variant 6) after sending addresses.
+        "refusing": bytes([CLIENT, 2])
+        + op(PEERS, (1 << 2) | ACCEPT)
+        + op(PEERS, (6 << 2) | HELLO_AS),
+        # A handshake left half done on a new peer: preamble and message 1 sent, the
+        # node's answer read, then silence until the handshake timeout.
+        "half-handshake": bytes([HELLO_FIRST, 4])
+        + op(PEERS, (2 << 2) | ACCEPT)
+        + op(PEER_SENDS, 0)
+        + op(PEER_TAKES, 31)
+        + op(WAIT, 31),
+        # Raw bytes: a preamble and a message 1 (any 32 bytes are an ephemeral key).
+        "raw-handshake": bytes([RAW_FIRST | CLIENT, 0]) + PREAMBLE + struct.pack(">H", 32) + bytes(range(32)),
+        "raw-v1-hello": bytes([RAW_FIRST, 0]) + bytes([0, 0, 0, 31, 1]) + b"P2P" + bytes(27),
+        "raw-http": bytes([RAW_FIRST, 0]) + b"GET / HTTP/1.1\r\n\r\n",
+        "raw-peer-later": bytes([HELLO_FIRST, 3])
+        + op(ENDS, (1 << 2) | 3)
+        + op(PEER_SENDS, 20)
+        + op(DRAIN)
+        + PREAMBLE + b"\x00\x20" + bytes(32) + b"\x00\x05hello",
+    },
+    "handshake": {
+        # [mode, n, n cut bytes, stream]; mode 2: a real partner whose bytes are edited.
+        "garbage-preamble": bytes([0, 0]) + PREAMBLE + struct.pack(">H", 32) + bytes(32),
+        "garbage-cut": bytes([1, 2, 0, 0x81]) + b"P2PC\x00\x02\x01\x00" + b"\x00\x30" + bytes(48),
+        "garbage-v1": bytes([0, 0]) + bytes([0, 0, 0, 31, 1]) + b"P2P" + bytes(27),
+        "partner": bytes([2, 0]),
+        "partner-network-key": bytes([3, 0]),
+        "partner-other-network-key": bytes([7, 0]),
+        "partner-cut": bytes([2, 3, 0, 6, 0x80]),
+        "partner-edited": bytes([2, 1, 9]) + bytes(40) + b"\x01",
+        "partner-trailing": bytes([2, 0]) + bytes(400) + b"\x00\x10garbage-after-it",
+    },
+    "transport": {
+        # [n, n alteration bytes, read size, cut plan, stream]
+        "one-frame": bytes([0, 0, 0]) + frame(CHAT),
+        "frames-cut": bytes([0, 7, 3, 0, 10, 0x81]) + b"".join(frame(b) for b in BODIES.values()),
+        "flip": bytes([2, 0, 0x05, 0, 1, 0x80]) + bytes(range(256)),
+        "truncate": bytes([2, 0, 0x0a, 5, 1, 0x7f]) + bytes(300),
+        "swap-drop": bytes([4, 0, 0x03, 0x07, 0, 0, 1, 0x10]) + bytes(200),
+        "big": bytes([0, 0, 1, 0xFF]) + bytes(16000),
     },
 }
 

@@ -60,6 +60,8 @@ impl Daemon {
     const SOCKET: &'static str = "p2pchat.sock";
     const LOG: &'static str = "p2pchat.log";
     const STDERR: &'static str = "stderr";
+    /// Its identity key, which it creates at start: every daemon is a node of its own.
+    const KEY: &'static str = "key";
 
     /// Starts daemon `nINDEX`; returns once it answers `/status` on its control socket.
     pub fn start(index: usize) -> Result<Daemon> {
@@ -87,6 +89,8 @@ impl Daemon {
             .arg(dir.path().join(Self::SOCKET))
             .arg("--log-file")
             .arg(dir.path().join(Self::LOG))
+            .arg("--key")
+            .arg(dir.path().join(Self::KEY))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

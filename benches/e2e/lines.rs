@@ -7,6 +7,8 @@ use std::fmt::{self, Write as _};
 use p2pchat::config::DEFAULT_HOP_LIMIT;
 use p2pchat::wire::peer::Chat;
 
+/// The run (hello and chat epoch) of every fake peer: one run each, so any constant does.
+pub const EPOCH: u64 = 1;
 /// Bytes of text in every chat line the bench writes.
 pub const TEXT_LEN: usize = 64;
 /// Each line's text starts with its index in this many decimal digits.
@@ -26,7 +28,9 @@ pub fn line_payload(lines: u64) -> Vec<u8> {
     payload.into_bytes()
 }
 
-/// N chat frames as node `n0` would send the lines of [`line_payload`] to its peers.
+/// N chat frames as node `n0` would send the lines of [`line_payload`] to its peers, in
+/// plain framing: the plaintext of a secure channel. Only the raw relay carries them as
+/// they are, since it talks to no daemon (see raw_relay.rs).
 pub fn frame_payload(frames: u64) -> Vec<u8> {
     let mut payload = Vec::new();
     let mut n0 = ChatFrames::new(1, "n0");
@@ -61,6 +65,7 @@ impl ChatFrames {
         push_indexed_text(&mut self.text, index);
         Chat {
             origin: self.origin,
+            epoch: EPOCH,
             seq,
             hops: DEFAULT_HOP_LIMIT,
             nick: &self.nick,

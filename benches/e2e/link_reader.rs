@@ -1,18 +1,20 @@
-//! Reading many fake peer links at once and tallying the chat lines each is sent. A fake
-//! peer must read: a node cuts a peer whose send queue it cannot empty, as it should.
+//! Reading many fake peer links at once and tallying the chat lines each is sent, opened
+//! by each link's end of its secure channel. A fake peer must read: a node cuts a peer
+//! whose send queue it cannot empty, as it should.
 //! A thread per link would be a thousand threads woken per line, so each of a few threads
 //! reads its share of the links through one mio poll.
 
 use std::io::{self, Read};
-use std::net::TcpStream;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
+use p2pchat::proto::secure::{Channel, Credentials};
 use p2pchat::wire::frame::Decoder;
 use p2pchat::wire::peer::{Message, MAX_BODY_LEN};
 
 use crate::error::{Context, Result};
+use crate::peer_links::PeerLink;
 use crate::streams::{ReadEnd, CHUNK};
 use crate::tally::{Reading, Tally};
 use crate::wait::{join, STALL};
@@ -32,7 +34,7 @@ impl LinkReaders {
     /// Reads every link into its tally until every tally is complete, no link has sent a
     /// byte for [`STALL`], or `deadline` passes. The links become non-blocking: a clone
     /// taken to write on becomes so too.
-    pub fn start(links: Vec<(TcpStream, Tally)>, deadline: Instant) -> LinkReaders {
+    pub fn start(links: Vec<(PeerLink, Tally)>, deadline: Instant) -> LinkReaders {
         let share = links.len().div_ceil(READER_THREADS).max(1);
         let mut links = links.into_iter().peekable();
         let mut threads = Vec::new();
@@ -56,6 +58,10 @@ impl LinkReaders {
 /// One link being read.
 struct Link {
     stream: mio::net::TcpStream,
+    channel: Channel,
+    creds: Credentials,
+    /// What the channel opened of the last read, reused.
+    plain: Vec<u8>,
     decoder: Decoder,
     tally: Tally,
     /// Set once the link has all it expects, or stopped short.
@@ -65,12 +71,19 @@ struct Link {
 }
 
 /// The body of one reader thread.
-fn read_links(links: Vec<(TcpStream, Tally)>, deadline: Instant) -> Result<Vec<Reading>> {
+fn read_links(links: Vec<(PeerLink, Tally)>, deadline: Instant) -> Result<Vec<Reading>> {
     let mut poll = Poll::new().context(|| "cannot create a poll".to_owned())?;
     let mut links = links
         .into_iter()
         .enumerate()
-        .map(|(index, (stream, tally))| {
+        .map(|(index, (link, tally))| {
+            let PeerLink {
+                stream,
+                channel,
+                creds,
+                plain,
+                ..
+            } = link;
             stream
                 .set_nonblocking(true)
                 .context(|| "cannot make a peer link non-blocking".to_owned())?;
@@ -78,13 +91,19 @@ fn read_links(links: Vec<(TcpStream, Tally)>, deadline: Instant) -> Result<Vec<R
             poll.registry()
                 .register(&mut stream, Token(index), Interest::READABLE)
                 .context(|| "cannot register a peer link".to_owned())?;
-            Ok(Link {
+            let mut link = Link {
                 stream,
+                channel,
+                creds,
+                plain: Vec::new(),
                 decoder: Decoder::new(MAX_BODY_LEN),
                 tally,
                 end: None,
                 gone: false,
-            })
+            };
+            // What came after the node's hello, read during the handshake.
+            link.frames(&plain)?;
+            Ok(link)
         })
         .collect::<Result<Vec<Link>>>()?;
     let mut events = Events::with_capacity(EVENTS);
@@ -165,8 +184,21 @@ impl Link {
         got_bytes
     }
 
-    /// Tallies the chat lines in `bytes`; other messages (pings) are dropped.
-    fn take(&mut self, mut bytes: &[u8]) -> Result<()> {
+    /// Opens `bytes` and tallies the chat lines in them.
+    fn take(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut plain = std::mem::take(&mut self.plain);
+        plain.clear();
+        let mut reply = Vec::new();
+        let opened = self.channel.recv(&self.creds, bytes, &mut reply, &mut plain);
+        let result = opened
+            .map_err(|err| format!("secure channel: {err}"))
+            .and_then(|_| self.frames(&plain));
+        self.plain = plain;
+        result
+    }
+
+    /// Tallies the chat lines in plaintext `bytes`; other messages (pings) are dropped.
+    fn frames(&mut self, mut bytes: &[u8]) -> Result<()> {
         let at = Instant::now();
         while let Some(body) = self
             .decoder

@@ -1,33 +1,48 @@
-//! Fake peers: TCP connections of this process to a daemon that complete the handshake
-//! (send a hello, read the node's), then stay idle (W4), are read and written (W5), or
-//! flood and never read (W6).
+//! Fake peers: TCP connections of this process to a daemon that speak the real peer
+//! protocol (the preamble, the Noise XX handshake with an identity key of their own, then
+//! a hello inside the channel, and the node's hello read back), then stay idle (W4), are
+//! read and written (W5), or flood and never read (W6).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use p2pchat::config::Secret;
+use p2pchat::proto::secure::{node_id_of, public_key, Channel, Credentials};
 use p2pchat::wire::frame::HEADER_LEN;
 use p2pchat::wire::peer::{Hello, MAX_BODY_LEN};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 
 use crate::daemon::Daemon;
 use crate::error::{Context, Result};
+use crate::lines::EPOCH;
 use crate::wait::PATIENCE;
 
-/// Connections opened before their hellos are read back (which shows the node has
-/// accepted them): half the daemon's listen backlog of 128, so that no connection
-/// attempt is dropped and retried a second later.
-const CONNECT_BATCH: usize = 64;
-/// Node ids of the fake peers: this prefix ("benc"), then the link's number.
-const FAKE_PEER_ID_BASE: u64 = 0x6265_6e63_0000_0000;
+/// Connections in the handshake at once: the daemon gives one IP address 8 handshake
+/// slots (`DEFAULT_MAX_HANDSHAKES_PER_IP`) and every fake peer comes from 127.0.0.1; a
+/// connection past them is dropped at once.
+const CONNECT_BATCH: usize = 8;
 /// How long a write on a non-blocking link waits before it tries a full send buffer
 /// again: short beside the time the node takes to drain a loopback buffer, so that a
 /// writer that waits still keeps the node fed.
 const FULL_BUFFER_BACKOFF: Duration = Duration::from_millis(1);
+/// Bytes per read while the handshake runs.
+const HANDSHAKE_READ: usize = 4096;
 
-/// The node id in the hello of fake peer `number`.
+/// The identity key of fake peer `number`: "benc", the number, then filler.
+fn fake_peer_identity(number: usize) -> Secret {
+    let mut key = [0x42; 32];
+    key[..4].copy_from_slice(b"benc");
+    key[4..12].copy_from_slice(&(number as u64).to_be_bytes());
+    Secret(key)
+}
+
+/// The node id of fake peer `number`, derived from its identity key like any node's;
+/// also the origin of the chat lines it originates.
 pub fn fake_peer_id(number: usize) -> u64 {
-    FAKE_PEER_ID_BASE + number as u64
+    node_id_of(&public_key(&fake_peer_identity(number))).0
 }
 
 /// The nick in the hello of fake peer `number`, and in the chat lines it originates.
@@ -35,61 +50,131 @@ pub fn fake_peer_nick(number: usize) -> String {
     format!("r{number}")
 }
 
-/// Opens peer links to `node` until `links` holds `target`, in batches: connect and send
-/// a hello, then read each hello back. The links are blocking.
-pub fn open_peer_links(node: &Daemon, links: &mut Vec<TcpStream>, target: usize) -> Result<()> {
+/// One fake peer's link: the socket and this end of its secure channel.
+pub struct PeerLink {
+    pub stream: TcpStream,
+    pub channel: Channel,
+    /// What this end proves itself with; every read of the channel needs it.
+    pub creds: Credentials,
+    /// Plaintext the node sent after its hello that nobody has read yet: the start of
+    /// the stream of frames a reader of the link takes over.
+    pub plain: Vec<u8>,
+    number: usize,
+    said_hello: bool,
+}
+
+impl PeerLink {
+    /// Connects fake peer `number` to `node` and sends what opens the handshake.
+    fn connect(node: &Daemon, number: usize) -> Result<PeerLink> {
+        let mut rng = ChaCha20Rng::seed_from_u64(number as u64);
+        let creds = Credentials::new(&fake_peer_identity(number), None, &mut rng);
+        let mut stream = TcpStream::connect_timeout(&node.addr(), PATIENCE)
+            .context(|| format!("fake peer #{number}: cannot connect to {node}"))?;
+        stream
+            .set_read_timeout(Some(PATIENCE))
+            .context(|| "cannot set a read timeout".to_owned())?;
+        let mut wire = Vec::new();
+        let channel = Channel::new(&creds, true, &mut rng, &mut wire);
+        stream
+            .write_all(&wire)
+            .context(|| format!("fake peer #{number}: cannot start the handshake"))?;
+        Ok(PeerLink {
+            stream,
+            channel,
+            creds,
+            plain: Vec::new(),
+            number,
+            said_hello: false,
+        })
+    }
+
+    /// Reads until the handshake is done and this end's hello is sent.
+    fn finish_handshake(&mut self) -> Result<()> {
+        while !self.said_hello {
+            self.read_some()?;
+        }
+        Ok(())
+    }
+
+    /// Reads until the node's hello has arrived, and takes it out of [`PeerLink::plain`].
+    fn read_hello(&mut self) -> Result<()> {
+        const KIND_HELLO: u8 = 1;
+        loop {
+            if let Some(header) = self.plain.first_chunk::<HEADER_LEN>() {
+                let len = u32::from_be_bytes(*header) as usize;
+                if len == 0 || len > MAX_BODY_LEN {
+                    return Err(format!("a frame of {len} bytes instead of a hello"));
+                }
+                if self.plain.len() >= HEADER_LEN + len {
+                    let kind = self.plain[HEADER_LEN];
+                    if kind != KIND_HELLO {
+                        return Err(format!("a frame of kind {kind} instead of a hello"));
+                    }
+                    self.plain.drain(..HEADER_LEN + len);
+                    return Ok(());
+                }
+            }
+            self.read_some()?;
+        }
+    }
+
+    /// One blocking read through the channel: handshake messages are answered, and the
+    /// hello is sealed and sent as soon as the channel opens.
+    fn read_some(&mut self) -> Result<()> {
+        let mut chunk = [0; HANDSHAKE_READ];
+        let n = match self.stream.read(&mut chunk) {
+            Ok(0) => return Err("the node closed the link".to_owned()),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(err) => return Err(format!("no handshake: {err}")),
+        };
+        let mut wire = Vec::new();
+        self.channel
+            .recv(&self.creds, &chunk[..n], &mut wire, &mut self.plain)
+            .map_err(|err| format!("handshake: {err}"))?;
+        if self.channel.is_open() && !self.said_hello {
+            let mut hello = Vec::new();
+            Hello {
+                epoch: EPOCH,
+                listen_port: 0,
+                link_id: 1,
+                refusing: false,
+                nick: &fake_peer_nick(self.number),
+            }
+            .encode(&mut hello);
+            self.channel.seal(&hello, &mut wire);
+            self.said_hello = true;
+        }
+        if !wire.is_empty() {
+            self.stream
+                .write_all(&wire)
+                .map_err(|err| format!("cannot write the handshake: {err}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens peer links to `node` until `links` holds `target`, in batches of
+/// [`CONNECT_BATCH`]: connect and open the handshake, then finish each handshake and
+/// send the hello, then read each node's hello back. The links are blocking.
+pub fn open_peer_links(node: &Daemon, links: &mut Vec<PeerLink>, target: usize) -> Result<()> {
     while links.len() < target {
         let batch = CONNECT_BATCH.min(target - links.len());
         let mut fresh = Vec::with_capacity(batch);
         for number in links.len()..links.len() + batch {
-            fresh.push(open_peer_link(node, number)?);
+            fresh.push(PeerLink::connect(node, number)?);
         }
-        for (number, stream) in (links.len()..).zip(&mut fresh) {
-            read_hello(stream).context(|| format!("fake peer #{number} of {node}"))?;
+        for link in &mut fresh {
+            let number = link.number;
+            link.finish_handshake()
+                .context(|| format!("fake peer #{number} of {node}"))?;
+        }
+        for link in &mut fresh {
+            let number = link.number;
+            link.read_hello()
+                .context(|| format!("fake peer #{number} of {node}"))?;
         }
         links.append(&mut fresh);
-    }
-    Ok(())
-}
-
-/// A TCP connection to `node` that has sent the hello of fake peer `number`.
-fn open_peer_link(node: &Daemon, number: usize) -> Result<TcpStream> {
-    let mut stream = TcpStream::connect_timeout(&node.addr(), PATIENCE)
-        .context(|| format!("fake peer #{number}: cannot connect to {node}"))?;
-    let mut hello = Vec::new();
-    Hello {
-        node_id: fake_peer_id(number),
-        listen_port: 0,
-        link_id: 1,
-        nick: &fake_peer_nick(number),
-    }
-    .encode(&mut hello);
-    stream
-        .write_all(&hello)
-        .context(|| format!("fake peer #{number}: cannot send a hello to {node}"))?;
-    Ok(stream)
-}
-
-/// Reads and drops one frame, which must be a hello.
-fn read_hello(stream: &mut TcpStream) -> Result<()> {
-    const KIND_HELLO: u8 = 1;
-    stream
-        .set_read_timeout(Some(PATIENCE))
-        .context(|| "cannot set a read timeout".to_owned())?;
-    let mut header = [0; HEADER_LEN];
-    stream
-        .read_exact(&mut header)
-        .context(|| "no hello header".to_owned())?;
-    let len = u32::from_be_bytes(header) as usize;
-    if len == 0 || len > MAX_BODY_LEN {
-        return Err(format!("a frame of {len} bytes instead of a hello"));
-    }
-    let mut body = vec![0; len];
-    stream
-        .read_exact(&mut body)
-        .context(|| "no complete hello".to_owned())?;
-    if body[0] != KIND_HELLO {
-        return Err(format!("a frame of kind {} instead of a hello", body[0]));
     }
     Ok(())
 }

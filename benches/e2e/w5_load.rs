@@ -16,7 +16,7 @@ use crate::daemon::Daemon;
 use crate::error::{Context, Result};
 use crate::lines::{push_indexed_text, ChatFrames, TEXT_LEN};
 use crate::link_reader::LinkReaders;
-use crate::peer_links::{fake_peer_id, fake_peer_nick, open_peer_links, write_until};
+use crate::peer_links::{fake_peer_id, fake_peer_nick, open_peer_links, write_until, PeerLink};
 use crate::report::{metric, nanos_since, per_second, Metric, Percentiles, Report};
 use crate::streams::describe_write_error;
 use crate::tally::{spawn_tally, Reading, Tally};
@@ -50,7 +50,7 @@ const IDLE_PROBING: Duration = Duration::from_secs(1);
 const SLOW_PROBE: Duration = Duration::from_millis(100);
 /// Between the starts of two probes. Far longer than a probe takes on an idle node, so
 /// the probe itself hardly loads the loop it measures.
-const PROBE_TICK: Duration = Duration::from_millis(5);
+pub const PROBE_TICK: Duration = Duration::from_millis(5);
 
 const W5_LINES: Metric = metric("W5 lines delivered to all", "lines/s", 0);
 const W5_DELIVERIES: Metric = metric("W5 copies delivered", "copies/s", 0);
@@ -99,12 +99,14 @@ pub fn load_run(progress: &Progress, report: &mut Report) -> Result<()> {
         .map(ControlReader::writer)
         .collect::<Result<Vec<_>>>()?;
     let peer_writers = links[..PEER_WRITERS]
-        .iter()
-        .map(|link| {
+        .iter_mut()
+        .enumerate()
+        .map(|(j, link)| {
             // The link reader makes the link non-blocking and a clone shares the flag:
             // set before cloning, it never changes under the writer's feet.
-            link.set_nonblocking(true)?;
-            link.try_clone()
+            link.stream.set_nonblocking(true)?;
+            let stream = link.stream.try_clone()?;
+            Ok((stream, seal_peer_lines(link, j)))
         })
         .collect::<std::io::Result<Vec<_>>>()
         .context(|| format!("{node}: cannot clone a peer link to write on"))?;
@@ -265,7 +267,7 @@ type Writer = (String, JoinHandle<Result<()>>);
 /// first client tick, so that the writers do not all wake at once.
 fn start_writers(
     clients: Vec<UnixStream>,
-    links: Vec<TcpStream>,
+    links: Vec<(TcpStream, Vec<Vec<u8>>)>,
     epoch: Instant,
     deadline: Instant,
 ) -> Vec<Writer> {
@@ -278,9 +280,9 @@ fn start_writers(
         let thread = thread::spawn(move || write_client_lines(stream, i, first, deadline));
         writers.push((format!("writing client #{i}"), thread));
     }
-    for (j, stream) in links.into_iter().enumerate() {
+    for (j, (stream, sealed)) in links.into_iter().enumerate() {
         let first = start(CLIENT_WRITERS + j);
-        let thread = thread::spawn(move || send_peer_lines(stream, j, first, deadline));
+        let thread = thread::spawn(move || send_peer_lines(stream, &sealed, first, deadline));
         writers.push((format!("writing fake peer #{j}"), thread));
     }
     writers
@@ -310,22 +312,38 @@ fn write_client_lines(
     })
 }
 
-/// Fake peer `j` sends its lines at [`PEER_RATE`], as chat frames of its own origin.
-fn send_peer_lines(
-    mut stream: TcpStream,
-    j: usize,
-    start: Instant,
-    deadline: Instant,
-) -> Result<()> {
+/// The lines fake peer `j` sends, as chat frames of its own origin, each sealed as a
+/// transport message of its own (as a node sends a line that is alone in its queue).
+/// They are sealed before the lines flow: the link's channel then goes to the thread that
+/// reads the link, and the writer only writes the messages in order, which is all the
+/// channel's sending half asks of them.
+fn seal_peer_lines(link: &mut PeerLink, j: usize) -> Vec<Vec<u8>> {
     let lines = peer_lines(j);
     let mut frames = ChatFrames::new(fake_peer_id(j), &fake_peer_nick(j));
     let mut frame = Vec::new();
+    (0..PEER_LINES)
+        .map(|seq| {
+            frame.clear();
+            frames.push(&mut frame, seq, lines.start + seq);
+            let mut sealed = Vec::new();
+            link.channel.seal(&frame, &mut sealed);
+            sealed
+        })
+        .collect()
+}
+
+/// Fake peer `j` sends its sealed lines at [`PEER_RATE`].
+fn send_peer_lines(
+    mut stream: TcpStream,
+    sealed: &[Vec<u8>],
+    start: Instant,
+    deadline: Instant,
+) -> Result<()> {
     paced(start, tick(PEER_RATE), PEER_LINES, deadline, |seq| {
-        frame.clear();
-        frames.push(&mut frame, seq, lines.start + seq);
-        let written = write_until(&mut stream, &frame, Instant::now() + STALL)
+        let message = &sealed[seq as usize];
+        let written = write_until(&mut stream, message, Instant::now() + STALL)
             .map_err(|err| err.to_string())?;
-        if written < frame.len() {
+        if written < message.len() {
             return Err(format!("the node took no byte for {STALL:?}"));
         }
         Ok(())
@@ -333,19 +351,19 @@ fn send_peer_lines(
 }
 
 /// What the probe saw.
-struct Probing {
+pub struct Probing {
     /// Round trips, in ns.
-    rtts: Vec<u64>,
+    pub rtts: Vec<u64>,
     /// What happened during each round trip over [`SLOW_PROBE`].
-    slow: Vec<String>,
+    pub slow: Vec<String>,
     /// Why it stopped early, if it did.
-    stopped: Option<String>,
+    pub stopped: Option<String>,
 }
 
 /// Sends `/nick probeK` every [`PROBE_TICK`] while `running`, waiting for each reply
 /// `* nick probeK` before the next. `/nick` is as cheap as a command gets, and its reply
 /// is one line that names this very request, so no reply can be taken for another's.
-fn probe_while(
+pub fn probe_while(
     probe: &mut ControlReader,
     writer: &mut UnixStream,
     deadline: Instant,

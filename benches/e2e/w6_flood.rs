@@ -4,15 +4,16 @@
 //! per-connection bounds (a peer is cut past 16 MiB queued, a client past 4 MiB) keep
 //! memory flat.
 
-use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::control_reader::ControlReader;
 use crate::daemon::Daemon;
 use crate::error::{Context, Result};
+use p2pchat::proto::secure::MAX_PLAINTEXT_LEN;
+
 use crate::lines::ChatFrames;
-use crate::peer_links::{fake_peer_id, fake_peer_nick, open_peer_links, write_until};
+use crate::peer_links::{fake_peer_id, fake_peer_nick, open_peer_links, write_until, PeerLink};
 use crate::report::{metric, Metric, Report};
 use crate::wait::{join, paced};
 use crate::Progress;
@@ -47,6 +48,7 @@ pub fn flood_run(progress: &Progress, report: &mut Report) -> Result<()> {
     let _deaf_peer = links.pop().expect("two links");
     let flooder = links.pop().expect("two links");
     flooder
+        .stream
         .set_nonblocking(true)
         .context(|| format!("{node}: cannot make the flooding link non-blocking"))?;
 
@@ -104,25 +106,39 @@ pub fn flood_run(progress: &Progress, report: &mut Report) -> Result<()> {
 }
 
 /// Sends new chat lines on `link` as fast as the node takes them until `until`; returns
-/// how many whole frames it sent. Every frame has a new id, so the node must forward it
-/// to everyone but the flooder.
-fn flood(mut link: TcpStream, until: Instant) -> Result<u64> {
+/// how many whole frames the node could open. Every frame has a new id, so the node must
+/// forward it to everyone but the flooder. The frames are sealed as a node seals a full
+/// queue: as many whole frames per transport message as fit.
+fn flood(mut link: PeerLink, until: Instant) -> Result<u64> {
     let mut frames = ChatFrames::new(fake_peer_id(FLOODER), &fake_peer_nick(FLOODER));
-    let mut batch = Vec::new();
+    let (mut plain, mut batch) = (Vec::new(), Vec::new());
+    // Where each transport message of the batch ends, and the frames sent up to it.
+    let mut ends: Vec<(usize, u64)> = Vec::new();
     let mut sent = 0;
     while Instant::now() < until {
         batch.clear();
-        for seq in sent..sent + FLOOD_BATCH {
-            frames.push(&mut batch, seq, seq);
+        ends.clear();
+        let mut seq = sent;
+        while seq < sent + FLOOD_BATCH {
+            plain.clear();
+            frames.push(&mut plain, seq, seq);
+            let frame_len = plain.len();
+            let per_message = (MAX_PLAINTEXT_LEN / frame_len) as u64;
+            for next in seq + 1..(seq + per_message).min(sent + FLOOD_BATCH) {
+                frames.push(&mut plain, next, next);
+            }
+            seq += (plain.len() / frame_len) as u64;
+            link.channel.seal(&plain, &mut batch);
+            ends.push((batch.len(), seq));
         }
-        let written = write_until(&mut link, &batch, until)
+        let written = write_until(&mut link.stream, &batch, until)
             .context(|| "the flooding peer's link".to_owned())?;
         if written < batch.len() {
-            // The frames are all as long: the text of every line is as long.
-            let frame_len = batch.len() as u64 / FLOOD_BATCH;
-            return Ok(sent + written as u64 / frame_len);
+            // Only whole transport messages open.
+            let whole = ends.iter().take_while(|&&(end, _)| end <= written).last();
+            return Ok(whole.map_or(sent, |&(_, upto)| upto));
         }
-        sent += FLOOD_BATCH;
+        sent = seq;
     }
     Ok(sent)
 }

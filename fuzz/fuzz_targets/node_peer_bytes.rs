@@ -1,27 +1,34 @@
 //! The sans-IO core, `proto::Node`, fed arbitrary bytes by peers on a virtual clock.
 //!
-//! The target plays the driver through the public call contract only: an accepted peer
-//! connection (with a valid hello first if the flags say so, so that the paths after
-//! the handshake are reached at once), arbitrary bytes from it in chunks, interleaved
+//! The target plays the driver through the public call contract only, and its peers are
+//! real secure-channel peers (`proto::secure::Channel`, each with an identity key of
+//! its own): an accepted peer connection whose handshake is run at once (with a valid
+//! hello first if the flags say so, so that the paths after it are reached at once),
+//! arbitrary plaintext frames from it, sealed into the channel, in chunks, interleaved
 //! with time passing (`handle_timeout` whenever `poll_timeout` is due), partial writes
-//! of the send queues (`handle_sent`), more peers, hellos from known or duplicate
-//! nodes, dials answered, ends of stream and errors, and a local client whose input
-//! comes from the same stream. `poll_output` is drained after every call.
+//! of the send queues (`handle_sent`), more peers (whose handshakes advance only as the
+//! schedule moves their bytes, so that handshakes cut anywhere and timed out are
+//! reached too), peers that send raw bytes instead (the preamble and handshake path),
+//! hellos from new, duplicate or the node's own identity key, dials answered, ends of
+//! stream and errors, and a local client whose input comes from the same stream.
+//! `poll_output` is drained after every call.
 //!
 //! Input: one flags byte (see `Flags`), one byte `n`, `n` schedule bytes (see `Op`),
-//! then the byte stream that peers and the client send. Once the schedule is used up
-//! the rest of the stream goes to the current peer, the queues are written out and the
-//! clock runs on until every timer has fired. So a seed is simply
-//! `[flags, 0, frames...]`.
+//! then the byte stream that peers and the client send: plaintext for a channel peer,
+//! wire bytes for a raw one. Once the schedule is used up the rest of the stream goes
+//! to the current peer, the queues are written out and the clock runs on until every
+//! timer has fired. So a seed is simply `[flags, 0, frames...]`.
 //!
 //! Checks, besides "no panic" and the node's own `expect`s:
 //! - every send queue stays within its bound (`peer_queue_max`, `client_queue_max`),
 //!   and all of them together within `total_queue_max`;
 //! - after `handle_timeout(now)` no deadline is left at or before `now` (a driver
 //!   would spin);
-//! - what the node writes to a peer is valid protocol: frames within `MAX_BODY_LEN`
-//!   that all parse, its own hello first and only once, chat hops within the hop limit;
-//!   nothing is queued on a link after `Output::Finish`;
+//! - what the node writes to a peer is valid protocol: its preamble, a handshake that
+//!   proves the node's own id, transport messages that all open, and inside them
+//!   frames within `MAX_BODY_LEN` that all parse, its own hello first and only once,
+//!   chat hops within the hop limit; to a raw peer a valid preamble and well-framed
+//!   handshake messages; nothing is queued on a link after `Output::Finish`;
 //! - what it writes to a client is UTF-8 lines starting with `<`, `* ` or `! ` with no
 //!   unsafe character (`text::is_unsafe_char`) but the final LF;
 //! - every log record is formatted, as the daemon's logger would (so the `Display` of
@@ -37,16 +44,22 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use p2pchat::config::{Limits, MaxRate, NodeConfig};
+use p2pchat::config::{Limits, MaxRate, NodeConfig, Secret};
+use p2pchat::proto::secure::{Channel, Credentials};
 use p2pchat::proto::{Accepted, ConnId, Node, Output};
 use p2pchat::wire::frame::Decoder;
+use p2pchat::wire::handshake::{Preamble, PREAMBLE_LEN};
 use p2pchat::wire::peer::{Hello, Message, MAX_BODY_LEN};
 use p2pchat::wire::text;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 
-/// The node under test.
-const ME: u64 = 0x1000;
-/// Remote node ids are `PEER_BASE + k`; `k == 7` stands for `ME` (a self-link).
-const PEER_BASE: u64 = 0x2000;
+/// The seed of the node under test's configuration; also its epoch.
+const ME_SEED: u64 = 7;
+/// Identity keys of remote nodes are `identity(k)` for `k` in 0..7; `k == 7` is the
+/// node's own key (a self-link when the hello has the node's epoch, another process
+/// with the same key when not).
+const ME_KEY: u8 = 7;
 const HOP_LIMIT: u8 = 8;
 /// Connections the harness opens at the most, so that an input stays cheap.
 const MAX_OPENED: u8 = 8;
@@ -56,7 +69,8 @@ const MAX_OPENED: u8 = 8;
 struct Flags(u8);
 
 impl Flags {
-    /// Peer 0 says a valid hello (as node `PEER_BASE`) before its stream.
+    /// Peer 0 (a channel peer with identity 0, handshake done) says a valid hello
+    /// before its stream.
     const HELLO_FIRST: u8 = 1 << 0;
     /// A client is attached from the start, so that chat lines are formatted.
     const CLIENT: u8 = 1 << 1;
@@ -68,6 +82,8 @@ impl Flags {
     const DEFAULT_LIMITS: u8 = 1 << 5;
     /// `--max-rate 2 --max-burst 3`: lines relayed from each origin are throttled.
     const MAX_RATE: u8 = 1 << 6;
+    /// Peer 0 sends raw bytes, not a channel: the stream goes to the node as it is.
+    const RAW_FIRST: u8 = 1 << 7;
 
     fn has(self, flag: u8) -> bool {
         self.0 & flag != 0
@@ -89,8 +105,28 @@ fn small_limits() -> Limits {
     }
 }
 
+/// Identity key `k` of the input's nodes.
+fn identity(k: u8) -> Secret {
+    Secret([0x40 + k; 32])
+}
+
+/// The credentials of identity `k`, made once per process: a channel end only reads
+/// them, and making them costs a key generation and a signature.
+fn credentials(k: u8) -> &'static Credentials {
+    static CREDS: OnceLock<Vec<Credentials>> = OnceLock::new();
+    let all = CREDS.get_or_init(|| {
+        (0..8)
+            .map(|k| {
+                let mut rng = ChaCha20Rng::seed_from_u64(u64::from(k));
+                Credentials::new(&identity(k), None, &mut rng)
+            })
+            .collect()
+    });
+    &all[usize::from(k % 8)]
+}
+
 fn config(flags: Flags) -> NodeConfig {
-    let mut cfg = NodeConfig::new(ME, 7, "me".into());
+    let mut cfg = NodeConfig::new(identity(ME_KEY), ME_SEED, "me".into());
     cfg.listen_addr = Some(SocketAddr::from(([127, 0, 0, 1], 7654)));
     cfg.hop_limit = HOP_LIMIT;
     // A small ring, so that forgetting old ids is reached too.
@@ -128,12 +164,13 @@ enum Op {
     ClientsTake(u8),
     /// The first client sends the next `read_len(arg)` bytes of the stream.
     ClientSends(u8),
-    /// Peer bookkeeping, by `arg & 3`: accept a new peer; make the next peer current;
-    /// the current peer says hello as node `arg >> 2`; answer the oldest dial
-    /// (connected if `arg >> 2` is even, refused if odd).
+    /// Peer bookkeeping, by `arg & 3`: accept a new channel peer with identity key
+    /// `arg >> 2`; make the next peer current; the current peer finishes its handshake
+    /// and says hello (see `Harness::hello`, `arg >> 2`); answer the oldest dial
+    /// (connected if `arg >> 2` is even, as identity `arg >> 3`, refused if odd).
     Peers(u8),
     /// Ends, by `arg & 3`: the current peer closes; its socket fails; the first client
-    /// closes; a new client attaches.
+    /// closes; a new client attaches (`arg >> 2` even) or a raw peer (odd).
     Ends(u8),
     /// The network drains: every connection takes its whole queue.
     Drain,
@@ -190,11 +227,36 @@ fn base() -> Instant {
     *BASE.get_or_init(Instant::now)
 }
 
+/// How a harness peer talks to the node.
+#[derive(Debug)]
+enum Link {
+    /// A real secure-channel peer with identity key `k`.
+    Channel {
+        k: u8,
+        channel: Box<Channel>,
+        /// Plaintext to send once the handshake is done.
+        pending: Vec<u8>,
+        /// Decrypted bytes from the node, cut into frames.
+        frames: Decoder,
+        /// The handshake proved the node's id.
+        proven: bool,
+    },
+    /// Bytes as the stream has them: the node's preamble and handshake path.
+    Raw {
+        /// What the node wrote so far, up to its preamble.
+        preamble: Vec<u8>,
+        /// The node's handshake messages after the preamble.
+        messages: Decoder,
+    },
+}
+
 /// The far end of a peer connection: reads what the node writes and checks it.
 #[derive(Debug)]
 struct PeerEnd {
     id: ConnId,
-    frames: Decoder,
+    link: Link,
+    /// Wire bytes for the node not handed over yet.
+    outbox: Vec<u8>,
     /// The node's hello has arrived.
     greeted: bool,
     /// The node shut down its writing half (`Output::Finish`).
@@ -202,19 +264,102 @@ struct PeerEnd {
 }
 
 impl PeerEnd {
-    fn new(id: ConnId) -> Self {
+    /// A channel peer with identity `k`, the initiator if it dialled the node.
+    fn channel(id: ConnId, k: u8, initiator: bool) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(u64::from(k) << 8 | u64::from(initiator));
+        let mut outbox = Vec::new();
+        let channel = Channel::new(credentials(k), initiator, &mut rng, &mut outbox);
         PeerEnd {
             id,
-            frames: Decoder::new(MAX_BODY_LEN),
+            link: Link::Channel {
+                k,
+                channel: Box::new(channel),
+                pending: Vec::new(),
+                frames: Decoder::new(MAX_BODY_LEN),
+                proven: false,
+            },
+            outbox,
             greeted: false,
             finished: false,
         }
     }
 
+    fn raw(id: ConnId) -> Self {
+        PeerEnd {
+            id,
+            link: Link::Raw {
+                preamble: Vec::new(),
+                messages: Decoder::noise(),
+            },
+            outbox: Vec::new(),
+            greeted: false,
+            finished: false,
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(&self.link, Link::Channel { channel, .. } if channel.is_open())
+    }
+
+    /// Queues `plain` for the node: sealed if the channel is open, kept until it is if
+    /// not; a raw peer sends the bytes as they are.
+    fn say(&mut self, plain: &[u8]) {
+        match &mut self.link {
+            Link::Channel {
+                channel, pending, ..
+            } => {
+                if channel.is_open() {
+                    channel.seal(plain, &mut self.outbox);
+                } else {
+                    pending.extend_from_slice(plain);
+                }
+            }
+            Link::Raw { .. } => self.outbox.extend_from_slice(plain),
+        }
+    }
+
     /// Checks bytes the node wrote to this peer, in order.
-    fn receive(&mut self, mut bytes: &[u8]) {
+    fn receive(&mut self, me: u64, bytes: &[u8]) {
+        let mut plain = Vec::new();
+        match &mut self.link {
+            Link::Raw { preamble, messages } => {
+                let take = (PREAMBLE_LEN - preamble.len()).min(bytes.len());
+                preamble.extend_from_slice(&bytes[..take]);
+                let mut rest = &bytes[take..];
+                if let Ok(complete) = <&[u8; PREAMBLE_LEN]>::try_from(&preamble[..]) {
+                    assert!(Preamble::parse(complete).is_ok(), "the node's preamble is invalid");
+                }
+                while let Some(_message) = messages
+                    .next(&mut rest)
+                    .unwrap_or_else(|err| panic!("the node framed a handshake message badly: {err}"))
+                {}
+                return;
+            }
+            Link::Channel {
+                k,
+                channel,
+                pending,
+                proven,
+                ..
+            } => {
+                let opened = channel
+                    .recv(credentials(*k), bytes, &mut self.outbox, &mut plain)
+                    .unwrap_or_else(|err| panic!("the node broke the channel: {err}"));
+                if let Some(remote) = opened {
+                    assert_eq!(remote.id.0, me, "the handshake proved another node id");
+                    *proven = true;
+                }
+                if channel.is_open() && !pending.is_empty() {
+                    channel.seal(&std::mem::take(pending), &mut self.outbox);
+                }
+            }
+        }
+        let Link::Channel { frames, .. } = &mut self.link else {
+            unreachable!("raw links returned above");
+        };
+        let mut rest = &plain[..];
         loop {
-            let body = match self.frames.next(&mut bytes) {
+            let body = match frames.next(&mut rest) {
                 Ok(Some(body)) => body,
                 Ok(None) => return,
                 Err(err) => panic!("the node wrote a bad frame: {err}"),
@@ -226,7 +371,7 @@ impl PeerEnd {
             match message {
                 Message::Hello(hello) => {
                     assert!(!self.greeted, "the node said hello twice");
-                    assert_eq!(hello.node_id, ME, "a hello with another node id");
+                    assert_eq!(hello.epoch, ME_SEED, "a hello with another epoch");
                     self.greeted = true;
                 }
                 _ if !self.greeted => panic!("a {} before the hello", message.kind()),
@@ -235,7 +380,7 @@ impl PeerEnd {
                     "a chat with {} hops, over the limit of {HOP_LIMIT}",
                     chat.hops
                 ),
-                Message::Ping | Message::Pong | Message::Addrs(_) => {}
+                Message::Ping | Message::Pong | Message::Addrs(_) | Message::Retire => {}
             }
         }
     }
@@ -341,7 +486,7 @@ impl Harness {
             }
         }
         for peer in &self.peers {
-            let queued = self.node.send_queue(peer.id).len();
+            let queued = self.node.queued(peer.id);
             assert!(
                 queued <= self.peer_queue_max,
                 "{queued} bytes queued for a peer, over {}",
@@ -353,7 +498,7 @@ impl Harness {
             );
         }
         for client in &self.clients {
-            let queued = self.node.send_queue(client.id).len();
+            let queued = self.node.queued(client.id);
             assert!(
                 queued <= self.client_queue_max,
                 "{queued} bytes queued for a client, over {}",
@@ -363,7 +508,7 @@ impl Harness {
         // Connections still dialling have nothing queued: these are all the queues.
         let total: usize = (self.peers.iter().map(|p| p.id))
             .chain(self.clients.iter().map(|c| c.id))
-            .map(|conn| self.node.send_queue(conn).len())
+            .map(|conn| self.node.queued(conn))
             .sum();
         assert!(
             total <= self.total_queue_max,
@@ -388,7 +533,8 @@ impl Harness {
         self.peers.get(self.current).map(|p| p.id)
     }
 
-    fn accept_peer(&mut self) {
+    /// Accepts a peer: a channel peer with identity `k`, or a raw one.
+    fn accept_peer(&mut self, k: Option<u8>) {
         if self.opened >= MAX_OPENED {
             return;
         }
@@ -396,7 +542,10 @@ impl Harness {
         let port = 40000 + u16::from(self.opened);
         let from = SocketAddr::from(([10, 0, 0, self.opened], port));
         let id = self.node.handle_accepted(self.now, Accepted::Peer(from));
-        self.peers.push(PeerEnd::new(id));
+        self.peers.push(match k {
+            Some(k) => PeerEnd::channel(id, k, true),
+            None => PeerEnd::raw(id),
+        });
         self.current = self.peers.len() - 1;
         self.settle();
     }
@@ -414,13 +563,25 @@ impl Harness {
         self.settle();
     }
 
-    /// The current peer sends `bytes`, if the node reads it now.
+    /// The current peer sends `bytes` (sealed, for a channel peer) after what it has
+    /// to send already, if the node reads it now.
     fn peer_sends(&mut self, bytes: &[u8]) {
-        let Some(conn) = self.current_peer() else {
+        let Some(peer) = self.peers.get_mut(self.current) else {
             return;
         };
-        if self.node.accepts_input(conn) {
-            self.node.handle_recv(self.now, conn, bytes);
+        peer.say(bytes);
+        self.flush_current();
+    }
+
+    /// Hands the current peer's outbox to the node, if the node reads it now.
+    fn flush_current(&mut self) {
+        let Some(peer) = self.peers.get_mut(self.current) else {
+            return;
+        };
+        let conn = peer.id;
+        if !peer.outbox.is_empty() && self.node.accepts_input(conn) {
+            let wire = std::mem::take(&mut peer.outbox);
+            self.node.handle_recv(self.now, conn, &wire);
             self.settle();
         }
     }
@@ -435,21 +596,42 @@ impl Harness {
         }
     }
 
-    /// The current peer says hello as remote node `k`.
-    fn hello(&mut self, k: u8) {
-        let node_id = if k == 7 { ME } else { PEER_BASE + u64::from(k) };
+    /// Runs the current peer's handshake to its end, as far as the node takes part:
+    /// bytes go both ways until neither end has more to say.
+    fn finish_handshake(&mut self) {
+        for _ in 0..4 {
+            let Some(peer) = self.peers.get(self.current) else {
+                return;
+            };
+            if peer.is_open() || !matches!(peer.link, Link::Channel { .. }) {
+                return;
+            }
+            let conn = peer.id;
+            self.flush_current();
+            self.deliver(conn, 31);
+        }
+    }
+
+    /// The current peer finishes its handshake and says hello with variant `v`: its
+    /// epoch (that of the node when `v == 7`, which makes a link of the node's own key a
+    /// self-link), its listen port and link id, refusing the link when `v == 6`.
+    fn hello(&mut self, v: u8) {
+        self.finish_handshake();
         let mut frame = Vec::new();
         Hello {
-            node_id,
-            listen_port: 7000 + u16::from(k),
-            link_id: u64::from(k),
+            epoch: if v == 7 { ME_SEED } else { 100 + u64::from(v) },
+            listen_port: 7000 + u16::from(v),
+            link_id: u64::from(v),
+            refusing: v == 6,
             nick: "peer",
         }
         .encode(&mut frame);
         self.peer_sends(&frame);
     }
 
-    fn answer_dial(&mut self, connected: bool) {
+    /// Answers the oldest dial: connected to a channel peer with identity `k`, or
+    /// refused.
+    fn answer_dial(&mut self, connected: bool, k: u8) {
         let Some((conn, target)) = self.dials.pop_front() else {
             return;
         };
@@ -459,7 +641,7 @@ impl Harness {
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 1)));
             self.node.handle_connected(self.now, conn, addr);
-            self.peers.push(PeerEnd::new(conn));
+            self.peers.push(PeerEnd::channel(conn, k, false));
         } else {
             let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
             self.node.handle_error(self.now, conn, &refused);
@@ -475,8 +657,9 @@ impl Harness {
             return;
         }
         let written = queue[..n].to_vec();
+        let me = self.node.id().0;
         if let Some(peer) = self.peers.iter_mut().find(|p| p.id == conn) {
-            peer.receive(&written);
+            peer.receive(me, &written);
         } else if let Some(client) = self.clients.iter_mut().find(|c| c.id == conn) {
             client.receive(&written);
         }
@@ -522,10 +705,10 @@ impl Harness {
             }
             Op::ClientSends(arg) => self.client_sends(next_bytes(stream, read_len(arg))),
             Op::Peers(arg) => match arg & 3 {
-                0 => self.accept_peer(),
+                0 => self.accept_peer(Some(arg >> 2)),
                 1 => self.current = (self.current + 1) % self.peers.len().max(1),
                 2 => self.hello(arg >> 2),
-                _ => self.answer_dial(arg >> 2 & 1 == 0),
+                _ => self.answer_dial(arg >> 2 & 1 == 0, arg >> 3),
             },
             Op::Ends(arg) => match arg & 3 {
                 0 => {
@@ -547,7 +730,8 @@ impl Harness {
                         self.settle();
                     }
                 }
-                _ => self.accept_client(),
+                _ if arg >> 2 & 1 == 0 => self.accept_client(),
+                _ => self.accept_peer(None),
             },
             Op::Drain => self.drain_all(),
         }
@@ -583,7 +767,12 @@ fn run_input(data: &[u8]) {
     if flags.has(Flags::CLIENT) {
         harness.accept_client();
     }
-    harness.accept_peer();
+    if flags.has(Flags::RAW_FIRST) {
+        harness.accept_peer(None);
+    } else {
+        harness.accept_peer(Some(0));
+        harness.finish_handshake();
+    }
     if flags.has(Flags::HELLO_FIRST) {
         harness.hello(0);
     }

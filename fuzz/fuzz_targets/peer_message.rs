@@ -6,7 +6,9 @@
 //!   never refuses a valid message;
 //! - the encoding is canonical: re-encoding a parsed message with the crate's own
 //!   encoder gives back exactly the body it was parsed from, in a frame whose header
-//!   states its length, and that body parses to the same value (round trip).
+//!   states its length, and that body parses to the same value (round trip). The one
+//!   exception is the flags byte of a hello: flags this version does not know are
+//!   ignored (a later version may set them), so they do not come back.
 
 #![no_main]
 
@@ -24,9 +26,15 @@ fn encode(message: &Message<'_>) -> Vec<u8> {
         Message::Ping => Message::encode_ping(&mut out),
         Message::Pong => Message::encode_pong(&mut out),
         Message::Addrs(addrs) => Message::encode_addrs(&mut out, addrs.iter()),
+        Message::Retire => Message::encode_retire(&mut out),
     }
     out
 }
+
+/// Where a hello body has its flags byte: after the kind, epoch, port and link id.
+const HELLO_FLAGS_AT: usize = 1 + 8 + 2 + 8;
+/// The hello flags this version knows: refusing.
+const HELLO_KNOWN_FLAGS: u8 = 1;
 
 fuzz_target!(|body: &[u8]| {
     let message = match Message::parse(body) {
@@ -55,7 +63,7 @@ fuzz_target!(|body: &[u8]| {
             assert!(count <= MAX_ADDRS, "{count} addresses accepted");
             assert!(addrs.iter().all(|addr| addr.port() != 0), "port 0 accepted");
         }
-        Message::Ping | Message::Pong => {}
+        Message::Ping | Message::Pong | Message::Retire => {}
     }
 
     let frame = encode(&message);
@@ -66,9 +74,13 @@ fuzz_target!(|body: &[u8]| {
         Some(reencoded.len()),
         "the frame header misstates the body length"
     );
+    let mut expected = body.to_vec();
+    if let Message::Hello(_) = message {
+        expected[HELLO_FLAGS_AT] &= HELLO_KNOWN_FLAGS;
+    }
     assert_eq!(
         reencoded,
-        body,
+        &expected[..],
         "re-encoding a parsed {} message changed its bytes",
         message.kind()
     );
