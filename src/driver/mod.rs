@@ -32,8 +32,10 @@ pub use listen::{Listeners, SocketFile};
 use resolver::Resolver;
 use socket::{Socket, Stream, StreamEntry};
 
-/// The one read buffer of the loop; a read takes at most this much.
-const SCRATCH_LEN: usize = 64 * 1024;
+/// The one read buffer of the loop; a read takes at most this much. As large as the
+/// budget of a turn, so that a full Noise message (64 KiB) mostly arrives whole and is
+/// opened where it lies, instead of being copied aside until its end arrives.
+const SCRATCH_LEN: usize = READ_BUDGET;
 
 /// Bytes taken from one socket per turn before the others get theirs, so that one
 /// flooding peer cannot starve the rest.

@@ -303,7 +303,9 @@ impl SendQueue {
         let before = self.len();
         self.reclaim();
         seal(&self.plain, &mut self.buf);
-        release(&mut self.plain);
+        // Its capacity is kept for the next turn's frames while the queue is busy, and
+        // given back with the rest once the queue drains.
+        self.plain.clear();
         self.len() - before
     }
 
@@ -326,6 +328,9 @@ impl SendQueue {
         if self.head == self.buf.len() {
             self.head = 0;
             release(&mut self.buf);
+            if self.plain.is_empty() {
+                release(&mut self.plain);
+            }
         }
     }
 }
