@@ -679,6 +679,15 @@ impl Node {
         counts
     }
 
+    /// Links up, and links whose hello this node has sent without refusing: what
+    /// `--max-peers` holds to.
+    fn links_promised(&self) -> usize {
+        let proven = (self.conns.iter())
+            .filter(|(_, c)| matches!(c.peer().map(|p| &p.phase), Some(Phase::Proven(_))))
+            .count();
+        self.linked.len() + proven
+    }
+
     /// Links refused for being over `--max-peers` that are still being told addresses.
     fn refusals(&self) -> usize {
         (self.conns.iter())
@@ -826,12 +835,12 @@ impl Node {
     /// node to bootstrap from would otherwise be left with nowhere to go. Only a few at
     /// a time, so that a crowd of dials costs no more than the limit allows.
     fn proven(&mut self, now: Instant, id: ConnId, proven: Proven) {
+        let limit = self.cfg.limits.max_peers;
+        // Links whose hellos are on their way count as much as those already up.
+        let full = self.links_promised() >= limit && !self.linked.contains_key(&proven.id);
         let peer = self.conns[id.slot].peer_mut().expect("only peers shake hands");
         peer.phase = Phase::Proven(proven);
-        let limit = self.cfg.limits.max_peers;
-        let full = peer.direction == Direction::In
-            && self.linked.len() >= limit
-            && !self.linked.contains_key(&proven.id);
+        let full = full && peer.direction == Direction::In;
         if !full {
             return self.send_hello(now, id, false);
         }
