@@ -402,10 +402,7 @@ mod tests {
 
     #[test]
     fn new_network_key_is_a_command_of_its_own() {
-        let parsed = parse(
-            ["--new-network-key", "/tmp/nk"].map(OsString::from),
-            &env(),
-        );
+        let parsed = parse(["--new-network-key", "/tmp/nk"].map(OsString::from), &env());
         assert!(matches!(parsed, Ok(Parsed::NewNetworkKey(p)) if p == Path::new("/tmp/nk")));
     }
 

@@ -60,12 +60,17 @@ pub fn new_network_key(path: &Path) -> io::Result<()> {
 
 fn read(path: &Path, kind: Kind) -> io::Result<Secret> {
     let what = kind.name();
-    let cannot = |err: &io::Error| failed(format_args!("cannot read {what} {}", path.display()), err);
+    let cannot =
+        |err: &io::Error| failed(format_args!("cannot read {what} {}", path.display()), err);
     let mut file = File::open(path).map_err(|err| {
         // Kept as NotFound, so that a missing identity key is created.
         io::Error::new(err.kind(), cannot(&err).to_string())
     })?;
-    let mode = file.metadata().map_err(|err| cannot(&err))?.permissions().mode();
+    let mode = file
+        .metadata()
+        .map_err(|err| cannot(&err))?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
         return Err(io::Error::other(format!(
             "{what} {} has mode {:04o}: group or others may read or write it (chmod 600 it)",
@@ -102,7 +107,10 @@ fn parse(text: &[u8]) -> Option<Secret> {
 
 fn write_new(path: &Path, key: &Secret, kind: Kind) -> io::Result<()> {
     let cannot = |err: &io::Error| {
-        failed(format_args!("cannot write {} {}", kind.name(), path.display()), err)
+        failed(
+            format_args!("cannot write {} {}", kind.name(), path.display()),
+            err,
+        )
     };
     let mut file = OpenOptions::new()
         .write(true)

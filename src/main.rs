@@ -10,8 +10,8 @@ use simplelog::{ConfigBuilder, WriteLogger};
 
 use p2pchat::cli::{self, Env, Parsed};
 use p2pchat::config::Config;
-use p2pchat::daemon::{self, PidFile};
 use p2pchat::config::Secret;
+use p2pchat::daemon::{self, PidFile};
 use p2pchat::driver::{self, Driver, Listeners};
 use p2pchat::keyfile;
 use p2pchat::proto::Node;

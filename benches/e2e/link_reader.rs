@@ -189,7 +189,9 @@ impl Link {
         let mut plain = std::mem::take(&mut self.plain);
         plain.clear();
         let mut reply = Vec::new();
-        let opened = self.channel.recv(&self.creds, bytes, &mut reply, &mut plain);
+        let opened = self
+            .channel
+            .recv(&self.creds, bytes, &mut reply, &mut plain);
         let result = opened
             .map_err(|err| format!("secure channel: {err}"))
             .and_then(|_| self.frames(&plain));

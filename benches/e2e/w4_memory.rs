@@ -60,7 +60,11 @@ pub fn memory_run(progress: &Progress, report: &mut Report) -> Result<()> {
     for (i, step) in LINK_STEPS.iter().enumerate() {
         // The probe runs during the first step only; it is a client of the node, gone
         // again (and its reply lines with it) before the RSS is read.
-        let probe = if i == 0 { Some(Probe::start(&node)?) } else { None };
+        let probe = if i == 0 {
+            Some(Probe::start(&node)?)
+        } else {
+            None
+        };
         let started = std::time::Instant::now();
         open_peer_links(&node, &mut links, step.links)?;
         node.wait_for_peers(step.links)?;

@@ -562,7 +562,6 @@ impl Driver {
         }
     }
 
-
     fn close(&mut self, conn: ConnId) {
         self.resolving.remove(&conn);
         let Some(token) = self.tokens.remove(&conn) else {

@@ -142,9 +142,15 @@ mod tests {
         }
         book.failed(addr(2));
         assert!(book.learn(addr(4)), "room made");
-        assert_eq!(book.addrs().collect::<Vec<_>>(), [addr(1), addr(3), addr(4)]);
+        assert_eq!(
+            book.addrs().collect::<Vec<_>>(),
+            [addr(1), addr(3), addr(4)]
+        );
         assert!(book.learn(addr(5)));
-        assert_eq!(book.addrs().collect::<Vec<_>>(), [addr(3), addr(4), addr(5)]);
+        assert_eq!(
+            book.addrs().collect::<Vec<_>>(),
+            [addr(3), addr(4), addr(5)]
+        );
         assert_eq!(book.eviction.len(), book.len(), "the index stays in step");
     }
 

@@ -22,31 +22,57 @@ pub(crate) enum Cause {
     Peer(PeerError),
     Channel(ChannelError),
     UnexpectedHello,
-    BeforeHello { kind: &'static str },
+    BeforeHello {
+        kind: &'static str,
+    },
     /// A message after the peer's retire message.
-    AfterRetire { kind: &'static str },
+    AfterRetire {
+        kind: &'static str,
+    },
     /// Chat on a link that never came up: a refused one.
-    NeverUp { kind: &'static str },
-    Silent { idle: Duration },
+    NeverUp {
+        kind: &'static str,
+    },
+    Silent {
+        idle: Duration,
+    },
     SelfLink,
     /// Another process proved this node's own key.
     SameKey,
     /// The peer takes no more peers.
     Refused,
-    TooMany { what: &'static str, limit: usize },
+    TooMany {
+        what: &'static str,
+        limit: usize,
+    },
     /// Over the cap on accepted connections in the handshake: in all (`from` is `None`)
     /// or from one address.
-    HandshakeSlots { from: Option<IpAddr>, limit: usize },
+    HandshakeSlots {
+        from: Option<IpAddr>,
+        limit: usize,
+    },
     /// The peer gave the link up for another one that did not come up in time.
     NoReplacement(Duration),
-    Duplicate { kept: ConnId },
-    Replaced { by: ConnId },
+    Duplicate {
+        kept: ConnId,
+    },
+    Replaced {
+        by: ConnId,
+    },
     ConnectTimeout(Duration),
     HandshakeTimeout(Duration),
     Unfinished(Duration),
-    QueueFull { limit: usize },
-    OverBudget { queued: usize, limit: usize },
-    Stalled { queued: usize, idle: Duration },
+    QueueFull {
+        limit: usize,
+    },
+    OverBudget {
+        queued: usize,
+        limit: usize,
+    },
+    Stalled {
+        queued: usize,
+        idle: Duration,
+    },
 }
 
 impl Cause {

@@ -838,7 +838,9 @@ impl Node {
         let limit = self.cfg.limits.max_peers;
         // Links whose hellos are on their way count as much as those already up.
         let full = self.links_promised() >= limit && !self.linked.contains_key(&proven.id);
-        let peer = self.conns[id.slot].peer_mut().expect("only peers shake hands");
+        let peer = self.conns[id.slot]
+            .peer_mut()
+            .expect("only peers shake hands");
         peer.phase = Phase::Proven(proven);
         let full = full && peer.direction == Direction::In;
         if !full {
@@ -891,8 +893,13 @@ impl Node {
                 return self.doom(id, Cause::AfterRetire { kind });
             }
         }
+        // A link given up for a duplicate before it came up here may have been up at
+        // the other end, which sent lines on it meanwhile; only a refused link (or one
+        // to this node's own key) carries no chat.
+        let duplicate = matches!(&peer.phase,
+            Phase::Retired(r) if matches!(r.cause, Cause::Duplicate { .. }));
         match message {
-            Message::Chat(_) if peer.came_up().is_none() => {
+            Message::Chat(_) if peer.came_up().is_none() && !duplicate => {
                 self.doom(id, Cause::NeverUp { kind })
             }
             Message::Chat(chat) => self.peer_chat(now, id, chat),
@@ -917,7 +924,9 @@ impl Node {
     /// too, this end gives it up as well; if not, lines go on over this one until it is
     /// (or until the handshake timeout), since the peer reads it until our shutdown.
     fn peer_retired(&mut self, now: Instant, id: ConnId) {
-        let peer = self.conns[id.slot].peer_mut().expect("only peers decode frames");
+        let peer = self.conns[id.slot]
+            .peer_mut()
+            .expect("only peers decode frames");
         match &mut peer.phase {
             Phase::Retired(retired) => retired.peer_retired = true,
             Phase::Up(remote) => {
@@ -1023,8 +1032,9 @@ impl Node {
             _ => None,
         };
         debug!("retiring {id}: {cause}");
-        let (peer_retired, peer_finished) =
-            was_up.as_ref().map_or((false, false), |r| (r.leaving, r.peer_finished));
+        let (peer_retired, peer_finished) = was_up
+            .as_ref()
+            .map_or((false, false), |r| (r.leaving, r.peer_finished));
         peer.phase = Phase::Retired(Box::new(Retired {
             cause,
             was_up,

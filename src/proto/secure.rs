@@ -19,8 +19,7 @@ use snow::{HandshakeState, TransportState};
 use crate::config::Secret;
 use crate::wire::frame::{Decoder, FrameError, NOISE_HEADER_LEN};
 use crate::wire::handshake::{
-    BadProofLength, IdentityProof, Preamble, PreambleError, IDENTITY_CONTEXT, KEY_LEN,
-    PREAMBLE_LEN,
+    BadProofLength, IdentityProof, Preamble, PreambleError, IDENTITY_CONTEXT, KEY_LEN, PREAMBLE_LEN,
 };
 
 use super::ids::NodeId;
@@ -51,7 +50,9 @@ pub const MAX_PLAINTEXT_LEN: usize = MAX_MESSAGE_LEN - TAG_LEN;
 /// The node id of an identity key: its first 8 bytes. Claiming another node's id takes a
 /// key whose first 64 bits match, about 2^64 key generations.
 pub fn node_id_of(key: &[u8; KEY_LEN]) -> NodeId {
-    NodeId(u64::from_be_bytes(key[..8].try_into().expect("8 of 32 bytes")))
+    NodeId(u64::from_be_bytes(
+        key[..8].try_into().expect("8 of 32 bytes"),
+    ))
 }
 
 /// The public half of an identity key.
@@ -141,15 +142,22 @@ pub struct Proven {
 pub enum ChannelError {
     Preamble(PreambleError),
     /// One end has a network key and the other none.
-    NetworkKey { ours: bool },
+    NetworkKey {
+        ours: bool,
+    },
     Frame(FrameError),
     /// A handshake message did not decrypt or did not fit the pattern; with a network
     /// key on both ends, message 1 fails so when the keys differ.
-    Handshake { message: u8, network_key: bool },
+    Handshake {
+        message: u8,
+        network_key: bool,
+    },
     BadProof(BadProofLength),
     /// The identity proof's signature does not verify: the peer does not hold the key it
     /// shows.
-    Forged { claimed: NodeId },
+    Forged {
+        claimed: NodeId,
+    },
     /// A transport message did not decrypt: altered, forged or replayed bytes.
     Decrypt,
 }
@@ -362,8 +370,7 @@ impl Channel {
         if !handshake.is_handshake_finished() {
             return Ok(None);
         }
-        let State::Handshake(handshake) = std::mem::replace(&mut self.state, State::Broken)
-        else {
+        let State::Handshake(handshake) = std::mem::replace(&mut self.state, State::Broken) else {
             unreachable!("matched above");
         };
         let transport = handshake
@@ -390,7 +397,7 @@ impl Channel {
             write_message(wire, chunk.len() + TAG_LEN, |out| {
                 transport.write_message(chunk, out)
             })
-                .expect("a chunk fits one message and the nonce lasts 2^64 messages");
+            .expect("a chunk fits one message and the nonce lasts 2^64 messages");
         }
     }
 }
@@ -481,7 +488,11 @@ mod tests {
 
     fn creds(key: u8, network_key: Option<u8>) -> Credentials {
         let mut rng = ChaCha20Rng::from_seed([key; 32]);
-        Credentials::new(&Secret([key; 32]), network_key.map(|k| Secret([k; 32])), &mut rng)
+        Credentials::new(
+            &Secret([key; 32]),
+            network_key.map(|k| Secret([k; 32])),
+            &mut rng,
+        )
     }
 
     /// Runs a handshake between two ends, moving bytes until neither has any to send.

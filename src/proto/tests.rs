@@ -1,36 +1,157 @@
 //! The node's behaviour, specified through its public API alone: a small harness feeds
 //! events in and reads outputs, queues and lines out, on a clock the test moves.
+//!
+//! Peers are far ends of the test's making ([`Far`]), each with an identity key of its
+//! own, that speak to the node through a real secure channel: the Noise handshake runs
+//! byte for byte, every frame a far end sends is sealed, and every frame the node sends
+//! is read by decrypting it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::NodeConfig;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use crate::config::{NodeConfig, Secret};
 use crate::wire::frame::{self, Decoder};
+use crate::wire::handshake::Preamble;
 use crate::wire::peer::{Chat, Hello, Message, MAX_BODY_LEN};
 
-use super::{Accepted, ConnId, Node, Output};
+use super::secure::{self, Channel, ChannelError, Credentials, Proven};
+use super::{Accepted, ConnId, Node, NodeId, Output};
 
-const ME: u64 = 0x1000;
+/// The identity key of the node under test: 32 times this byte.
+const ME: u8 = 0x10;
 
-/// One node under test and the clock it is fed.
+/// The run of the node under test: its hello's epoch and its chat ids'.
+const EPOCH: u64 = 7;
+
+/// The run of every far end.
+const FAR_EPOCH: u64 = 1;
+
+/// Directions for [`Pair::pass`].
+const A_TO_B: bool = true;
+const B_TO_A: bool = false;
+
+/// The node id of the node with identity key `key`: derived from its public key.
+fn id_of(key: u8) -> NodeId {
+    secure::node_id_of(&secure::public_key(&Secret([key; 32])))
+}
+
+/// Of two identity keys, the one whose node id is the smaller, then the other.
+fn by_id(one: u8, other: u8) -> (u8, u8) {
+    if id_of(one) < id_of(other) {
+        (one, other)
+    } else {
+        (other, one)
+    }
+}
+
+fn credentials(key: u8, network_key: Option<u8>) -> Credentials {
+    let mut rng = ChaCha20Rng::from_seed([key; 32]);
+    Credentials::new(
+        &Secret([key; 32]),
+        network_key.map(|k| Secret([k; 32])),
+        &mut rng,
+    )
+}
+
+/// The far end of one peer link: a node of the test's making, with its own key.
+struct Far {
+    creds: Credentials,
+    channel: Channel,
+    /// Cuts what the channel decrypts into frames.
+    decoder: Decoder,
+    /// Frames the node sent that the test has not looked at yet.
+    inbox: Vec<Message<'static>>,
+    /// Handshake bytes for the node, not yet delivered.
+    outbox: Vec<u8>,
+    /// The node under test, once the handshake proved it.
+    proven: Option<Proven>,
+    /// Why the channel failed at this end, if it did; nothing is read after that.
+    failed: Option<ChannelError>,
+}
+
+impl Far {
+    /// The end that dialled the node: it sends its preamble and message 1 first.
+    fn dialling(key: u8) -> Self {
+        Far::with(credentials(key, None), true)
+    }
+
+    /// The end the node dialled.
+    fn answering(key: u8) -> Self {
+        Far::with(credentials(key, None), false)
+    }
+
+    fn with(creds: Credentials, initiator: bool) -> Self {
+        let mut rng = ChaCha20Rng::from_seed([0xee; 32]);
+        let mut outbox = Vec::new();
+        let channel = Channel::new(&creds, initiator, &mut rng, &mut outbox);
+        Far {
+            creds,
+            channel,
+            decoder: Decoder::new(MAX_BODY_LEN),
+            inbox: Vec::new(),
+            outbox,
+            proven: None,
+            failed: None,
+        }
+    }
+
+    /// Reads bytes the node wrote: handshake answers go to the outbox, frames to the
+    /// inbox.
+    fn read(&mut self, wire: &[u8]) {
+        if self.failed.is_some() || wire.is_empty() {
+            return;
+        }
+        let mut plain = Vec::new();
+        match (self.channel).recv(&self.creds, wire, &mut self.outbox, &mut plain) {
+            Ok(proven) => self.proven = self.proven.or(proven),
+            Err(err) => self.failed = Some(err),
+        }
+        let mut input = &plain[..];
+        while let Some(body) = (self.decoder.next(&mut input)).expect("the node frames correctly") {
+            let body: &'static [u8] = Box::leak(body.to_vec().into_boxed_slice());
+            let message = Message::parse(body).expect("the node sends valid messages");
+            self.inbox.push(message);
+        }
+    }
+
+    /// `plain` as transport messages for the node.
+    fn seal(&mut self, plain: &[u8]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        self.channel.seal(plain, &mut wire);
+        wire
+    }
+}
+
+/// One node under test, the far ends of its peer links and the clock it is fed.
 struct Harness {
     node: Node,
     now: Instant,
     outputs: Vec<Output>,
+    /// The far end of each peer link the test made, by the node's id for the link.
+    far: BTreeMap<ConnId, Far>,
+    /// Connections told of the end of stream already: it is told once.
+    eofs: BTreeSet<ConnId>,
 }
 
 /// A chat frame as it left the node, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SentChat {
-    origin: u64,
+    origin: NodeId,
+    epoch: u64,
     seq: u64,
     hops: u8,
     nick: String,
     text: String,
 }
 
-fn config(id: u64) -> NodeConfig {
-    let mut cfg = NodeConfig::new(id, 7, "me".into());
+fn config(key: u8) -> NodeConfig {
+    let mut cfg = NodeConfig::new(Secret([key; 32]), EPOCH, "me".into());
+    // Two nodes of one test draw different Noise keys.
+    cfg.random = Secret([!key; 32]);
     cfg.listen_addr = Some(addr(7654));
     cfg.hop_limit = 8;
     // Discovery has tests of its own; elsewhere its dials would only be noise.
@@ -42,23 +163,44 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn hello(node_id: u64, link_id: u64) -> Vec<u8> {
+/// A far end's hello. The accepting end names no link (`link_id` 0).
+fn hello(listen_port: u16, link_id: u64) -> Vec<u8> {
     let mut out = Vec::new();
     Hello {
-        node_id,
-        // Accepting no peers, so that no peer exchange mixes with the frames under test.
-        listen_port: 0,
+        epoch: FAR_EPOCH,
+        listen_port,
         link_id,
+        refusing: false,
         nick: "peer",
     }
     .encode(&mut out);
     out
 }
 
+/// The hello of a far end that has all the peers it takes.
+fn refusing_hello() -> Vec<u8> {
+    let mut out = Vec::new();
+    Hello {
+        epoch: FAR_EPOCH,
+        listen_port: 0,
+        link_id: 0,
+        refusing: true,
+        nick: "full",
+    }
+    .encode(&mut out);
+    out
+}
+
+/// A line of `origin`'s far ends' run.
 fn chat(origin: u64, seq: u64, hops: u8, text: &str) -> Vec<u8> {
+    chat_of_run(origin, FAR_EPOCH, seq, hops, text)
+}
+
+fn chat_of_run(origin: u64, epoch: u64, seq: u64, hops: u8, text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     Chat {
         origin,
+        epoch,
         seq,
         hops,
         nick: "them",
@@ -66,6 +208,16 @@ fn chat(origin: u64, seq: u64, hops: u8, text: &str) -> Vec<u8> {
     }
     .encode(&mut out);
     out
+}
+
+fn frame(encode: fn(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(&mut out);
+    out
+}
+
+fn texts(chats: Vec<SentChat>) -> Vec<String> {
+    chats.into_iter().map(|c| c.text).collect()
 }
 
 impl Harness {
@@ -79,6 +231,8 @@ impl Harness {
             node: Node::new(cfg, now),
             now,
             outputs: Vec::new(),
+            far: BTreeMap::new(),
+            eofs: BTreeSet::new(),
         };
         harness.drain();
         harness
@@ -99,9 +253,13 @@ impl Harness {
         self.outputs.contains(&Output::Close(conn))
     }
 
+    fn finished(&self, conn: ConnId) -> bool {
+        self.outputs.contains(&Output::Finish(conn))
+    }
+
     /// Whether `conn` writes no more: closed, or its writing half shut down.
     fn done_writing(&self, conn: ConnId) -> bool {
-        self.closed(conn) || self.outputs.contains(&Output::Finish(conn))
+        self.closed(conn) || self.finished(conn)
     }
 
     fn advance(&mut self, by: Duration) {
@@ -118,13 +276,33 @@ impl Harness {
         conn
     }
 
-    /// An inbound peer that has said hello as node `id`; our hello is taken off its queue.
-    fn peer(&mut self, id: u64) -> ConnId {
-        let conn = self
-            .node
-            .handle_accepted(self.now, Accepted::Peer(addr(40000 + id as u16)));
+    /// A connection accepted from `from`, with no far end.
+    fn accept(&mut self, from: SocketAddr) -> ConnId {
+        let conn = self.node.handle_accepted(self.now, Accepted::Peer(from));
         self.drain();
-        self.recv(conn, &hello(id, 0));
+        conn
+    }
+
+    /// A connection accepted from `from`, dialled by `far`; nothing has moved yet.
+    fn incoming_from(&mut self, far: Far, from: SocketAddr) -> ConnId {
+        let conn = self.accept(from);
+        self.far.insert(conn, far);
+        conn
+    }
+
+    /// The node under test's end of a link that far end `key` dialled, with the
+    /// handshake done; the node's hello waits in the far end's inbox.
+    fn shaken(&mut self, key: u8) -> ConnId {
+        let conn = self.incoming_from(Far::dialling(key), addr(40000 + u16::from(key)));
+        self.pump(conn);
+        conn
+    }
+
+    /// An inbound peer, node `key`, that has said hello; our hello is taken off its
+    /// inbox.
+    fn peer(&mut self, key: u8) -> ConnId {
+        let conn = self.shaken(key);
+        self.send(conn, &hello(0, 1));
         let greeting = self.sent_frames(conn);
         assert!(
             matches!(greeting.as_slice(), [Message::Hello(_)]),
@@ -133,21 +311,83 @@ impl Harness {
         conn
     }
 
+    /// The dialled `conn` connects to `far`, and the handshake runs.
+    fn answer(&mut self, conn: ConnId, far: Far) {
+        self.node.handle_connected(self.now, conn, addr(7654));
+        self.drain();
+        self.far.insert(conn, far);
+        self.pump(conn);
+    }
+
+    /// Moves bytes between the node and `conn`'s far end until neither has any to send.
+    fn pump(&mut self, conn: ConnId) {
+        self.pump_in_pieces(conn, usize::MAX);
+    }
+
+    /// Like [`Harness::pump`], delivering to the node `piece` bytes at a time.
+    fn pump_in_pieces(&mut self, conn: ConnId, piece: usize) {
+        loop {
+            let to_far = self.write_out(conn, usize::MAX);
+            let far = self.far.get_mut(&conn).expect("a link with a far end");
+            let to_node = std::mem::take(&mut far.outbox);
+            for bytes in to_node.chunks(piece) {
+                self.recv(conn, bytes);
+            }
+            if to_far.is_empty() && to_node.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Raw bytes for `conn`: a client's text, or what a peer puts on the wire.
     fn recv(&mut self, conn: ConnId, bytes: &[u8]) {
         self.node.handle_recv(self.now, conn, bytes);
         self.drain();
+    }
+
+    /// `plain` as `conn`'s far end seals it.
+    fn sealed(&mut self, conn: ConnId, plain: &[u8]) -> Vec<u8> {
+        self.far.get_mut(&conn).expect("a far end").seal(plain)
+    }
+
+    /// Frames from `conn`'s far end, sealed.
+    fn send(&mut self, conn: ConnId, plain: &[u8]) {
+        let wire = self.sealed(conn, plain);
+        self.recv(conn, &wire);
+    }
+
+    /// The end of stream from `conn`'s other end, once.
+    fn eof(&mut self, conn: ConnId) {
+        if self.eofs.insert(conn) {
+            self.node.handle_eof(self.now, conn);
+            self.drain();
+        }
     }
 
     fn say(&mut self, client: ConnId, line: &str) {
         self.recv(client, format!("{line}\n").as_bytes());
     }
 
-    /// Everything queued for `conn`, reported as written.
-    fn sent(&mut self, conn: ConnId) -> Vec<u8> {
-        let bytes = self.node.send_queue(conn).to_vec();
+    /// Writes up to `max` of the bytes queued for `conn` (sealing its frames first),
+    /// hands them to its far end if it has one, and returns them as they went out.
+    fn write_out(&mut self, conn: ConnId, max: usize) -> Vec<u8> {
+        let queued = self.node.send_queue(conn);
+        let bytes = queued[..queued.len().min(max)].to_vec();
         self.node.handle_sent(self.now, conn, bytes.len());
         self.drain();
+        if let Some(far) = self.far.get_mut(&conn) {
+            far.read(&bytes);
+        }
         bytes
+    }
+
+    /// Everything queued for a connection without a far end, reported as written.
+    fn sent(&mut self, conn: ConnId) -> Vec<u8> {
+        assert!(
+            !self.far.contains_key(&conn),
+            "a far end reads its link: use sent_frames"
+        );
+        self.write_out(conn, usize::MAX)
     }
 
     fn sent_lines(&mut self, client: ConnId) -> Vec<String> {
@@ -158,16 +398,12 @@ impl Harness {
             .collect()
     }
 
+    /// Every frame the node has sent `peer`'s far end and the test not yet looked at.
     fn sent_frames(&mut self, peer: ConnId) -> Vec<Message<'static>> {
-        let bytes = self.sent(peer);
-        let mut decoder = Decoder::new(MAX_BODY_LEN);
-        let mut input = &bytes[..];
-        let mut frames = Vec::new();
-        while let Some(body) = decoder.next(&mut input).expect("the node frames correctly") {
-            let body: &'static [u8] = Box::leak(body.to_vec().into_boxed_slice());
-            frames.push(Message::parse(body).expect("the node sends valid messages"));
-        }
-        frames
+        self.write_out(peer, usize::MAX);
+        let far = self.far.get_mut(&peer).expect("a far end");
+        assert_eq!(far.failed, None, "the far end's channel holds");
+        std::mem::take(&mut far.inbox)
     }
 
     fn sent_chats(&mut self, peer: ConnId) -> Vec<SentChat> {
@@ -175,7 +411,8 @@ impl Harness {
             .into_iter()
             .map(|message| match message {
                 Message::Chat(c) => SentChat {
-                    origin: c.origin,
+                    origin: NodeId(c.origin),
+                    epoch: c.epoch,
                     seq: c.seq,
                     hops: c.hops,
                     nick: c.nick.into(),
@@ -194,24 +431,345 @@ impl Harness {
             .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
             .unwrap_or_else(|| panic!("no {key} in /status"))
     }
+
+    /// Feeds `bytes` written by the far end to `conn`, then the end of stream once the
+    /// far end writes no more. Returns whether anything moved.
+    fn feed(&mut self, conn: ConnId, bytes: &[u8], far_end_done: bool) -> bool {
+        if self.closed(conn) {
+            return false;
+        }
+        if !bytes.is_empty() {
+            self.recv(conn, bytes);
+        }
+        if far_end_done && !self.closed(conn) && !self.eofs.contains(&conn) {
+            self.eof(conn);
+            return true;
+        }
+        !bytes.is_empty()
+    }
+
+    /// Two connections of this node that are the two ends of one TCP connection (a
+    /// dial that led back here): moves bytes between them until nothing moves.
+    fn loop_back(&mut self, one: ConnId, other: ConnId) {
+        loop {
+            let mut moved = false;
+            for (from, to) in [(one, other), (other, one)] {
+                let bytes = self.sent(from);
+                let done = self.done_writing(from);
+                moved |= self.feed(to, &bytes, done);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
 }
 
+/// What `client` was last told about the loss of a link: the cause, after the address.
+fn cause_told(h: &mut Harness, client: ConnId) -> String {
+    let lines = h.sent_lines(client);
+    let loss = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("! cannot connect to ") || l.starts_with("* peer down "))
+        .unwrap_or_else(|| panic!("no loss reported: {lines:?}"));
+    loss.split_once(": ").expect("a cause").1.to_owned()
+}
+
+/// Whether `conn` is given up: once what is queued for it is written it writes no more
+/// (closed, or shut down so that the peer reads why), and it is closed at the other
+/// end's end of stream.
+fn given_up(h: &mut Harness, conn: ConnId) -> bool {
+    h.write_out(conn, usize::MAX);
+    let done = h.done_writing(conn);
+    h.eof(conn);
+    done && h.closed(conn)
+}
+
+// The link's set-up: the secure channel and the hello.
+
 #[test]
-fn both_ends_open_with_a_hello_naming_the_node() {
+fn the_handshake_proves_the_node_key_and_its_hello_follows_inside_the_channel() {
     let mut h = Harness::new();
-    let conn = h.node.handle_accepted(h.now, Accepted::Peer(addr(1)));
-    h.drain();
-    assert_eq!(h.take_outputs(), [Output::Flush(conn)]);
+    assert_eq!(h.node.id(), id_of(ME), "the id derives from the key");
+    let conn = h.incoming_from(Far::dialling(1), addr(1));
+    assert_eq!(
+        h.take_outputs(),
+        [Output::Flush(conn)],
+        "the preamble waits"
+    );
+    h.pump(conn);
+    assert_eq!(h.far[&conn].proven.map(|p| p.id), Some(id_of(ME)));
     match h.sent_frames(conn).as_slice() {
         [Message::Hello(hello)] => {
-            assert_eq!(hello.node_id, ME);
+            assert_eq!(hello.epoch, EPOCH);
             assert_eq!(hello.listen_port, 7654);
             assert_eq!(hello.link_id, 0, "the accepting end names no link");
+            assert!(!hello.refusing);
             assert_eq!(hello.nick, "me");
         }
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_dialling_end_names_its_link_and_learns_the_peer_id_from_its_key() {
+    let (mut h, client, conn) = connect_asked("peer.example:7654");
+    h.answer(conn, Far::answering(3));
+    assert_eq!(h.far[&conn].proven.map(|p| p.id), Some(id_of(ME)));
+    match h.sent_frames(conn).as_slice() {
+        [Message::Hello(hello)] => assert_ne!(hello.link_id, 0),
+        other => panic!("{other:?}"),
+    }
+    h.sent_lines(client);
+    h.send(conn, &hello(0, 0));
+    assert_eq!(
+        h.sent_lines(client),
+        [format!("* peer up 127.0.0.1:7654 out {} peer", id_of(3))]
+    );
+}
+
+#[test]
+fn handshake_and_frames_cut_into_single_bytes_still_link() {
+    let mut h = Harness::new();
+    let client = h.client();
+    h.sent(client);
+    let conn = h.incoming_from(Far::dialling(1), addr(1));
+    h.pump_in_pieces(conn, 1);
+    let wire = h.sealed(conn, &hello(0, 1));
+    for byte in wire.chunks(1) {
+        h.recv(conn, byte);
+    }
+    assert_eq!(
+        h.sent_lines(client),
+        [format!("* peer up 127.0.0.1:1 in {} peer", id_of(1))]
+    );
+}
+
+#[test]
+fn channel_failures_close_the_link_with_a_secure_channel_cause() {
+    let preamble = |network_key| {
+        let mut out = Vec::new();
+        Preamble { network_key }.encode(&mut out);
+        out
+    };
+    let not_message_2 = [preamble(false), vec![0, 48], vec![0xab; 48]].concat();
+    let cases: [(&str, Vec<u8>, &str); 6] = [
+        (
+            "a stranger",
+            b"HTTP/1.1 400 Bad Request\r\n".to_vec(),
+            "secure channel: bad magic",
+        ),
+        (
+            "another version",
+            vec![b'P', b'2', b'P', b'C', 0, 3, 0, 0],
+            "secure channel: protocol version mismatch: we speak 2, the peer speaks 3",
+        ),
+        (
+            "a version 1 node, which starts with its hello",
+            vec![0, 0, 0, 31, 1, b'P', b'2', b'P', b'C', 0, 1],
+            "secure channel: protocol version mismatch: we speak 2, the peer speaks 1",
+        ),
+        (
+            "a node with a network key",
+            preamble(true),
+            "secure channel: network key mismatch: the peer has one, we have none",
+        ),
+        (
+            "noise that is no message 2",
+            not_message_2,
+            "secure channel: handshake message 2 is invalid",
+        ),
+        (
+            "an empty message",
+            [preamble(false), vec![0, 0]].concat(),
+            "secure channel: noise message: empty frame",
+        ),
+    ];
+    for (name, answer, cause) in cases {
+        let (mut h, client, conn) = connect_asked("peer.example:7654");
+        h.node.handle_connected(h.now, conn, addr(7654));
+        h.drain();
+        h.sent(conn);
+        h.recv(conn, &answer);
+        assert!(given_up(&mut h, conn), "{name} must close the link");
+        let told = cause_told(&mut h, client);
+        assert!(told.starts_with(cause), "{name}: {told:?}");
+    }
+}
+
+#[test]
+fn only_holders_of_the_network_key_link() {
+    let mut cfg = config(ME);
+    cfg.network_key = Some(Secret([9; 32]));
+    let mut h = Harness::with(cfg);
+    let client = h.client();
+    h.sent(client);
+
+    let member = h.incoming_from(Far::with(credentials(1, Some(9)), true), addr(1));
+    h.pump(member);
+    h.send(member, &hello(0, 1));
+    assert_eq!(
+        h.sent_lines(client),
+        [format!("* peer up 127.0.0.1:1 in {} peer", id_of(1))]
+    );
+
+    // Message 1 already fails with another key: nothing of ours is revealed to it.
+    let stranger = h.incoming_from(Far::with(credentials(2, Some(8)), true), addr(2));
+    h.pump(stranger);
+    assert!(h.closed(stranger));
+    assert_eq!(h.far[&stranger].proven, None);
+    let keyless = h.incoming_from(Far::dialling(3), addr(3));
+    h.pump(keyless);
+    assert!(given_up(&mut h, keyless));
+    assert_eq!(h.far[&keyless].proven, None);
+    assert!(!h.closed(member));
+}
+
+#[test]
+fn bytes_that_do_not_decrypt_close_that_peer_only() {
+    /// Spoils a sealed chat message, given a message sealed before it.
+    type Spoil = fn(&mut Vec<u8>, &[u8]);
+    let cases: [(&str, Spoil); 3] = [
+        ("one bit flipped", |wire, _| wire[5] ^= 1),
+        ("a message replayed", |wire, earlier| {
+            *wire = earlier.to_vec()
+        }),
+        ("garbage in a message", |wire, _| {
+            *wire = [vec![0, 20], vec![0x55; 20]].concat()
+        }),
+    ];
+    for (name, spoil) in cases {
+        let mut h = Harness::new();
+        let (bad, good) = (h.peer(1), h.peer(2));
+        let client = h.client();
+        h.sent(client);
+        let earlier = h.sealed(bad, &frame(Message::encode_ping));
+        h.recv(bad, &earlier);
+        let mut wire = h.sealed(bad, &chat(77, 1, 1, "x"));
+        spoil(&mut wire, &earlier);
+        h.recv(bad, &wire);
+        assert!(h.closed(bad), "{name}");
+        assert!(!h.closed(good), "{name}");
+        assert!(!h.node.accepts_input(bad), "{name}");
+        let told = cause_told(&mut h, client);
+        assert_eq!(
+            told, "secure channel: transport message did not decrypt (altered or forged bytes)",
+            "{name}"
+        );
+        h.say(client, "still here");
+        assert_eq!(h.sent_chats(good).len(), 1, "{name}");
+    }
+}
+
+#[test]
+fn every_malformed_message_closes_the_link() {
+    let empty_frame = vec![0, 0, 0, 0];
+    let mut unknown_kind = Vec::new();
+    frame::encode(&mut unknown_kind, |o| o.extend_from_slice(&[42, 1, 2, 3]));
+    let mut truncated_hello = Vec::new();
+    frame::encode(&mut truncated_hello, |o| o.extend_from_slice(&[1, 0, 0]));
+    let cases: [(&str, Vec<u8>, bool, &str); 6] = [
+        ("empty frame", empty_frame, false, "empty frame"),
+        (
+            "unknown kind",
+            unknown_kind,
+            true,
+            "unknown message kind 42",
+        ),
+        (
+            "truncated hello",
+            truncated_hello,
+            false,
+            "truncated hello message",
+        ),
+        (
+            "chat before hello",
+            chat(1, 1, 1, "x"),
+            false,
+            "chat before hello",
+        ),
+        (
+            "ping before hello",
+            frame(Message::encode_ping),
+            false,
+            "ping before hello",
+        ),
+        ("second hello", hello(0, 0), true, "second hello"),
+    ];
+    for (name, bytes, after_hello, cause) in cases {
+        let (mut h, client, conn) = connect_asked("peer.example:7654");
+        h.answer(conn, Far::answering(5));
+        if after_hello {
+            h.send(conn, &hello(0, 0));
+        }
+        h.send(conn, &bytes);
+        assert!(h.closed(conn), "{name} must close the link");
+        assert_eq!(
+            cause_told(&mut h, client),
+            format!("protocol violation: {cause}"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn silent_peer_is_dropped_at_the_handshake_deadline() {
+    let mut h = Harness::new();
+    let silent = h.accept(addr(1));
+    // The handshake done, but no hello: the same deadline.
+    let mute = h.shaken(2);
+    h.advance(Duration::from_millis(4900));
+    assert!(!h.closed(silent) && !h.closed(mute));
+    h.advance(Duration::from_millis(200));
+    assert!(h.closed(silent) && h.closed(mute));
+    assert_eq!(
+        h.node.poll_timeout(),
+        None,
+        "no timer outlives its connection"
+    );
+}
+
+#[test]
+fn accepted_connections_in_the_handshake_have_slots_per_address_and_in_all() {
+    let mut h = Harness::new();
+    let from = |host: u8, port: u16| SocketAddr::from(([10, 0, 0, host], port));
+    let first: Vec<ConnId> = (1..=8)
+        .map(|key| h.incoming_from(Far::dialling(key), from(1, u16::from(key))))
+        .collect();
+    assert!(first.iter().all(|&c| !h.closed(c)));
+    let ninth = h.accept(from(1, 9));
+    assert!(h.closed(ninth), "a ninth from one address");
+    assert!(h.node.send_queue(ninth).is_empty(), "not even a preamble");
+    let elsewhere = h.accept(from(2, 1));
+    assert!(!h.closed(elsewhere), "another address still gets in");
+
+    // A link whose hello has arrived is out of the handshake: its slot is free.
+    h.pump(first[0]);
+    let still_shaking = h.accept(from(1, 10));
+    assert!(
+        h.closed(still_shaking),
+        "the handshake is done, the hello not"
+    );
+    h.send(first[0], &hello(0, 1));
+    let tenth = h.accept(from(1, 11));
+    assert!(!h.closed(tenth));
+
+    // In all: 64, wherever they come from.
+    let mut h = Harness::new();
+    for host in 1..=8 {
+        for port in 1..=8 {
+            let conn = h.accept(from(host, port));
+            assert!(!h.closed(conn));
+        }
+    }
+    let newcomer = h.accept(from(9, 1));
+    assert!(h.closed(newcomer), "the 65th, from a fresh address");
+    let client = h.client();
+    assert!(!h.closed(client), "clients have slots of their own");
+}
+
+// Chat: flooding, duplicates, hops.
 
 #[test]
 fn client_line_goes_to_every_peer_and_every_other_client() {
@@ -223,12 +781,18 @@ fn client_line_goes_to_every_peer_and_every_other_client() {
 
     h.say(writer, "hello");
     let expected = SentChat {
-        origin: ME,
+        origin: id_of(ME),
+        epoch: EPOCH,
         seq: 0,
         hops: 8,
         nick: "me".into(),
         text: "hello".into(),
     };
+    let wire = h.write_out(p1, usize::MAX);
+    assert!(
+        !wire.windows(5).any(|w| w == b"hello"),
+        "sealed on the wire"
+    );
     assert_eq!(h.sent_chats(p1), std::slice::from_ref(&expected));
     assert_eq!(h.sent_chats(p2), [expected]);
     assert_eq!(h.sent_lines(reader), ["<me> hello"]);
@@ -253,24 +817,46 @@ fn peer_line_is_delivered_once_and_forwarded_to_the_other_peers() {
     let client = h.client();
     h.sent(client);
 
-    h.recv(a, &chat(77, 5, 3, "hi"));
+    h.send(a, &chat(77, 5, 3, "hi"));
     assert_eq!(h.sent_lines(client), ["<them> hi"]);
-    assert!(h.sent(a).is_empty(), "not sent back to where it came from");
+    assert!(
+        h.sent_frames(a).is_empty(),
+        "not sent back to where it came from"
+    );
     for peer in [b, c] {
         let forwarded = h.sent_chats(peer);
         assert_eq!(forwarded.len(), 1);
-        assert_eq!((forwarded[0].origin, forwarded[0].seq), (77, 5));
+        let id = (forwarded[0].origin, forwarded[0].epoch, forwarded[0].seq);
+        assert_eq!(id, (NodeId(77), FAR_EPOCH, 5));
         assert_eq!(forwarded[0].hops, 2, "one hop used");
     }
 
-    h.recv(b, &chat(77, 5, 2, "hi"));
+    h.send(b, &chat(77, 5, 2, "hi"));
     assert!(h.sent(client).is_empty(), "a copy is not delivered again");
     assert!(
-        h.sent(a).is_empty() && h.sent(c).is_empty(),
+        h.sent_frames(a).is_empty() && h.sent_frames(c).is_empty(),
         "nor forwarded"
     );
     assert_eq!(h.status(client, "duplicates"), "1");
     assert_eq!(h.status(client, "messages"), "1");
+}
+
+#[test]
+fn a_restarted_authors_first_line_is_no_copy_of_its_last_runs() {
+    let mut h = Harness::new();
+    let (from, onward) = (h.peer(1), h.peer(2));
+    let client = h.client();
+    h.sent(client);
+    h.send(from, &chat_of_run(77, 100, 0, 4, "before the restart"));
+    h.send(from, &chat_of_run(77, 200, 0, 4, "after the restart"));
+    h.send(from, &chat_of_run(77, 100, 0, 4, "before the restart"));
+    assert_eq!(
+        h.sent_lines(client),
+        ["<them> before the restart", "<them> after the restart"]
+    );
+    let runs: Vec<u64> = h.sent_chats(onward).iter().map(|c| c.epoch).collect();
+    assert_eq!(runs, [100, 200], "each relayed with its own run");
+    assert_eq!(h.status(client, "duplicates"), "1");
 }
 
 #[test]
@@ -279,10 +865,10 @@ fn copy_of_own_line_coming_back_is_suppressed() {
     let (a, b) = (h.peer(1), h.peer(2));
     let client = h.client();
     h.say(client, "loop");
-    h.sent(a);
-    h.sent(b);
-    h.recv(b, &chat(ME, 0, 7, "loop"));
-    assert!(h.sent(a).is_empty());
+    h.sent_frames(a);
+    h.sent_frames(b);
+    h.send(b, &chat_of_run(id_of(ME).0, EPOCH, 0, 7, "loop"));
+    assert!(h.sent_frames(a).is_empty());
     assert!(h.sent(client).is_empty());
 }
 
@@ -290,7 +876,7 @@ fn copy_of_own_line_coming_back_is_suppressed() {
 fn peer_cannot_give_a_line_more_hops_than_this_node_would() {
     let mut h = Harness::new();
     let (a, b) = (h.peer(1), h.peer(2));
-    h.recv(a, &chat(77, 1, 255, "far"));
+    h.send(a, &chat(77, 1, 255, "far"));
     let forwarded = h.sent_chats(b);
     assert_eq!(forwarded[0].hops, 7, "our limit is 8, one hop used");
 }
@@ -301,9 +887,9 @@ fn last_hop_is_delivered_but_not_forwarded() {
     let (a, b) = (h.peer(1), h.peer(2));
     let client = h.client();
     h.sent(client);
-    h.recv(a, &chat(77, 1, 1, "end of the road"));
+    h.send(a, &chat(77, 1, 1, "end of the road"));
     assert_eq!(h.sent_lines(client), ["<them> end of the road"]);
-    assert!(h.sent(b).is_empty());
+    assert!(h.sent_frames(b).is_empty());
 }
 
 #[test]
@@ -312,52 +898,8 @@ fn control_characters_from_peers_never_reach_clients() {
     let a = h.peer(1);
     let client = h.client();
     h.sent(client);
-    h.recv(a, &chat(77, 1, 1, "\u{1b}]0;pwned\u{7}"));
+    h.send(a, &chat(77, 1, 1, "\u{1b}]0;pwned\u{7}"));
     assert_eq!(h.sent_lines(client), ["<them> \u{FFFD}]0;pwned\u{FFFD}"]);
-}
-
-#[test]
-fn garbage_closes_that_peer_only() {
-    let mut h = Harness::new();
-    let (bad, good) = (h.peer(1), h.peer(2));
-    let client = h.client();
-    h.recv(bad, b"\xff\xff\xff\xffGET / HTTP/1.1\r\n");
-    assert!(h.closed(bad));
-    assert!(!h.closed(good));
-    assert!(!h.node.accepts_input(bad));
-    h.say(client, "still here");
-    assert_eq!(h.sent_chats(good).len(), 1);
-}
-
-#[test]
-fn every_malformed_message_closes_the_link() {
-    let empty_frame = vec![0, 0, 0, 0];
-    let mut unknown_kind = Vec::new();
-    frame::encode(&mut unknown_kind, |o| o.extend_from_slice(&[42, 1, 2, 3]));
-    let mut bad_magic = hello(5, 0);
-    bad_magic[5..9].copy_from_slice(b"NOPE");
-    let mut other_version = hello(5, 0);
-    other_version[9..11].copy_from_slice(&[0, 2]);
-    let cases: [(&str, Vec<u8>, bool); 6] = [
-        ("empty frame", empty_frame, false),
-        ("unknown kind", unknown_kind, true),
-        ("bad magic", bad_magic, false),
-        ("other version", other_version, false),
-        ("chat before hello", chat(1, 1, 1, "x"), false),
-        ("second hello", hello(5, 0), true),
-    ];
-    for (name, bytes, after_hello) in cases {
-        let mut h = Harness::new();
-        let conn = if after_hello {
-            h.peer(5)
-        } else {
-            let conn = h.node.handle_accepted(h.now, Accepted::Peer(addr(1)));
-            h.drain();
-            conn
-        };
-        h.recv(conn, &bytes);
-        assert!(h.closed(conn), "{name} must close the link");
-    }
 }
 
 #[test]
@@ -366,41 +908,29 @@ fn frame_split_anywhere_is_reassembled() {
     let a = h.peer(1);
     let client = h.client();
     h.sent(client);
-    let bytes = [chat(77, 1, 2, "first"), chat(77, 2, 2, "second")].concat();
-    for byte in bytes.chunks(1) {
+    let plain = [chat(77, 1, 2, "first"), chat(77, 2, 2, "second")].concat();
+    // Frames cut across transport messages, and those cut into single bytes.
+    let mut wire = Vec::new();
+    for piece in [&plain[..3], &plain[3..30], &plain[30..]] {
+        wire.extend(h.sealed(a, piece));
+    }
+    for byte in wire.chunks(1) {
         h.recv(a, byte);
     }
     assert_eq!(h.sent_lines(client), ["<them> first", "<them> second"]);
 }
 
-#[test]
-fn silent_peer_is_dropped_at_the_handshake_deadline() {
-    let mut h = Harness::new();
-    let conn = h.node.handle_accepted(h.now, Accepted::Peer(addr(1)));
-    h.drain();
-    h.advance(Duration::from_millis(4900));
-    assert!(!h.closed(conn));
-    h.advance(Duration::from_millis(200));
-    assert!(h.closed(conn));
-    assert_eq!(
-        h.node.poll_timeout(),
-        None,
-        "no timer outlives its connection"
-    );
-}
-
-fn frame(encode: fn(&mut Vec<u8>)) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode(&mut out);
-    out
-}
+// Keepalive.
 
 #[test]
 fn quiet_link_is_pinged_and_a_silent_peer_dropped() {
     let mut h = Harness::new();
     let peer = h.peer(1);
     h.advance(Duration::from_secs(14));
-    assert!(h.sent(peer).is_empty(), "not quiet for long enough yet");
+    assert!(
+        h.sent_frames(peer).is_empty(),
+        "not quiet for long enough yet"
+    );
     h.advance(Duration::from_secs(2));
     assert_eq!(h.sent_frames(peer), [Message::Ping]);
     h.advance(Duration::from_secs(15));
@@ -417,8 +947,8 @@ fn any_bytes_from_a_peer_keep_its_link_alive() {
     let mut h = Harness::new();
     let peer = h.peer(1);
     h.advance(Duration::from_secs(40));
-    h.recv(peer, &frame(Message::encode_pong));
-    h.sent(peer);
+    h.send(peer, &frame(Message::encode_pong));
+    h.sent_frames(peer);
     h.advance(Duration::from_secs(40));
     assert!(!h.closed(peer), "heard from 40 s ago");
     h.advance(Duration::from_secs(6));
@@ -429,18 +959,11 @@ fn any_bytes_from_a_peer_keep_its_link_alive() {
 fn ping_is_answered_with_a_pong() {
     let mut h = Harness::new();
     let peer = h.peer(1);
-    h.recv(peer, &frame(Message::encode_ping));
+    h.send(peer, &frame(Message::encode_ping));
     assert_eq!(h.sent_frames(peer), [Message::Pong]);
 }
 
-#[test]
-fn ping_before_hello_closes_the_link() {
-    let mut h = Harness::new();
-    let conn = h.node.handle_accepted(h.now, Accepted::Peer(addr(1)));
-    h.drain();
-    h.recv(conn, &frame(Message::encode_ping));
-    assert!(h.closed(conn));
-}
+// Discovery.
 
 fn discovering() -> Harness {
     let mut cfg = config(ME);
@@ -449,21 +972,10 @@ fn discovering() -> Harness {
     Harness::with(cfg)
 }
 
-/// An inbound peer that says it accepts peers on `port`.
-fn listening_peer(h: &mut Harness, id: u64, port: u16) -> ConnId {
-    let conn = h
-        .node
-        .handle_accepted(h.now, Accepted::Peer(addr(40000 + id as u16)));
-    h.drain();
-    let mut hello = Vec::new();
-    Hello {
-        node_id: id,
-        listen_port: port,
-        link_id: 0,
-        nick: "peer",
-    }
-    .encode(&mut hello);
-    h.recv(conn, &hello);
+/// An inbound peer, node `key`, that says it accepts peers on `port`.
+fn listening_peer(h: &mut Harness, key: u8, port: u16) -> ConnId {
+    let conn = h.shaken(key);
+    h.send(conn, &hello(port, 1));
     conn
 }
 
@@ -492,7 +1004,9 @@ fn a_new_link_learns_where_the_others_listen_and_they_where_it_does() {
     assert_eq!(sent_addrs(&mut h, b), [addr(9001)]);
     assert_eq!(sent_addrs(&mut h, a), [addr(9002)]);
     let c = listening_peer(&mut h, 3, 0);
-    assert_eq!(sent_addrs(&mut h, c), [addr(9001), addr(9002)]);
+    let mut told = sent_addrs(&mut h, c);
+    told.sort();
+    assert_eq!(told, [addr(9001), addr(9002)]);
     assert!(sent_addrs(&mut h, a).is_empty(), "c accepts no peers");
 }
 
@@ -501,16 +1015,9 @@ fn learned_addresses_are_dialled_up_to_the_target_and_never_its_own() {
     let mut h = discovering();
     let a = listening_peer(&mut h, 1, 0);
     h.take_outputs();
-    h.recv(a, &addrs_frame(&[addr(7654), addr(1), addr(2), addr(3)]));
+    h.send(a, &addrs_frame(&[addr(7654), addr(1), addr(2), addr(3)]));
     h.advance(Duration::from_millis(300));
-    let dialled: Vec<String> = h
-        .take_outputs()
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Dial { target, .. } => Some(target),
-            _ => None,
-        })
-        .collect();
+    let dialled = dials(h.take_outputs());
     assert_eq!(dialled.len(), 2, "the target: {dialled:?}");
     assert!(
         !dialled.contains(&addr(7654).to_string()),
@@ -518,12 +1025,21 @@ fn learned_addresses_are_dialled_up_to_the_target_and_never_its_own() {
     );
 }
 
+fn dials(outputs: Vec<Output>) -> Vec<String> {
+    (outputs.into_iter())
+        .filter_map(|o| match o {
+            Output::Dial { target, .. } => Some(target),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn a_learned_address_that_keeps_failing_is_forgotten() {
     let mut h = discovering();
     let a = listening_peer(&mut h, 1, 0);
     let client = h.client();
-    h.recv(a, &addrs_frame(&[addr(5)]));
+    h.send(a, &addrs_frame(&[addr(5)]));
     let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
     for _ in 0..3 {
         let (dial, target, _) = next_dial(&mut h, Duration::from_secs(1)).expect("dialled");
@@ -535,14 +1051,7 @@ fn a_learned_address_that_keeps_failing_is_forgotten() {
     assert_eq!(h.status(client, "known-addresses"), "0");
 }
 
-#[test]
-fn link_to_self_is_closed() {
-    let mut h = Harness::new();
-    let conn = h.node.handle_accepted(h.now, Accepted::Peer(addr(1)));
-    h.drain();
-    h.recv(conn, &hello(ME, 0));
-    assert!(h.closed(conn));
-}
+// Dialling.
 
 #[test]
 fn dial_asks_the_driver_and_reports_failure_to_the_asking_client() {
@@ -631,11 +1140,10 @@ fn address_given_by_hand_is_dialled_again_with_growing_backoff() {
 /// How long after losing a link that was up for `up` the node dials its address again.
 fn redial_after_link_up_for(up: Duration) -> Duration {
     let (mut h, conn) = dialling("peer.example:7654");
-    h.node.handle_connected(h.now, conn, addr(7654));
-    h.recv(conn, &hello(0x77, 0));
+    h.answer(conn, Far::answering(0x77));
+    h.send(conn, &hello(0, 0));
     h.advance(up);
-    h.node.handle_eof(h.now, conn);
-    h.drain();
+    h.eof(conn);
     let (_, target, waited) = next_dial(&mut h, Duration::from_secs(3)).expect("redialled");
     assert_eq!(target, "peer.example:7654");
     waited
@@ -683,10 +1191,9 @@ fn connect_that_fails_at_once_is_reported_and_not_redialled() {
 #[test]
 fn connect_that_came_up_is_redialled_whenever_lost() {
     let (mut h, _, conn) = connect_asked("peer.example:7654");
-    h.node.handle_connected(h.now, conn, addr(7654));
-    h.recv(conn, &hello(0x77, 0));
-    h.node.handle_eof(h.now, conn);
-    h.drain();
+    h.answer(conn, Far::answering(0x77));
+    h.send(conn, &hello(0, 0));
+    h.eof(conn);
     let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
     for _ in 0..3 {
         let (next, target, _) = next_dial(&mut h, Duration::from_secs(61)).expect("redialled");
@@ -696,14 +1203,52 @@ fn connect_that_came_up_is_redialled_whenever_lost() {
     }
 }
 
+// Links that lead back to this node's own key.
+
 #[test]
-fn link_that_led_back_to_this_node_is_not_redialled() {
-    let (mut h, conn) = dialling("me.example:7654");
-    h.node.handle_connected(h.now, conn, addr(7654));
-    h.recv(conn, &hello(ME, 0));
-    assert!(h.closed(conn));
+fn link_to_self_is_closed_at_both_ends_and_not_redialled() {
+    // The node dials its own address, and accepts that very connection.
+    let (mut h, out) = dialling("me.example:7654");
+    h.node.handle_connected(h.now, out, addr(7654));
+    h.drain();
+    let inc = h.accept(addr(40000));
+    h.loop_back(out, inc);
+    assert!(h.closed(out) && h.closed(inc));
     assert!(next_dial(&mut h, Duration::from_secs(120)).is_none());
+
+    // The dialling end learns it too, and tells the client that asked.
+    let (mut h, client_asking, out) = connect_asked("me.example:7654");
+    h.node.handle_connected(h.now, out, addr(7654));
+    h.drain();
+    let inc = h.accept(addr(40000));
+    h.loop_back(out, inc);
+    assert_eq!(
+        cause_told(&mut h, client_asking),
+        "link to this node itself"
+    );
 }
+
+#[test]
+fn another_process_with_this_nodes_key_is_told_apart_from_a_link_to_itself() {
+    let (mut h, client, conn) = connect_asked("twin.example:7654");
+    // The same key, another run.
+    h.answer(conn, Far::answering(ME));
+    h.send(conn, &hello(0, 0));
+    assert!(given_up(&mut h, conn));
+    assert_eq!(
+        cause_told(&mut h, client),
+        "the peer runs with this node's own key: two processes share one key file"
+    );
+    assert!(next_dial(&mut h, Duration::from_secs(120)).is_none());
+
+    // A twin that dials in is closed at its hello as well.
+    let mut h = Harness::new();
+    let twin = h.shaken(ME);
+    h.send(twin, &hello(0, 1));
+    assert!(given_up(&mut h, twin));
+}
+
+// Limits.
 
 #[test]
 fn peers_and_clients_over_their_limits_are_refused() {
@@ -712,24 +1257,24 @@ fn peers_and_clients_over_their_limits_are_refused() {
     cfg.limits.max_clients = 1;
     let mut h = Harness::with(cfg);
     let (a, b) = (h.peer(1), h.peer(2));
-    // A few over the limit hear this node's hello, then its end of stream; the next
-    // ones are closed at once.
-    let refused: Vec<ConnId> = (3..20)
-        .map(|port| h.node.handle_accepted(h.now, Accepted::Peer(addr(port))))
-        .collect();
-    h.drain();
+    // A few over the limit are told so once the handshake has proved who they are,
+    // then the link is given up; the next ones are closed at once.
+    let refused: Vec<ConnId> = (3..20).map(|key| h.shaken(key)).collect();
     let told = &refused[..8];
     assert!(told.iter().all(|&c| !h.closed(c)));
     assert!(refused[8..].iter().all(|&c| h.closed(c)));
     assert!(!h.closed(a) && !h.closed(b));
     let third = told[0];
-    assert!(matches!(h.sent_frames(third)[..], [Message::Hello(_)]));
-    assert!(h.take_outputs().contains(&Output::Finish(third)));
+    match h.sent_frames(third).as_slice() {
+        [Message::Hello(hello), Message::Retire] => assert!(hello.refusing),
+        other => panic!("{other:?}"),
+    }
+    assert!(h.finished(third), "shut down once the retire is written");
     // Its hello is no violation: it is read, and the link waits for the other end.
-    h.recv(third, &hello(3, 1));
+    h.send(third, &hello(0, 1));
+    h.send(third, &frame(Message::encode_retire));
     assert!(!h.closed(third));
-    h.node.handle_eof(h.now, third);
-    h.drain();
+    h.eof(third);
     assert!(h.closed(third));
 
     let client = h.client();
@@ -743,6 +1288,79 @@ fn peers_and_clients_over_their_limits_are_refused() {
     assert_eq!(h.sent_lines(second), ["! too many clients: the limit is 1"]);
     assert!(h.closed(second));
     assert!(!h.closed(client));
+}
+
+#[test]
+fn a_full_node_tells_the_refused_where_its_peers_listen() {
+    let mut cfg = config(ME);
+    cfg.limits.max_peers = 2;
+    let mut h = Harness::with(cfg);
+    listening_peer(&mut h, 1, 9001);
+    listening_peer(&mut h, 2, 9002);
+    let refused = h.shaken(3);
+    match h.sent_frames(refused).as_slice() {
+        [Message::Hello(hello), Message::Addrs(addrs), Message::Retire] => {
+            assert!(hello.refusing);
+            let mut told: Vec<SocketAddr> = addrs.iter().collect();
+            told.sort();
+            assert_eq!(told, [addr(9001), addr(9002)]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_refusing_hello_makes_the_dialler_give_the_link_up_and_learn_the_addresses() {
+    let (mut h, client, conn) = connect_asked("full.example:7654");
+    h.answer(conn, Far::answering(3));
+    h.sent_frames(conn);
+    let refusal = [
+        refusing_hello(),
+        addrs_frame(&[addr(9001), addr(9002)]),
+        frame(Message::encode_retire),
+    ]
+    .concat();
+    h.send(conn, &refusal);
+    assert_eq!(h.sent_frames(conn), [Message::Retire]);
+    assert!(h.finished(conn), "after its retire");
+    assert!(!h.closed(conn), "read until the full node's shutdown");
+    h.eof(conn);
+    assert!(h.closed(conn));
+    assert_eq!(
+        cause_told(&mut h, client),
+        "refused: the peer has all the peers it takes"
+    );
+    assert_eq!(h.status(client, "known-addresses"), "2");
+    assert_eq!(h.status(client, "peers"), "0", "it never came up");
+}
+
+#[test]
+fn chat_on_a_refused_link_closes_it() {
+    // At the full node.
+    let mut cfg = config(ME);
+    cfg.limits.max_peers = 1;
+    let mut h = Harness::with(cfg);
+    h.peer(1);
+    let client = h.client();
+    h.sent(client);
+    let refused = h.shaken(2);
+    h.send(refused, &hello(0, 1));
+    h.send(refused, &chat(77, 1, 4, "let me in"));
+    assert!(h.closed(refused));
+    assert!(h.sent(client).is_empty(), "the line is not taken");
+
+    // At the dialler.
+    let (mut h, client, conn) = connect_asked("full.example:7654");
+    h.answer(conn, Far::answering(3));
+    h.send(conn, &refusing_hello());
+    h.sent_lines(client);
+    h.send(conn, &chat(77, 1, 4, "in after all"));
+    assert!(h.closed(conn));
+    let lines = h.sent_lines(client);
+    assert!(
+        !lines.iter().any(|l| l.starts_with('<')),
+        "the line is not taken: {lines:?}"
+    );
 }
 
 #[test]
@@ -760,16 +1378,16 @@ fn connect_needs_host_and_port() {
         .any(|o| matches!(o, Output::Dial { .. })));
 }
 
+// Clients.
+
 #[test]
 fn client_leaving_mid_line_still_sends_it() {
     let mut h = Harness::new();
     let peer = h.peer(1);
     let client = h.client();
     h.recv(client, b"one\ntwo");
-    h.node.handle_eof(h.now, client);
-    h.drain();
-    let texts: Vec<String> = h.sent_chats(peer).into_iter().map(|c| c.text).collect();
-    assert_eq!(texts, ["one", "two"]);
+    h.eof(client);
+    assert_eq!(texts(h.sent_chats(peer)), ["one", "two"]);
     assert!(h.closed(client));
 }
 
@@ -805,8 +1423,7 @@ fn client_that_left_without_taking_its_replies_is_closed_after_the_linger_time()
     let mut h = Harness::new();
     let client = h.client();
     h.recv(client, b"/help\n");
-    h.node.handle_eof(h.now, client);
-    h.drain();
+    h.eof(client);
     h.advance(Duration::from_millis(4900));
     assert!(!h.closed(client));
     h.advance(Duration::from_millis(200));
@@ -817,18 +1434,22 @@ fn client_that_left_without_taking_its_replies_is_closed_after_the_linger_time()
 fn peer_up_and_down_are_announced_to_clients() {
     let mut h = Harness::new();
     let client = h.client();
-    let peer = h.peer(0xabc);
+    let peer = h.peer(0xab);
+    let id = id_of(0xab);
     assert_eq!(
         h.sent_lines(client),
-        ["* peer up 127.0.0.1:42748 in 0000000000000abc peer"]
+        [format!("* peer up 127.0.0.1:40171 in {id} peer")]
     );
-    h.node.handle_eof(h.now, peer);
-    h.drain();
+    h.eof(peer);
     assert_eq!(
         h.sent_lines(client),
-        ["* peer down 127.0.0.1:42748 in 0000000000000abc peer: closed by the peer"]
+        [format!(
+            "* peer down 127.0.0.1:40171 in {id} peer: closed by the peer"
+        )]
     );
 }
+
+// Backpressure and bounds.
 
 fn small_queues() -> NodeConfig {
     let mut cfg = config(ME);
@@ -872,7 +1493,7 @@ fn peer_that_stops_reading_is_cut_at_the_bound() {
     // Relayed lines are never paused (that could deadlock a cycle), so the queue of a
     // peer that takes nothing grows to the bound, and the peer is cut there.
     for seq in 0..100 {
-        h.recv(source, &chat(77, seq, 5, &"y".repeat(100)));
+        h.send(source, &chat(77, seq, 5, &"y".repeat(100)));
         if h.closed(sink) {
             break;
         }
@@ -892,14 +1513,11 @@ fn slow_readers_together_are_held_to_the_node_budget_the_slowest_cut_first() {
     let mut events = Vec::new();
     let mut slow_took = 0;
     for seq in 0..100 {
-        h.recv(source, &chat(77, seq, 5, &"q".repeat(100)));
+        h.send(source, &chat(77, seq, 5, &"q".repeat(100)));
         events.extend(h.sent_lines(client));
         // One of the two takes a little now and then; neither passes its own bound.
         if seq % 4 == 0 && !h.closed(slow) {
-            let n = 150.min(h.node.send_queue(slow).len());
-            h.node.handle_sent(h.now, slow, n);
-            h.drain();
-            slow_took += n;
+            slow_took += h.write_out(slow, 150).len();
         }
         if h.closed(slower) {
             break;
@@ -917,9 +1535,9 @@ fn slow_readers_together_are_held_to_the_node_budget_the_slowest_cut_first() {
         .iter()
         .find(|l| l.starts_with("* peer down "))
         .expect("a peer down event");
+    let victim = format!("{} peer: not reading: the longest send queue", id_of(3));
     assert!(
-        down.contains("0000000000000003 peer: not reading: the longest send queue")
-            && down.ends_with("passed 6000 bytes together"),
+        down.contains(&victim) && down.ends_with("passed 6000 bytes together"),
         "{down:?}"
     );
 }
@@ -944,10 +1562,10 @@ fn congested_peer_holds_back_reading_the_other_peers() {
     let (source, slow) = (h.peer(1), h.peer(2));
     let client = h.client();
     for seq in 0..8 {
-        h.recv(source, &chat(77, seq, 5, &"y".repeat(100)));
+        h.send(source, &chat(77, seq, 5, &"y".repeat(100)));
         h.sent(client);
     }
-    h.sent(source);
+    h.sent_frames(source);
     h.sent(client);
     assert!(
         !h.node.accepts_input(source),
@@ -960,8 +1578,8 @@ fn congested_peer_holds_back_reading_the_other_peers() {
     assert!(!h.node.accepts_input(client));
 
     let queued = h.node.send_queue(slow).len();
-    h.node.handle_sent(h.now, slow, queued - 900);
-    h.drain();
+    h.write_out(slow, queued - 900);
+    assert_eq!(h.node.queued(slow), 900);
     assert!(
         h.node.accepts_input(source),
         "drained under the mark: read again"
@@ -975,7 +1593,7 @@ fn stuck_peer_stops_holding_back_the_others_so_cycles_cannot_deadlock() {
     let (source, stuck) = (h.peer(1), h.peer(2));
     let client = h.client();
     for seq in 0..8 {
-        h.recv(source, &chat(77, seq, 5, &"y".repeat(100)));
+        h.send(source, &chat(77, seq, 5, &"y".repeat(100)));
         h.sent(client);
     }
     assert!(!h.node.accepts_input(source) && !h.node.accepts_input(client));
@@ -988,8 +1606,7 @@ fn stuck_peer_stops_holding_back_the_others_so_cycles_cannot_deadlock() {
     );
     assert!(h.node.accepts_input(client), "it holds back nobody");
 
-    h.node.handle_sent(h.now, stuck, 10);
-    h.drain();
+    h.write_out(stuck, 10);
     assert!(
         h.node.accepts_input(source),
         "a trickle keeps it stuck, until it is under the mark"
@@ -1005,13 +1622,12 @@ fn peer_reading_a_trickle_holds_the_others_back_for_a_bounded_stretch() {
     let mut h = Harness::with(small_queues());
     let (source, slow) = (h.peer(1), h.peer(2));
     for seq in 0..8 {
-        h.recv(source, &chat(77, seq, 5, &"y".repeat(100)));
+        h.send(source, &chat(77, seq, 5, &"y".repeat(100)));
     }
     // A byte every 0.9 s for 9.9 s: never a second without progress.
     for step in 1..=11 {
         h.advance(Duration::from_millis(900));
-        h.node.handle_sent(h.now, slow, 1);
-        h.drain();
+        h.write_out(slow, 1);
         assert!(
             !h.node.accepts_input(source),
             "still draining after step {step}"
@@ -1033,7 +1649,7 @@ fn slow_client_holds_back_the_peers_instead_of_losing_lines() {
     let source = h.peer(1);
     let reader = h.client();
     for seq in 0..10 {
-        h.recv(source, &chat(77, seq, 1, &"r".repeat(100)));
+        h.send(source, &chat(77, seq, 1, &"r".repeat(100)));
     }
     assert!(!h.closed(reader));
     assert!(
@@ -1053,27 +1669,147 @@ fn client_that_stops_reading_is_cut_at_the_bound() {
     let source = h.peer(1);
     let lazy = h.client();
     for seq in 0..10 {
-        h.recv(source, &chat(77, seq, 1, &"w".repeat(100)));
+        h.send(source, &chat(77, seq, 1, &"w".repeat(100)));
     }
     assert!(h.closed(lazy));
 }
 
-/// Feeds `bytes` written by the far end to `conn` of `to`, then the end of stream once
-/// the far end writes no more (only once: a closed connection hears nothing more).
-/// Returns whether anything moved.
-fn deliver(to: &mut Harness, conn: ConnId, bytes: &[u8], far_end_done: bool) -> bool {
-    if to.closed(conn) {
-        return false;
+#[test]
+fn lines_from_an_origin_over_max_rate_are_dropped_and_counted() {
+    let mut cfg = config(ME);
+    cfg.limits.max_rate = Some(crate::config::MaxRate {
+        per_sec: 2,
+        burst: 3,
+    });
+    let mut h = Harness::with(cfg);
+    let (from, onward, client) = (h.peer(1), h.peer(2), h.client());
+    for seq in 0..5 {
+        h.send(from, &chat(77, seq, 4, &format!("line {seq}")));
     }
-    if !bytes.is_empty() {
-        to.recv(conn, bytes);
-    }
-    if far_end_done && !to.closed(conn) {
-        to.node.handle_eof(to.now, conn);
-        to.drain();
-        return true;
-    }
-    !bytes.is_empty()
+    // Another origin has a bucket of its own, and so do this node's own clients.
+    h.send(from, &chat(78, 0, 4, "from elsewhere"));
+    h.say(client, "mine");
+    assert_eq!(
+        texts(h.sent_chats(onward)),
+        ["line 0", "line 1", "line 2", "from elsewhere", "mine"]
+    );
+    let heard = h.sent_lines(client);
+    assert_eq!(
+        heard.iter().filter(|l| l.starts_with('<')).count(),
+        4,
+        "the client gets what is relayed, nothing dropped: {heard:?}"
+    );
+    assert_eq!(h.status(client, "rate-dropped"), "2");
+
+    // Half a second later the bucket holds one more line.
+    h.advance(Duration::from_millis(500));
+    h.send(from, &chat(77, 5, 4, "line 5"));
+    h.send(from, &chat(77, 6, 4, "line 6"));
+    assert_eq!(texts(h.sent_chats(onward)), ["line 5"]);
+    assert_eq!(h.status(client, "rate-dropped"), "3");
+    assert_eq!(h.status(client, "max-rate"), "2");
+    assert_eq!(h.status(client, "max-burst"), "3");
+}
+
+// Two links between the same two nodes: one is retired.
+
+/// A second link from far end `key`, from another port, with the handshake done.
+fn second_link(h: &mut Harness, key: u8) -> ConnId {
+    let conn = h.incoming_from(Far::dialling(key), addr(41000 + u16::from(key)));
+    h.pump(conn);
+    conn
+}
+
+#[test]
+fn a_link_given_up_for_a_duplicate_says_retire_before_its_shutdown() {
+    let mut h = Harness::new();
+    let client = h.client();
+    let first = h.shaken(1);
+    h.send(first, &hello(0, 5));
+    h.sent_frames(first);
+    let second = second_link(&mut h, 1);
+    h.take_outputs();
+    // The far end dialled the second link with a smaller link id: it replaces the first.
+    h.send(second, &hello(0, 3));
+    assert!(
+        !h.done_writing(first),
+        "nothing is shut down before the retire is written"
+    );
+    assert_eq!(h.sent_frames(first), [Message::Retire]);
+    assert!(h.finished(first), "shut down once it is");
+    assert!(!h.closed(first), "and read until the far end's shutdown");
+    h.sent_frames(second);
+    h.say(client, "after");
+    assert_eq!(texts(h.sent_chats(second)), ["after"]);
+    assert!(
+        h.sent_frames(first).is_empty(),
+        "nothing new on the old one"
+    );
+    h.eof(first);
+    assert!(h.closed(first));
+    assert!(!h.closed(second));
+}
+
+#[test]
+fn lines_go_on_over_a_link_the_peer_retired_until_its_replacement_comes_up() {
+    let mut h = Harness::new();
+    let client = h.client();
+    let first = h.shaken(1);
+    h.send(first, &hello(0, 5));
+    h.sent_frames(first);
+    let second = second_link(&mut h, 1);
+    assert!(matches!(h.sent_frames(second)[..], [Message::Hello(_)]));
+    // The far end has both hellos and keeps the second; ours may arrive first.
+    h.send(first, &frame(Message::encode_retire));
+    h.eof(first);
+    assert!(!h.closed(first));
+    h.say(client, "on the first");
+    assert_eq!(texts(h.sent_chats(first)), ["on the first"]);
+    assert!(h.sent_frames(second).is_empty(), "not up here yet");
+
+    h.send(second, &hello(0, 3));
+    assert_eq!(h.sent_frames(first), [Message::Retire]);
+    assert!(h.closed(first), "the far end had shut it down already");
+    h.say(client, "on the second");
+    assert_eq!(texts(h.sent_chats(second)), ["on the second"]);
+}
+
+#[test]
+fn a_link_the_peer_retired_is_closed_if_no_replacement_comes_up() {
+    let mut h = Harness::new();
+    let first = h.peer(1);
+    let client = h.client();
+    h.sent(client);
+    h.send(first, &frame(Message::encode_retire));
+    h.advance(Duration::from_millis(4900));
+    assert!(!h.closed(first));
+    h.advance(Duration::from_millis(200));
+    assert!(h.closed(first));
+    assert_eq!(
+        cause_told(&mut h, client),
+        "the peer gave the link up and no other came up within 5s"
+    );
+}
+
+#[test]
+fn anything_after_retire_on_a_retired_link_closes_it() {
+    let mut h = Harness::new();
+    let client = h.client();
+    let first = h.shaken(1);
+    h.send(first, &hello(0, 5));
+    let second = second_link(&mut h, 1);
+    h.send(first, &frame(Message::encode_retire));
+    h.send(second, &hello(0, 3));
+    h.sent(client);
+    assert!(!h.closed(first));
+    h.send(first, &chat(77, 1, 4, "too late"));
+    assert!(h.closed(first));
+    let lines = h.sent_lines(client);
+    assert!(
+        !lines.iter().any(|l| l.starts_with('<')),
+        "the line is not taken: {lines:?}"
+    );
+    assert!(!h.closed(second));
 }
 
 /// Two nodes wired back to back: bytes queued on one side are fed to the other.
@@ -1085,10 +1821,10 @@ struct Pair {
 }
 
 impl Pair {
-    fn new(a_id: u64, b_id: u64) -> Self {
+    fn new(a_key: u8, b_key: u8) -> Self {
         Pair {
-            a: Harness::with(config(a_id)),
-            b: Harness::with(config(b_id)),
+            a: Harness::with(config(a_key)),
+            b: Harness::with(config(b_key)),
             wires: Vec::new(),
         }
     }
@@ -1110,12 +1846,21 @@ impl Pair {
         };
         dialler.node.handle_connected(dialler.now, out, addr(1));
         dialler.drain();
-        let inc = acceptor
-            .node
-            .handle_accepted(acceptor.now, Accepted::Peer(addr(2)));
-        acceptor.drain();
+        let inc = acceptor.accept(addr(2));
         self.wires
             .push(if from_a { (out, inc) } else { (inc, out) });
+    }
+
+    /// Moves what one side has queued on wire `i` to the other side, once.
+    fn pass(&mut self, i: usize, a_to_b: bool) {
+        let (on_a, on_b) = self.wires[i];
+        if a_to_b {
+            let bytes = self.a.sent(on_a);
+            self.b.feed(on_b, &bytes, self.a.done_writing(on_a));
+        } else {
+            let bytes = self.b.sent(on_b);
+            self.a.feed(on_a, &bytes, self.b.done_writing(on_b));
+        }
     }
 
     /// Moves bytes both ways until neither side has anything queued.
@@ -1125,8 +1870,8 @@ impl Pair {
             for &(on_a, on_b) in &self.wires {
                 let to_b = self.a.sent(on_a);
                 let to_a = self.b.sent(on_b);
-                moved |= deliver(&mut self.b, on_b, &to_b, self.a.done_writing(on_a));
-                moved |= deliver(&mut self.a, on_a, &to_a, self.b.done_writing(on_b));
+                moved |= self.b.feed(on_b, &to_b, self.a.done_writing(on_a));
+                moved |= self.a.feed(on_a, &to_a, self.b.done_writing(on_b));
             }
             if !moved {
                 return;
@@ -1143,11 +1888,18 @@ impl Pair {
     }
 }
 
+/// The chat lines a client of `h` has been written.
+fn heard(h: &mut Harness, client: ConnId) -> Vec<String> {
+    (h.sent_lines(client).into_iter())
+        .filter(|l| l.starts_with('<'))
+        .collect()
+}
+
 #[test]
 fn simultaneous_dials_leave_the_same_single_link_on_both_sides() {
-    for (a_id, b_id) in [(1, 2), (2, 1)] {
+    for (a_key, b_key) in [(1, 2), (2, 1)] {
         for a_first in [true, false] {
-            let mut pair = Pair::new(a_id, b_id);
+            let mut pair = Pair::new(a_key, b_key);
             pair.dial(a_first);
             pair.dial(!a_first);
             pair.settle();
@@ -1155,7 +1907,7 @@ fn simultaneous_dials_leave_the_same_single_link_on_both_sides() {
             assert_eq!(
                 open.iter().filter(|&&(a, b)| a && b).count(),
                 1,
-                "ids {a_id}/{b_id}, a first {a_first}: {open:?}"
+                "keys {a_key}/{b_key}, a first {a_first}: {open:?}"
             );
             assert!(
                 open.iter().all(|&(a, b)| a == b),
@@ -1164,7 +1916,7 @@ fn simultaneous_dials_leave_the_same_single_link_on_both_sides() {
             // The survivor was dialled by the node with the smaller id.
             let survivor = open.iter().position(|&(a, _)| a).expect("one survives");
             let dialled_by_a = (survivor == 0) == a_first;
-            assert_eq!(dialled_by_a, a_id < b_id);
+            assert_eq!(dialled_by_a, id_of(a_key) < id_of(b_key));
         }
     }
 }
@@ -1182,95 +1934,74 @@ fn dialling_the_same_node_twice_keeps_the_first_link() {
 #[test]
 fn line_in_flight_on_a_link_given_up_is_still_delivered() {
     // b's id is the smaller, so the link b dials replaces the one a dialled.
-    let mut pair = Pair::new(9, 5);
+    let (small, large) = by_id(5, 9);
+    let mut pair = Pair::new(large, small);
     let on_a = pair.a.client();
     pair.dial(true);
     pair.settle();
     pair.dial(false);
-    let (new_on_a, new_on_b) = pair.wires[1];
-    // a hears b's hello on the new link and gives the old one up, while b, which has
-    // not yet heard a's hello there, still sends on the old one.
-    let hello_from_b = pair.b.sent(new_on_b);
-    pair.a.recv(new_on_a, &hello_from_b);
+    pair.pass(1, B_TO_A); // b's preamble and message 1
+    pair.pass(1, A_TO_B); // a's preamble and message 2
+                          // Message 3 and b's hello: a has both hellos on the new link and gives the old one
+                          // up, while b, which has not yet heard a's hello there, still sends on the old one.
+    pair.pass(1, B_TO_A);
     let on_b = pair.b.client();
     pair.b.say(on_b, "sent on the old link");
     pair.settle();
 
-    let heard: Vec<String> = pair
-        .a
-        .sent_lines(on_a)
-        .into_iter()
-        .filter(|l| l.starts_with('<'))
-        .collect();
-    assert_eq!(heard, ["<me> sent on the old link"]);
+    assert_eq!(heard(&mut pair.a, on_a), ["<me> sent on the old link"]);
     assert_eq!(pair.open(), [(false, false), (true, true)]);
-}
-
-fn rate_limited(per_sec: u32, burst: u32) -> Harness {
-    let mut cfg = config(ME);
-    cfg.limits.max_rate = Some(crate::config::MaxRate { per_sec, burst });
-    Harness::with(cfg)
-}
-
-#[test]
-fn lines_from_an_origin_over_max_rate_are_dropped_and_counted() {
-    let mut h = rate_limited(2, 3);
-    let (from, onward, client) = (h.peer(1), h.peer(2), h.client());
-    for seq in 0..5 {
-        h.recv(from, &chat(77, seq, 4, &format!("line {seq}")));
-    }
-    // Another origin has a bucket of its own, and so do this node's own clients.
-    h.recv(from, &chat(78, 0, 4, "from elsewhere"));
-    h.say(client, "mine");
-    let texts = |chats: Vec<SentChat>| chats.into_iter().map(|c| c.text).collect::<Vec<_>>();
-    assert_eq!(
-        texts(h.sent_chats(onward)),
-        ["line 0", "line 1", "line 2", "from elsewhere", "mine"]
-    );
-    let heard = h.sent_lines(client);
-    assert_eq!(
-        heard.iter().filter(|l| l.starts_with('<')).count(),
-        4,
-        "the client gets what is relayed, nothing dropped: {heard:?}"
-    );
-    assert_eq!(h.status(client, "rate-dropped"), "2");
-
-    // Half a second later the bucket holds one more line.
-    h.advance(Duration::from_millis(500));
-    h.recv(from, &chat(77, 5, 4, "line 5"));
-    h.recv(from, &chat(77, 6, 4, "line 6"));
-    assert_eq!(texts(h.sent_chats(onward)), ["line 5"]);
-    assert_eq!(h.status(client, "rate-dropped"), "3");
-    assert_eq!(h.status(client, "max-rate"), "2");
-    assert_eq!(h.status(client, "max-burst"), "3");
 }
 
 #[test]
 fn link_given_up_writes_what_it_still_holds_after_the_other_end_gave_it_up_first() {
     // b's id is the smaller, so the link b dials replaces the one a dialled.
-    let mut pair = Pair::new(9, 5);
+    let (small, large) = by_id(5, 9);
+    let mut pair = Pair::new(large, small);
     pair.dial(true);
     pair.settle();
     let on_a = pair.a.client();
     let (old_on_a, old_on_b) = pair.wires[0];
     pair.a.say(on_a, "queued on the old link");
     pair.dial(false);
-    let (new_on_a, new_on_b) = pair.wires[1];
-    // a gives the old link up with the line still queued on it; b gives it up too and,
-    // with nothing queued, shuts it down at once.
-    let hello_from_b = pair.b.sent(new_on_b);
-    pair.a.recv(new_on_a, &hello_from_b);
-    let hello_from_a = pair.a.sent(new_on_a);
-    pair.b.recv(new_on_b, &hello_from_a);
-    assert!(pair.b.done_writing(old_on_b));
-    pair.a.node.handle_eof(pair.a.now, old_on_a);
-    pair.a.drain();
+    pair.pass(1, B_TO_A);
+    pair.pass(1, A_TO_B);
+    // a gives the old link up with the line still queued on it; b gives it up too once
+    // a's hello arrives and, with only its retire to write, shuts it down at once.
+    pair.pass(1, B_TO_A);
+    pair.pass(1, A_TO_B);
+    assert!(!pair.b.done_writing(old_on_b));
+    pair.pass(0, B_TO_A);
+    assert!(pair.b.done_writing(old_on_b), "once its retire is written");
+    pair.a.eof(old_on_a);
     assert!(!pair.a.closed(old_on_a), "not before the line is written");
     let on_b = pair.b.client();
     pair.settle();
-    let heard: Vec<String> = (pair.b.sent_lines(on_b).into_iter())
-        .filter(|l| l.starts_with('<'))
-        .collect();
-    assert_eq!(heard, ["<me> queued on the old link"]);
+    assert_eq!(heard(&mut pair.b, on_b), ["<me> queued on the old link"]);
     assert_eq!(pair.open(), [(false, false), (true, true)]);
+}
+
+#[test]
+fn line_sent_on_a_duplicate_before_the_kept_link_came_up_there_is_still_delivered() {
+    // a dials b twice; the first link is kept (the smaller link id), but its handshake
+    // is slow: the second comes up at b first, and b sends a line on it.
+    let mut pair = Pair::new(5, 9);
+    let on_a = pair.a.client();
+    pair.dial(true);
+    pair.dial(true);
+    pair.pass(0, A_TO_B);
+    pair.pass(0, B_TO_A); // a's message 3 and hello on the first link wait
+    pair.pass(1, A_TO_B);
+    pair.pass(1, B_TO_A);
+    pair.pass(1, A_TO_B); // the second link is up at b
+    let on_b = pair.b.client();
+    pair.b.say(on_b, "sent on the second link");
+    // The first link comes up at both ends before a reads anything more on the second:
+    // a gives the second up as a duplicate that never came up here, and must still
+    // read what b sent on it before b learned of the first.
+    pair.pass(0, A_TO_B);
+    pair.pass(0, B_TO_A);
+    pair.settle();
+    assert_eq!(heard(&mut pair.a, on_a), ["<me> sent on the second link"]);
+    assert_eq!(pair.open(), [(true, true), (false, false)]);
 }

@@ -385,7 +385,11 @@ impl Run {
     /// gives it among the running nodes on its side of any cut.
     fn settle(&mut self, after: &str) -> Result<(), SimError> {
         // With keepalive on a network is never quiet: it runs for a spell instead.
-        let spell = if self.pings { PINGING_SPELL } else { QUIET_WITHIN };
+        let spell = if self.pings {
+            PINGING_SPELL
+        } else {
+            QUIET_WITHIN
+        };
         if !self.net.run_until(self.net.now() + spell) && !self.pings {
             return Err(self.fail(format!("not quiet within {QUIET_WITHIN:?} after {after}")));
         }

@@ -265,7 +265,10 @@ mod tests {
         let (first, second) = bytes.split_at(100);
         assert_eq!(decoder.next(&mut &first[..]), Ok(None));
         let mut rest = second;
-        assert_eq!(decoder.next(&mut rest).unwrap().map(<[u8]>::len), Some(0xffff));
+        assert_eq!(
+            decoder.next(&mut rest).unwrap().map(<[u8]>::len),
+            Some(0xffff)
+        );
         assert_eq!(decoder.next(&mut rest), Ok(None));
         assert!(decoder.pending.capacity() <= KEEP_PENDING);
     }

@@ -91,7 +91,11 @@ impl Preamble {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&VERSION.to_be_bytes());
-        out.push(if self.network_key { FLAG_NETWORK_KEY } else { 0 });
+        out.push(if self.network_key {
+            FLAG_NETWORK_KEY
+        } else {
+            0
+        });
         out.push(0);
     }
 }
@@ -110,11 +114,7 @@ pub struct BadProofLength(pub usize);
 
 impl fmt::Display for BadProofLength {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "identity proof of {} bytes, not {IDENTITY_LEN}",
-            self.0
-        )
+        write!(f, "identity proof of {} bytes, not {IDENTITY_LEN}", self.0)
     }
 }
 
@@ -181,10 +181,7 @@ mod tests {
     #[test]
     fn unknown_flags_are_ignored() {
         let bytes = [b'P', b'2', b'P', b'C', 0, 2, 0xfe, 7];
-        assert_eq!(
-            Preamble::parse(&bytes),
-            Ok(Preamble { network_key: false })
-        );
+        assert_eq!(Preamble::parse(&bytes), Ok(Preamble { network_key: false }));
     }
 
     #[test]

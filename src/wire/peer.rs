@@ -197,7 +197,9 @@ impl<'a> Message<'a> {
             KIND_PING => Reader::new(rest, "ping").finish().map(|()| Message::Ping),
             KIND_PONG => Reader::new(rest, "pong").finish().map(|()| Message::Pong),
             KIND_ADDRS => Addrs::parse(Reader::new(rest, "addrs")).map(Message::Addrs),
-            KIND_RETIRE => Reader::new(rest, "retire").finish().map(|()| Message::Retire),
+            KIND_RETIRE => Reader::new(rest, "retire")
+                .finish()
+                .map(|()| Message::Retire),
             other => Err(PeerError::UnknownKind(other)),
         }
     }

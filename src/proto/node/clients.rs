@@ -220,7 +220,11 @@ impl Node {
             format!("key {}", text::hex(self.creds.key())),
             format!(
                 "network-key {}",
-                if self.cfg.network_key.is_some() { "on" } else { "off" }
+                if self.cfg.network_key.is_some() {
+                    "on"
+                } else {
+                    "off"
+                }
             ),
         ];
         for line in &lines {
