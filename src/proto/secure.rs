@@ -482,18 +482,23 @@ impl Random for Seeded {
     }
 }
 
+/// Credentials made from one byte: the identity key, the generator's seed and the
+/// network key (if any) are that byte 32 times. For the crate's tests.
+#[cfg(test)]
+pub(crate) fn test_credentials(key: u8, network_key: Option<u8>) -> Credentials {
+    let mut rng = ChaCha20Rng::from_seed([key; 32]);
+    Credentials::new(
+        &Secret([key; 32]),
+        network_key.map(|k| Secret([k; 32])),
+        &mut rng,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn creds(key: u8, network_key: Option<u8>) -> Credentials {
-        let mut rng = ChaCha20Rng::from_seed([key; 32]);
-        Credentials::new(
-            &Secret([key; 32]),
-            network_key.map(|k| Secret([k; 32])),
-            &mut rng,
-        )
-    }
+    use super::test_credentials as creds;
 
     /// Runs a handshake between two ends, moving bytes until neither has any to send.
     fn connect(

@@ -18,7 +18,9 @@ use crate::wire::frame::{self, Decoder};
 use crate::wire::handshake::Preamble;
 use crate::wire::peer::{Chat, Hello, Message, MAX_BODY_LEN};
 
-use super::secure::{self, Channel, ChannelError, Credentials, Proven};
+use super::secure::{
+    self, test_credentials as credentials, Channel, ChannelError, Credentials, Proven,
+};
 use super::{Accepted, ConnId, Node, NodeId, Output};
 
 /// The identity key of the node under test: 32 times this byte.
@@ -46,15 +48,6 @@ fn by_id(one: u8, other: u8) -> (u8, u8) {
     } else {
         (other, one)
     }
-}
-
-fn credentials(key: u8, network_key: Option<u8>) -> Credentials {
-    let mut rng = ChaCha20Rng::from_seed([key; 32]);
-    Credentials::new(
-        &Secret([key; 32]),
-        network_key.map(|k| Secret([k; 32])),
-        &mut rng,
-    )
 }
 
 /// The far end of one peer link: a node of the test's making, with its own key.
@@ -1720,14 +1713,21 @@ fn second_link(h: &mut Harness, key: u8) -> ConnId {
     conn
 }
 
+/// Two links from far end 1: the first up (its hello names link 5), the second with
+/// its handshake done and no hello yet.
+fn two_links(h: &mut Harness) -> (ConnId, ConnId) {
+    let first = h.shaken(1);
+    h.send(first, &hello(0, 5));
+    let second = second_link(h, 1);
+    (first, second)
+}
+
 #[test]
 fn a_link_given_up_for_a_duplicate_says_retire_before_its_shutdown() {
     let mut h = Harness::new();
     let client = h.client();
-    let first = h.shaken(1);
-    h.send(first, &hello(0, 5));
+    let (first, second) = two_links(&mut h);
     h.sent_frames(first);
-    let second = second_link(&mut h, 1);
     h.take_outputs();
     // The far end dialled the second link with a smaller link id: it replaces the first.
     h.send(second, &hello(0, 3));
@@ -1754,10 +1754,8 @@ fn a_link_given_up_for_a_duplicate_says_retire_before_its_shutdown() {
 fn lines_go_on_over_a_link_the_peer_retired_until_its_replacement_comes_up() {
     let mut h = Harness::new();
     let client = h.client();
-    let first = h.shaken(1);
-    h.send(first, &hello(0, 5));
+    let (first, second) = two_links(&mut h);
     h.sent_frames(first);
-    let second = second_link(&mut h, 1);
     assert!(matches!(h.sent_frames(second)[..], [Message::Hello(_)]));
     // The far end has both hellos and keeps the second; ours may arrive first.
     h.send(first, &frame(Message::encode_retire));
@@ -1795,9 +1793,7 @@ fn a_link_the_peer_retired_is_closed_if_no_replacement_comes_up() {
 fn anything_after_retire_on_a_retired_link_closes_it() {
     let mut h = Harness::new();
     let client = h.client();
-    let first = h.shaken(1);
-    h.send(first, &hello(0, 5));
-    let second = second_link(&mut h, 1);
+    let (first, second) = two_links(&mut h);
     h.send(first, &frame(Message::encode_retire));
     h.send(second, &hello(0, 3));
     h.sent(client);
