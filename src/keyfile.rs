@@ -3,7 +3,7 @@
 //! optional newline, and both are refused when group or others may read or write them,
 //! as OpenSSH refuses such a private key. The shell's business: the core gets the bytes.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -62,15 +62,23 @@ fn read(path: &Path, kind: Kind) -> io::Result<Secret> {
     let what = kind.name();
     let cannot =
         |err: &io::Error| failed(format_args!("cannot read {what} {}", path.display()), err);
-    let mut file = File::open(path).map_err(|err| {
-        // Kept as NotFound, so that a missing identity key is created.
-        io::Error::new(err.kind(), cannot(&err).to_string())
-    })?;
-    let mode = file
-        .metadata()
-        .map_err(|err| cannot(&err))?
-        .permissions()
-        .mode();
+    // Non-blocking, so that a FIFO put in the key's place cannot hang the start.
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|err| {
+            // Kept as NotFound, so that a missing identity key is created.
+            io::Error::new(err.kind(), cannot(&err).to_string())
+        })?;
+    let metadata = file.metadata().map_err(|err| cannot(&err))?;
+    if !metadata.is_file() {
+        return Err(io::Error::other(format!(
+            "{what} {} is not a regular file",
+            path.display()
+        )));
+    }
+    let mode = metadata.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(io::Error::other(format!(
             "{what} {} has mode {:04o}: group or others may read or write it (chmod 600 it)",

@@ -69,6 +69,8 @@ pub struct Driver {
     unread: Vec<Token>,
     /// Streams with bytes to write this turn.
     dirty: Vec<Token>,
+    /// Streams whose writing half is shut down once this turn's writes are done.
+    finishing: Vec<Token>,
     /// Started with the first name to resolve: a process with one thread only keeps
     /// malloc on its lock-free path, which the relay path feels.
     resolver: Option<Resolver>,
@@ -122,6 +124,7 @@ impl Driver {
             scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
             unread: Vec::new(),
             dirty: Vec::new(),
+            finishing: Vec::new(),
             resolver: None,
             resolving: HashSet::new(),
             accept_retry: Vec::new(),
@@ -477,6 +480,17 @@ impl Driver {
             stream.dirty = false;
             self.write(now, token);
         }
+        // Last, so that no shutdown overtakes what the turn wrote on other streams.
+        for token in std::mem::take(&mut self.finishing) {
+            if let Some(stream) = self.stream_mut(token) {
+                if let Err(err) = stream.stream.shutdown_write() {
+                    debug!(
+                        "cannot shut down the writing half of {}: {err}",
+                        stream.conn
+                    );
+                }
+            }
+        }
     }
 
     fn write(&mut self, now: Instant, token: Token) {
@@ -491,9 +505,7 @@ impl Driver {
             let queued = self.node.send_queue(conn);
             if queued.is_empty() {
                 if std::mem::take(&mut stream.finish) {
-                    if let Err(err) = stream.stream.shutdown_write() {
-                        debug!("cannot shut down the writing half of {conn}: {err}");
-                    }
+                    self.finishing.push(token);
                 }
                 return;
             }

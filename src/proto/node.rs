@@ -665,27 +665,18 @@ impl Node {
             let Some(peer) = conn.peer().filter(|p| p.direction == Direction::In) else {
                 continue;
             };
-            // A link given up before it came up holds its slot until it closes.
-            let unlinked = match &peer.phase {
-                Phase::Handshaking | Phase::Proven(_) => true,
-                Phase::Retired(retired) => retired.was_up.is_none(),
-                _ => false,
-            };
+            // A link given up, before it came up or after, holds its slot until it
+            // closes: replacing links one after another must not pile them up.
+            let unlinked = matches!(
+                peer.phase,
+                Phase::Handshaking | Phase::Proven(_) | Phase::Retired(_)
+            );
             if unlinked && !conn.closing {
                 counts.0 += 1;
                 counts.1 += usize::from(peer.addr.map(|a| a.ip()) == Some(from.ip()));
             }
         }
         counts
-    }
-
-    /// Links up, and links whose hello this node has sent without refusing: what
-    /// `--max-peers` holds to.
-    fn links_promised(&self) -> usize {
-        let proven = (self.conns.iter())
-            .filter(|(_, c)| matches!(c.peer().map(|p| &p.phase), Some(Phase::Proven(_))))
-            .count();
-        self.linked.len() + proven
     }
 
     /// Links refused for being over `--max-peers` that are still being told addresses.
@@ -836,8 +827,7 @@ impl Node {
     /// a time, so that a crowd of dials costs no more than the limit allows.
     fn proven(&mut self, now: Instant, id: ConnId, proven: Proven) {
         let limit = self.cfg.limits.max_peers;
-        // Links whose hellos are on their way count as much as those already up.
-        let full = self.links_promised() >= limit && !self.linked.contains_key(&proven.id);
+        let full = self.linked.len() >= limit && !self.linked.contains_key(&proven.id);
         let peer = self.conns[id.slot]
             .peer_mut()
             .expect("only peers shake hands");
@@ -888,10 +878,13 @@ impl Node {
         if !peer.greeted() {
             return self.doom(id, Cause::BeforeHello { kind });
         }
-        if let Phase::Retired(retired) = &peer.phase {
-            if retired.peer_retired {
-                return self.doom(id, Cause::AfterRetire { kind });
-            }
+        let retired_by_peer = match &peer.phase {
+            Phase::Retired(retired) => retired.peer_retired,
+            Phase::Up(remote) => remote.leaving,
+            _ => false,
+        };
+        if retired_by_peer {
+            return self.doom(id, Cause::AfterRetire { kind });
         }
         // A link given up for a duplicate before it came up here may have been up at
         // the other end, which sent lines on it meanwhile; only a refused link (or one
@@ -971,6 +964,16 @@ impl Node {
             Direction::Out => (self.id, id.serial),
             Direction::In => (remote_id, hello.link_id),
         };
+        // Handshakes that finished together may each have found room; the hellos, which
+        // a peer that never sends one cannot fake, settle who gets it.
+        let limit = self.cfg.limits.max_peers;
+        if self.linked.len() >= limit && !self.linked.contains_key(&remote_id) {
+            let cause = Cause::TooMany {
+                what: "peers",
+                limit,
+            };
+            return self.retire(now, id, cause, true);
+        }
         if let Some(&other) = self.linked.get(&remote_id) {
             let other_key = self.conns[other.slot]
                 .peer()
@@ -1043,9 +1046,14 @@ impl Node {
             peer_finished,
             peer_retired,
         }));
+        let never_up = matches!(&peer.phase, Phase::Retired(r) if r.was_up.is_none());
+        let earlier = conn.deadline.filter(|_| never_up);
         self.fx.finish_if_drained(conn);
         self.set_timer(id, Timer::Keepalive, None);
+        // A link that never came up keeps the deadline of its handshake, so that one
+        // given up late cannot hold its slot for longer.
         let deadline = now + self.cfg.limits.handshake_timeout;
+        let deadline = earlier.map_or(deadline, |at| at.min(deadline));
         self.set_timer(id, Timer::Deadline, Some(deadline));
     }
 

@@ -137,11 +137,16 @@ impl Node {
             .filter(|(_, c)| is_dialled_link(c))
             .count();
         let wanted = self.cfg.target_peers.saturating_sub(dialled);
+        // Room among the linked peers, less this node's dials on their way: connections
+        // accepted and still in their handshake, which a stranger can hold, take none.
+        let on_their_way = (self.conns.iter())
+            .filter(|(_, c)| is_dialled_link(c) && c.peer().is_some_and(|p| p.remote().is_none()))
+            .count();
         let room = self
             .cfg
             .limits
             .max_peers
-            .saturating_sub(self.conns.len() - self.clients);
+            .saturating_sub(self.linked.len() + on_their_way);
         let wanted = wanted.min(room);
         if wanted == 0 {
             return;
