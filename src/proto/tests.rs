@@ -762,6 +762,76 @@ fn accepted_connections_in_the_handshake_have_slots_per_address_and_in_all() {
     assert!(!h.closed(client), "clients have slots of their own");
 }
 
+#[test]
+fn a_link_replaced_again_and_again_holds_its_address_slot_until_it_closes() {
+    let mut h = Harness::new();
+    let from = |port: u16| SocketAddr::from(([10, 0, 0, 1], port));
+    // One node, one address, a new link every time with the same key: each replaces
+    // the one before, which lingers until the far end shuts it down.
+    let links: Vec<ConnId> = (1..=9)
+        .map(|port| {
+            let conn = h.incoming_from(Far::dialling(1), from(port));
+            h.pump(conn);
+            h.send(conn, &hello(0, 1));
+            conn
+        })
+        .collect();
+    assert!(
+        links.iter().all(|&c| !h.closed(c)),
+        "each replaced link lingers"
+    );
+    let next = h.accept(from(10));
+    assert!(
+        h.closed(next),
+        "eight replaced links hold the address's eight slots"
+    );
+    h.write_out(links[0], usize::MAX);
+    h.eof(links[0]);
+    assert!(h.closed(links[0]));
+    let after = h.accept(from(11));
+    assert!(
+        !h.closed(after),
+        "a slot is free once a replaced link closes"
+    );
+}
+
+#[test]
+fn a_handshake_without_a_hello_holds_no_place_among_the_peers() {
+    let mut cfg = config(ME);
+    cfg.limits.max_peers = 2;
+    let mut h = Harness::with(cfg);
+    let silent = [h.shaken(1), h.shaken(2)];
+    let newcomer = h.shaken(3);
+    match h.sent_frames(newcomer).as_slice() {
+        [Message::Hello(hello)] => assert!(!hello.refusing, "room for it"),
+        other => panic!("{other:?}"),
+    }
+    h.send(newcomer, &hello(0, 1));
+    h.send(silent[0], &hello(0, 1));
+    assert!(!h.done_writing(newcomer) && !h.done_writing(silent[0]));
+    // Two hellos took the two places: the third is given up, not taken over the limit.
+    h.send(silent[1], &hello(0, 1));
+    assert_eq!(h.sent_frames(silent[1]).last(), Some(&Message::Retire));
+    assert!(h.finished(silent[1]));
+}
+
+#[test]
+fn anything_after_a_retire_on_an_up_link_closes_it() {
+    let mut h = Harness::new();
+    let client = h.client();
+    let up = h.peer(1);
+    h.send(up, &frame(Message::encode_retire));
+    assert!(!h.closed(up), "kept until its replacement comes");
+    h.send(up, &chat(77, 1, 4, "after the retire"));
+    assert!(h.closed(up));
+    assert!(
+        !h.sent_lines(client)
+            .iter()
+            .any(|l| l.contains("after the retire")),
+        "nothing that follows a retire is delivered"
+    );
+}
+
 // Chat: flooding, duplicates, hops.
 
 #[test]
