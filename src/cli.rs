@@ -11,7 +11,7 @@ use log::LevelFilter;
 
 use crate::config::{
     Config, Keepalive, MaxRate, NodeConfig, Secret, DEFAULT_LISTEN, DEFAULT_PEER_TIMEOUT,
-    DEFAULT_PING_INTERVAL, DEFAULT_SOCKET_MODE, MAX_DEDUP_CAPACITY,
+    DEFAULT_PING_INTERVAL, DEFAULT_SOCKET_MODE, MAX_MAX_AUTHORS,
 };
 use crate::wire::{control, text};
 
@@ -119,7 +119,10 @@ fn options() -> Options {
         .optopt("", "target-peers", "links to dial from learned addresses while there are fewer (default 6)", "N")
         .optopt("", "max-peers", "peer connections at the most (default 64)", "N")
         .optopt("", "max-clients", "control clients at the most (default 64)", "N")
-        .optopt("", "dedup-capacity", "message ids remembered to suppress duplicates (default 262144)", "N")
+        .optopt("", "max-authors", "author runs tracked at the most; the quietest is forgotten past it (default 16384)", "N")
+        .optopt("", "backlog-lines", "signed lines kept for catch-up and /history (default 100000)", "N")
+        .optopt("", "backlog-mib", "MiB of signed lines kept at the most (default 64)", "N")
+        .optopt("", "backlog-hours", "hours a signed line is kept at the most (default 24)", "N")
         .optopt("", "hop-limit", "links a chat line may cross, 1 to 255 (default 64)", "N")
         .optopt("", "max-rate", "chat lines a second relayed from each other node at the most; more are dropped (default off)", "N")
         .optopt("", "max-burst", "lines from one node let through at once under --max-rate (default twice --max-rate)", "N")
@@ -199,8 +202,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
     if let Some(n) = number(&m, "max-clients", 1, 1_000_000)? {
         node.limits.max_clients = n;
     }
-    if let Some(n) = number(&m, "dedup-capacity", 1, MAX_DEDUP_CAPACITY)? {
-        node.dedup_capacity = n;
+    if let Some(n) = number(&m, "max-authors", 2, MAX_MAX_AUTHORS)? {
+        node.max_authors = n;
+    }
+    if let Some(n) = number(&m, "backlog-lines", 0, 100_000_000)? {
+        node.backlog.lines = n;
+    }
+    if let Some(n) = number(&m, "backlog-mib", 0, 1 << 20)? {
+        node.backlog.bytes = n << 20;
+    }
+    if let Some(n) = number(&m, "backlog-hours", 0, 24 * 365)? {
+        node.backlog.age = Duration::from_secs(n as u64 * 3600);
     }
     if let Some(n) = number(&m, "hop-limit", 1, u8::MAX as usize)? {
         node.hop_limit = u8::try_from(n).expect("checked to be at most 255");
@@ -458,8 +470,14 @@ mod tests {
             "/tmp/p.pid",
             "--log-file",
             "/tmp/l.log",
-            "--dedup-capacity",
+            "--max-authors",
             "10",
+            "--backlog-lines",
+            "5",
+            "--backlog-mib",
+            "2",
+            "--backlog-hours",
+            "1",
             "--hop-limit",
             "3",
             "-vv",
@@ -479,7 +497,10 @@ mod tests {
         assert!(config.daemon);
         assert_eq!(config.pidfile, Some(PathBuf::from("/tmp/p.pid")));
         assert_eq!(config.log_file, Some(PathBuf::from("/tmp/l.log")));
-        assert_eq!(config.node.dedup_capacity, 10);
+        assert_eq!(config.node.max_authors, 10);
+        let backlog = config.node.backlog;
+        assert_eq!((backlog.lines, backlog.bytes), (5, 2 << 20));
+        assert_eq!(backlog.age, Duration::from_secs(3600));
         assert_eq!(config.node.hop_limit, 3);
         assert_eq!(config.node.limits.max_peers, 7);
         assert_eq!(config.node.limits.max_clients, 8);
@@ -563,10 +584,10 @@ mod tests {
         assert!(usage_error(&["-n", "has space"]).contains("--nick"));
         assert!(usage_error(&["--hop-limit", "0"]).contains("--hop-limit"));
         assert!(usage_error(&["--hop-limit", "256"]).contains("255"));
-        assert!(usage_error(&["--dedup-capacity", "x"]).contains("--dedup-capacity"));
+        assert!(usage_error(&["--max-authors", "x"]).contains("--max-authors"));
         assert!(usage_error(&["--ping-interval", "5", "--peer-timeout", "5"]).contains("longer"));
         assert!(usage_error(&["--ping-interval", "0"]).contains("--ping-interval"));
-        assert!(usage_error(&["--dedup-capacity", "18446744073709551615"]).contains("67108864"));
+        assert!(usage_error(&["--max-authors", "18446744073709551615"]).contains("4194304"));
     }
 
     #[test]

@@ -18,10 +18,20 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7654";
 /// group may attach, nobody else.
 pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
 
-/// Message ids remembered for duplicate suppression when `--dedup-capacity` is not given.
-/// At 8 bytes in the ring and 16 in the index per id this is 6 MiB when full; memory is
-/// paged in as ids arrive, so an idle node pays nothing for it.
-pub const DEFAULT_DEDUP_CAPACITY: usize = 262_144;
+/// Author runs tracked at the most when `--max-authors` is not given: what a chat of a
+/// few thousand members that restart now and then needs, at a few hundred bytes each.
+/// Past it the run heard of least lately is forgotten.
+pub const DEFAULT_MAX_AUTHORS: usize = 16_384;
+/// The largest `--max-authors`.
+pub const MAX_MAX_AUTHORS: usize = 1 << 22;
+
+/// The backlog when `--backlog-lines`, `--backlog-bytes` and `--backlog-hours` are not
+/// given: a day of a busy chat, or the last 100,000 lines, within 64 MiB.
+pub const DEFAULT_BACKLOG: BacklogLimits = BacklogLimits {
+    lines: 100_000,
+    bytes: 64 * 1024 * 1024,
+    age: Duration::from_secs(24 * 3600),
+};
 
 /// Links a node dials itself when `--target-peers` is not given: with every node dialling
 /// six, a random mesh is connected and a few hops across with a high probability, and
@@ -40,14 +50,19 @@ pub const DEFAULT_MAX_HANDSHAKES_PER_IP: usize = 8;
 /// Control clients at the most when `--max-clients` is not given.
 pub const DEFAULT_MAX_CLIENTS: usize = 64;
 
-/// The largest `--dedup-capacity`: 64 Mi ids, 1.5 GiB when full. Beyond it the index's
-/// size would overflow or fail to allocate.
-pub const MAX_DEDUP_CAPACITY: usize = 1 << 26;
-
 /// Links a chat line may cross when `--hop-limit` is not given: far more than the
-/// diameter of any hand-made graph, few enough that a copy which outlives the dedup ring
-/// dies quickly.
+/// diameter of any hand-made graph. Copies are told apart by their signed ids however
+/// old they are, so the limit only bounds how far a line travels.
 pub const DEFAULT_HOP_LIMIT: u8 = 64;
+
+/// What the backlog of signed lines may hold: records leave, oldest arrival first, once
+/// any bound is passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BacklogLimits {
+    pub lines: usize,
+    pub bytes: usize,
+    pub age: Duration,
+}
 
 /// 32 secret bytes: an identity key, a network key or a seed. Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -88,7 +103,7 @@ pub struct NodeConfig {
     /// Seed of the generator the ephemeral and static Noise keys are drawn from: OS
     /// randomness in the daemon, a seed in the simulator.
     pub random: Secret,
-    /// Key for the duplicate index's hash, so that peers cannot aim for collisions.
+    /// Seeds the jitter of redials and the choice of addresses to dial.
     pub hash_seed: u64,
     /// This run's start, nanoseconds since the Unix epoch: part of every message id, so
     /// that a restarted node's lines are never taken for its last run's.
@@ -99,8 +114,10 @@ pub struct NodeConfig {
     pub listen_addr: Option<SocketAddr>,
     /// Peers to dial at start, `host:port` as given.
     pub connect: Vec<String>,
-    /// Message ids remembered for duplicate suppression.
-    pub dedup_capacity: usize,
+    /// Author runs whose lines are tracked at the most (`--max-authors`).
+    pub max_authors: usize,
+    /// What the backlog of signed lines may hold.
+    pub backlog: BacklogLimits,
     /// Links a locally written chat line may cross.
     pub hop_limit: u8,
     /// Dial addresses learned from peers (off with `--no-discovery`).
@@ -239,7 +256,8 @@ impl NodeConfig {
             nick,
             listen_addr: None,
             connect: Vec::new(),
-            dedup_capacity: DEFAULT_DEDUP_CAPACITY,
+            max_authors: DEFAULT_MAX_AUTHORS,
+            backlog: DEFAULT_BACKLOG,
             hop_limit: DEFAULT_HOP_LIMIT,
             discovery: true,
             target_peers: DEFAULT_TARGET_PEERS,

@@ -16,7 +16,7 @@ use p2pchat::sim::scenario::{self, Kind, Spec};
 
 const USAGE: &str = "Usage: p2pchat-sim [--nodes N] [--lines N] \
 [--family random|small-world|ring|line] [--scenario steady|burst|partition|crash|slow-link|mesh|relink] \
-[--seed N] [--dedup-capacity N]";
+[--seed N] [--backlog-lines N]";
 
 fn main() -> ExitCode {
     let spec = match parse(std::env::args().skip(1).collect()) {
@@ -50,7 +50,7 @@ fn parse(args: Vec<String>) -> Result<Spec, String> {
         "family",
         "scenario",
         "seed",
-        "dedup-capacity",
+        "backlog-lines",
     ] {
         opts.optopt("", name, "", "VALUE");
     }
@@ -59,7 +59,7 @@ fn parse(args: Vec<String>) -> Result<Spec, String> {
         return Err(format!("unexpected argument {arg:?}"));
     }
     let mut net = NetConfig::default();
-    net.dedup_capacity = value(&m, "dedup-capacity", net.dedup_capacity)?;
+    net.backlog_lines = value(&m, "backlog-lines", net.backlog_lines)?;
     // P2PCHAT_SIM_SEED replays a run here as in the tests; --seed wins over it.
     let seed = scenario::seeds(&[1])?[0];
     Ok(Spec {

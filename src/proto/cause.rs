@@ -33,6 +33,11 @@ pub(crate) enum Cause {
     NeverUp {
         kind: &'static str,
     },
+    /// The peer sent a batch of lines whose signature does not hold: every node checks
+    /// before it passes a batch on, so the sender is to blame, whoever signed it.
+    Forged {
+        author: super::ids::NodeId,
+    },
     Silent {
         idle: Duration,
     },
@@ -87,6 +92,7 @@ impl Cause {
                 | Cause::BeforeHello { .. }
                 | Cause::AfterRetire { .. }
                 | Cause::NeverUp { .. }
+                | Cause::Forged { .. }
                 | Cause::SameKey
                 | Cause::Silent { .. }
                 | Cause::HandshakeTimeout(_)
@@ -123,6 +129,10 @@ impl fmt::Display for Cause {
             Cause::NeverUp { kind } => {
                 write!(f, "protocol violation: {kind} on a link that never came up")
             }
+            Cause::Forged { author } => write!(
+                f,
+                "protocol violation: lines claiming author {author} with a signature that does not hold"
+            ),
             Cause::Silent { idle } => write!(
                 f,
                 "silent for {}s: nothing received, not even a pong",

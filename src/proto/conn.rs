@@ -1,6 +1,7 @@
 //! Per-connection state: what kind of connection it is, where it stands, its bounded
 //! send queue and its armed deadlines. No policy lives here; the node decides.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use crate::wire::frame::Decoder;
 
 use super::cause::Cause;
 use super::ids::{ConnId, NodeId};
+use super::logs::FeedKey;
 use super::secure::{Channel, Proven};
 
 /// Which end made a peer link.
@@ -92,6 +94,10 @@ pub struct Remote {
     pub leaving: bool,
     /// The peer shut down its writing half after its retire message.
     pub peer_finished: bool,
+    /// A whole summary from the peer being read, message by message.
+    pub summary: BTreeMap<FeedKey, u64>,
+    /// What the peer lacks and is being sent: per author run, the next line to send.
+    pub catch_up: VecDeque<(FeedKey, u64)>,
 }
 
 /// A link to another node.
@@ -141,6 +147,13 @@ impl Peer {
     /// The remote end, if the handshake is done and the link not given up.
     pub fn remote(&self) -> Option<&Remote> {
         match &self.phase {
+            Phase::Up(remote) => Some(remote),
+            _ => None,
+        }
+    }
+
+    pub fn remote_mut(&mut self) -> Option<&mut Remote> {
+        match &mut self.phase {
             Phase::Up(remote) => Some(remote),
             _ => None,
         }

@@ -1,4 +1,4 @@
-//! Typed handles: which node, which connection, which message. Each prints the same way
+//! Typed handles: which node, which connection. Each prints the same way
 //! in every log line and reply.
 
 use std::fmt;
@@ -38,19 +38,3 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// A chat line's identity: its origin, the origin's run and the sequence number in that
-/// run. Repeated text gets a new id, and so does a restarted node's first line, so no
-/// line is ever mistaken for a copy of another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MessageId {
-    pub origin: NodeId,
-    /// The origin's start, nanoseconds since the Unix epoch.
-    pub epoch: u64,
-    pub seq: u64,
-}
-
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.origin, self.epoch, self.seq)
-    }
-}

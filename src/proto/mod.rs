@@ -6,18 +6,19 @@
 //! or draws a random number: the driver, a simulator or a test supplies all of that, so
 //! the same code runs everywhere. It may use `wire`, `config`, `slab` and `log`.
 
+pub mod author;
 pub mod book;
 mod cause;
 mod conn;
-pub mod dedup;
-pub mod flood;
 pub mod ids;
+pub mod logs;
+pub mod nicks;
 pub mod node;
 pub mod rate;
 pub mod secure;
 pub mod timers;
 
-pub use ids::{ConnId, MessageId, NodeId};
+pub use ids::{ConnId, NodeId};
 pub use node::{Accepted, Node, Output};
 
 #[cfg(test)]

@@ -19,13 +19,12 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, log, warn, Level};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 use slab::Slab;
 
 use crate::config::{Limits, NodeConfig};
-use crate::wire::control;
 use crate::wire::frame::Decoder;
-use crate::wire::peer::{Chat, Hello, Message, MAX_BODY_LEN};
+use crate::wire::peer::{Hello, Message, MAX_BODY_LEN};
 use crate::wire::text;
 
 use super::book::AddressBook;
@@ -33,15 +32,17 @@ use super::cause::Cause;
 use super::conn::{
     Backlog, Client, Conn, Direction, Peer, Phase, Remote, Retired, Role, SendQueue,
 };
-use super::dedup::mix;
-use super::flood::Flood;
-use super::ids::{ConnId, MessageId, NodeId};
+use super::author::{Author, Verifier};
+use super::ids::{ConnId, NodeId};
+use super::logs::{Delivery, Logs};
+use super::nicks::Nicks;
 use super::rate::{RateLimiter, Verdict};
 use super::secure::{Channel, ChannelError, Credentials, Proven};
 use super::timers::{Timer, Timers};
 
 mod clients;
 mod discovery;
+mod lines;
 
 use discovery::ADDRESS_BOOK_CAPACITY;
 
@@ -69,11 +70,13 @@ pub enum Output {
     Finish(ConnId),
 }
 
-/// Distinct chat lines seen (written here or received) and copies dropped as duplicates.
+/// Distinct chat lines seen (written here or received), copies dropped as duplicates,
+/// and batches whose signature failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     pub messages: u64,
     pub duplicates: u64,
+    pub forged: u64,
 }
 
 /// A connection the driver accepted.
@@ -255,12 +258,24 @@ pub struct Node {
     next_serial: u64,
     /// The link to each node we are linked to: at most one per node.
     linked: BTreeMap<NodeId, ConnId>,
-    flood: Flood,
+    /// Signs the lines this node's clients write.
+    author: Author,
+    verifier: Verifier,
+    /// Every author's lines: duplicates, order, backlog, history.
+    logs: Logs,
+    nicks: Nicks,
+    /// What the logs released for the clients, reused.
+    deliveries: Vec<Delivery>,
+    /// The last line shown was a late one, introduced as such.
+    late_shown: bool,
+    /// Batches whose signature failed.
+    forged: u64,
+    /// Node-level deadlines: lines waiting for order, the next summary round.
+    order_deadline: Option<Instant>,
+    sync_deadline: Option<Instant>,
     /// `--max-rate`, when asked for.
     rate: Option<RateLimiter>,
     fx: Effects,
-    /// State of the seeded sequence that jitters redials and picks addresses to dial.
-    jitter: u64,
     /// Where other nodes accept peers.
     book: AddressBook,
     /// The node-level deadline of the next degree check, if one is due.
@@ -282,13 +297,21 @@ impl Node {
     pub fn new(cfg: NodeConfig, now: Instant) -> Self {
         let mut rng = ChaCha20Rng::from_seed(cfg.random.0);
         let creds = Credentials::new(&cfg.identity, cfg.network_key.clone(), &mut rng);
+        let logs = Logs::new(now, creds.key(), cfg.epoch, cfg.max_authors, cfg.backlog);
         let mut node = Node {
             id: creds.id(),
+            author: Author::new(&cfg.identity, cfg.epoch),
+            verifier: Verifier::default(),
+            logs,
+            nicks: Nicks::default(),
+            deliveries: Vec::new(),
+            late_shown: false,
+            forged: 0,
+            order_deadline: None,
+            sync_deadline: None,
             creds,
             rng,
-            flood: Flood::new(cfg.dedup_capacity, cfg.hash_seed, cfg.epoch),
             rate: cfg.limits.max_rate.map(RateLimiter::new),
-            jitter: cfg.hash_seed,
             book: AddressBook::new(ADDRESS_BOOK_CAPACITY),
             degree_deadline: None,
             cfg,
@@ -308,6 +331,9 @@ impl Node {
             node.dial(now, target, None);
         }
         node.schedule_degree_check(now);
+        let slot = &mut node.sync_deadline;
+        let first_sync = Some(now + lines::SYNC_INTERVAL);
+        node.fx.timers.set(ConnId::NODE, Timer::Sync, slot, first_sync);
         node
     }
 
@@ -318,9 +344,11 @@ impl Node {
 
     /// The chat counters of `/status`.
     pub fn counters(&self) -> Counters {
+        let logs = self.logs.counters();
         Counters {
-            messages: self.flood.messages,
-            duplicates: self.flood.duplicates,
+            messages: logs.lines,
+            duplicates: logs.duplicates,
+            forged: self.forged,
         }
     }
 
@@ -492,6 +520,9 @@ impl Node {
             };
             self.fx.set_backlog(c, backlog, limits);
         }
+        if self.catching_up(conn) {
+            self.top_up(now, conn);
+        }
         self.reap(now);
     }
 
@@ -552,11 +583,15 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         let limits = &self.cfg.limits;
         let mut redial = Vec::new();
-        let mut degree_due = false;
+        let (mut degree_due, mut order_due, mut sync_due) = (false, false, false);
         while let Some((id, timer)) = self.fx.timers.pop_due(now) {
             if id == ConnId::NODE {
-                self.degree_deadline = None;
-                degree_due = true;
+                match timer {
+                    Timer::Degree => (self.degree_deadline, degree_due) = (None, true),
+                    Timer::Order => (self.order_deadline, order_due) = (None, true),
+                    Timer::Sync => (self.sync_deadline, sync_due) = (None, true),
+                    _ => unreachable!("connection timers are armed under a connection"),
+                }
                 continue;
             }
             let conn = self
@@ -585,7 +620,9 @@ impl Node {
                 }
                 Timer::Keepalive => self.fx.keepalive_due(conn, now, limits),
                 Timer::Stall => self.fx.stall_due(conn, now, limits),
-                Timer::Degree => unreachable!("armed under ConnId::NODE only"),
+                Timer::Degree | Timer::Order | Timer::Sync => {
+                    unreachable!("armed under ConnId::NODE only")
+                }
             }
         }
         for id in redial {
@@ -593,6 +630,12 @@ impl Node {
         }
         if degree_due {
             self.check_degree(now);
+        }
+        if order_due {
+            self.order_due(now);
+        }
+        if sync_due {
+            self.sync_due(now);
         }
         self.reap(now);
     }
@@ -732,7 +775,9 @@ impl Node {
             Timer::Deadline => &mut conn.deadline,
             Timer::Stall => &mut conn.stall_deadline,
             Timer::Keepalive => &mut conn.keepalive_deadline,
-            Timer::Degree => unreachable!("a node-level timer, set by its own method"),
+            Timer::Degree | Timer::Order | Timer::Sync => {
+                unreachable!("a node-level timer, set by its own method")
+            }
         };
         self.fx.timers.set(id, timer, slot, at);
     }
@@ -773,8 +818,7 @@ impl Node {
     /// A number in [0, 1) from the node's own seeded sequence: deterministic, yet
     /// different on every node.
     fn random_unit(&mut self) -> f64 {
-        self.jitter = self.jitter.wrapping_add(1);
-        (mix(self.jitter) >> 11) as f64 / (1u64 << 53) as f64
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn insert_dialled(&mut self, now: Instant, target: String, hand: bool, phase: Phase) -> ConnId {
@@ -892,10 +936,11 @@ impl Node {
         let duplicate = matches!(&peer.phase,
             Phase::Retired(r) if matches!(r.cause, Cause::Duplicate { .. }));
         match message {
-            Message::Chat(_) if peer.came_up().is_none() && !duplicate => {
+            Message::Lines(_) | Message::Have(_) if peer.came_up().is_none() && !duplicate => {
                 self.doom(id, Cause::NeverUp { kind })
             }
-            Message::Chat(chat) => self.peer_chat(now, id, chat),
+            Message::Lines(batch) => self.peer_lines(now, id, batch),
+            Message::Have(have) => self.peer_have(now, id, have),
             // Nothing more is written on a retired link.
             Message::Ping if !conn.is_linked() => {}
             Message::Ping => {
@@ -1006,6 +1051,8 @@ impl Node {
             since: now,
             leaving: false,
             peer_finished: false,
+            summary: BTreeMap::new(),
+            catch_up: VecDeque::new(),
         });
         let (addr, direction) = (peer.addr_label(), peer.direction);
         info!(
@@ -1017,6 +1064,7 @@ impl Node {
             format_args!("peer up {addr} {direction} {remote_id} {}", hello.nick),
         );
         self.exchange_addrs(now, id);
+        self.send_summary(now, Some(id));
     }
 
     /// Gives up a link (see [`Retired`]), whose hello has arrived or not, and tells the
@@ -1057,36 +1105,13 @@ impl Node {
         self.set_timer(id, Timer::Deadline, Some(deadline));
     }
 
-    fn peer_chat(&mut self, now: Instant, id: ConnId, chat: Chat<'_>) {
-        let msg = MessageId {
-            origin: NodeId(chat.origin),
-            epoch: chat.epoch,
-            seq: chat.seq,
-        };
-        if !self.flood.admit(msg) || !self.within_rate(now, msg.origin) {
-            return;
-        }
-        // Most nodes of a mesh are relays with nobody attached: format no line for them.
-        if self.clients > 0 {
-            self.line_buf.clear();
-            control::write_chat(&mut self.line_buf, chat.nick, chat.text);
-            self.send_line_to_clients(now, None);
-        }
-        // A peer may claim more hops than this node would ever give a line.
-        if let Some(hops) = Flood::next_hops(chat.hops.min(self.cfg.hop_limit)) {
-            self.frame_buf.clear();
-            Chat { hops, ..chat }.encode(&mut self.frame_buf);
-            self.send_frame_to_peers(now, Some(id));
-        }
-    }
-
-    /// Whether a new line from `origin` is within `--max-rate`; the log names an origin
-    /// over it, at most every few seconds.
-    fn within_rate(&mut self, now: Instant, origin: NodeId) -> bool {
+    /// Whether `lines` new lines from `origin` are within `--max-rate`; the log names
+    /// an origin over it, at most every few seconds.
+    fn within_rate(&mut self, now: Instant, origin: NodeId, lines: u64) -> bool {
         let Some(rate) = &mut self.rate else {
             return true;
         };
-        match rate.admit(origin, now) {
+        match rate.admit(origin, lines, now) {
             Verdict::Pass => true,
             Verdict::Drop => false,
             Verdict::DropAndReport { dropped } => {

@@ -3,9 +3,9 @@
 //! node as a whole (one chatty origin would silence the rest).
 //!
 //! The table of buckets is bounded: a bucket that has refilled is the same as a new
-//! one and is forgotten first, then the one heard from longest ago. Origin ids are not
-//! authenticated, so this tames a runaway or careless node, not a forger inventing a
-//! new id for every line; see the limits in the README.
+//! one and is forgotten first, then the one heard from longest ago. Origins are the
+//! authors that signed the lines, checked before a line is counted here, so nobody
+//! spends another node's rate; a member with many keys still has a bucket for each.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -63,8 +63,10 @@ impl RateLimiter {
         self.max
     }
 
-    /// Takes a token for one line from `origin`, if it has one.
-    pub fn admit(&mut self, origin: NodeId, now: Instant) -> Verdict {
+    /// Takes a token for each of `lines` lines from `origin` (signed together, so all
+    /// pass or none), if it has one at least: a batch may run the bucket into debt,
+    /// which the next lines pay back.
+    pub fn admit(&mut self, origin: NodeId, lines: u64, now: Instant) -> Verdict {
         if !self.buckets.contains_key(&origin) && self.buckets.len() >= CAPACITY {
             self.make_room(now);
         }
@@ -79,11 +81,11 @@ impl RateLimiter {
         bucket.tokens = (bucket.tokens + elapsed * f64::from(self.max.per_sec)).min(burst);
         bucket.last = now;
         if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+            bucket.tokens -= lines as f64;
             return Verdict::Pass;
         }
-        bucket.dropped += 1;
-        self.dropped += 1;
+        bucket.dropped += lines;
+        self.dropped += lines;
         let due = bucket
             .last_report
             .is_none_or(|at| now.saturating_duration_since(at) >= REPORT_EVERY);
@@ -129,7 +131,7 @@ mod tests {
         let mut rl = limiter(10, 3);
         let t = Instant::now();
         let origin = NodeId(1);
-        let verdicts: Vec<Verdict> = (0..5).map(|_| rl.admit(origin, t)).collect();
+        let verdicts: Vec<Verdict> = (0..5).map(|_| rl.admit(origin, 1, t)).collect();
         assert_eq!(
             verdicts,
             [
@@ -142,8 +144,8 @@ mod tests {
         );
         // A tenth of a second buys one line.
         let t = t + Duration::from_millis(100);
-        assert_eq!(rl.admit(origin, t), Verdict::Pass);
-        assert_eq!(rl.admit(origin, t), Verdict::Drop);
+        assert_eq!(rl.admit(origin, 1, t), Verdict::Pass);
+        assert_eq!(rl.admit(origin, 1, t), Verdict::Drop);
         assert_eq!(rl.dropped, 3);
     }
 
@@ -156,7 +158,7 @@ mod tests {
         // Eleven lines a second, for a minute.
         for i in 0..660 {
             let t = start + Duration::from_millis(i * 1000 / 11);
-            if let Verdict::DropAndReport { dropped } = rl.admit(origin, t) {
+            if let Verdict::DropAndReport { dropped } = rl.admit(origin, 1, t) {
                 reports.push(dropped);
             }
         }
@@ -169,12 +171,12 @@ mod tests {
     fn origins_have_buckets_of_their_own() {
         let mut rl = limiter(1, 1);
         let t = Instant::now();
-        assert_eq!(rl.admit(NodeId(1), t), Verdict::Pass);
+        assert_eq!(rl.admit(NodeId(1), 1, t), Verdict::Pass);
         assert_eq!(
-            rl.admit(NodeId(1), t),
+            rl.admit(NodeId(1), 1, t),
             Verdict::DropAndReport { dropped: 1 }
         );
-        assert_eq!(rl.admit(NodeId(2), t), Verdict::Pass);
+        assert_eq!(rl.admit(NodeId(2), 1, t), Verdict::Pass);
     }
 
     #[test]
@@ -182,16 +184,16 @@ mod tests {
         let mut rl = limiter(1, 1);
         let t = Instant::now();
         for id in 0..CAPACITY as u64 {
-            rl.admit(NodeId(id), t);
+            rl.admit(NodeId(id), 1, t);
         }
         // Origin 0 is over its rate, later; the others have refilled by then.
         let later = t + Duration::from_secs(5);
-        assert_eq!(rl.admit(NodeId(0), later), Verdict::Pass);
-        assert_ne!(rl.admit(NodeId(0), later), Verdict::Pass);
-        assert_eq!(rl.admit(NodeId(u64::MAX), later), Verdict::Pass);
+        assert_eq!(rl.admit(NodeId(0), 1, later), Verdict::Pass);
+        assert_ne!(rl.admit(NodeId(0), 1, later), Verdict::Pass);
+        assert_eq!(rl.admit(NodeId(u64::MAX), 1, later), Verdict::Pass);
         assert!(rl.buckets.len() <= CAPACITY);
         assert_eq!(
-            rl.admit(NodeId(0), later),
+            rl.admit(NodeId(0), 1, later),
             Verdict::Drop,
             "the limited origin was not forgotten"
         );
@@ -203,9 +205,9 @@ mod tests {
         let mut rl = limiter(1, 100);
         let t = Instant::now();
         for id in 0..CAPACITY as u64 {
-            rl.admit(NodeId(id), t + Duration::from_millis(id));
+            rl.admit(NodeId(id), 1, t + Duration::from_millis(id));
         }
-        rl.admit(NodeId(u64::MAX), t + Duration::from_millis(CAPACITY as u64));
+        rl.admit(NodeId(u64::MAX), 1, t + Duration::from_millis(CAPACITY as u64));
         assert_eq!(rl.buckets.len(), CAPACITY - CAPACITY / 4 + 1);
         assert!(!rl.buckets.contains_key(&NodeId(0)));
         assert!(rl.buckets.contains_key(&NodeId(CAPACITY as u64 / 4)));

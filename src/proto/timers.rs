@@ -19,6 +19,10 @@ pub enum Timer {
     /// The node checks its number of dialled links against the target then (node-level,
     /// under `ConnId::NODE`).
     Degree,
+    /// Lines waiting for a missing predecessor give up waiting then (node-level).
+    Order,
+    /// Linked peers are sent a summary of what this node holds then (node-level).
+    Sync,
 }
 
 /// Armed deadlines. Each connection holds the instant it armed for each [`Timer`] (its

@@ -40,7 +40,8 @@ pub struct NetConfig {
     pub max_chunk: usize,
     /// Bytes a pipe holds between a write and the receiver's read: the socket buffers.
     pub window: usize,
-    pub dedup_capacity: usize,
+    /// Lines each node keeps for catch-up and history.
+    pub backlog_lines: usize,
     pub hop_limit: u8,
     /// Whether nodes dial addresses learned from their peers; off unless a scenario
     /// is about the mesh growing, since the checks compare links with the graph.
@@ -55,9 +56,8 @@ impl Default for NetConfig {
             jitter: Duration::from_millis(5),
             max_chunk: 200,
             window: 256 * 1024,
-            // Small enough that 100,000 nodes fit in memory: the ring's index is
-            // allocated at twice the capacity on first use.
-            dedup_capacity: 4096,
+            // Every line of any scenario, while 100,000 nodes still fit in memory.
+            backlog_lines: 20_000,
             hop_limit: crate::config::DEFAULT_HOP_LIMIT,
             discovery: false,
             limits: Limits {
@@ -369,7 +369,7 @@ impl Net {
         cfg.epoch = self.now.as_nanos() as u64 + 1;
         cfg.listen_addr = Some(addr_of(index));
         cfg.connect = connect.iter().map(|&v| addr_of(v).to_string()).collect();
-        cfg.dedup_capacity = self.cfg.dedup_capacity;
+        cfg.backlog.lines = self.cfg.backlog_lines;
         cfg.hop_limit = self.cfg.hop_limit;
         cfg.discovery = self.cfg.discovery;
         cfg.limits = self.cfg.limits.clone();

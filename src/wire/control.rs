@@ -11,6 +11,9 @@ use super::text::{is_unsafe_char, sanitize, MAX_TEXT_LEN};
 /// Longest line a client may write, in bytes, not counting the LF or a CR before it.
 pub const MAX_LINE_LEN: usize = MAX_TEXT_LEN;
 
+/// Lines `/history` shows when it is not told how many.
+pub const DEFAULT_HISTORY: usize = 20;
+
 /// The reply to `/help`, one `*` line each.
 pub const HELP: &[&str] = &[
     "commands:",
@@ -18,6 +21,7 @@ pub const HELP: &[&str] = &[
     "  /nick NAME         use NAME for the lines you send",
     "  /connect HOST:PORT link this node to another",
     "  /peers             list linked peers",
+    "  /history [N]       the last N chat lines this node holds (default 20)",
     "  /status            node facts and counters",
     "  /help              this list",
     "  /quit              close this connection (the node keeps running)",
@@ -114,6 +118,8 @@ pub enum Command<'a> {
     Nick(&'a str),
     Connect(&'a str),
     Peers,
+    /// The last this many lines of the backlog.
+    History(usize),
     Status,
     Help,
     Quit,
@@ -162,6 +168,13 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, CommandError<'_>> {
         "nick" => one_word("/nick NAME").map(Command::Nick),
         "connect" => one_word("/connect HOST:PORT").map(Command::Connect),
         "peers" => no_args(Command::Peers, "/peers"),
+        "history" => match arg {
+            "" => Ok(Command::History(DEFAULT_HISTORY)),
+            n => n
+                .parse()
+                .map(Command::History)
+                .map_err(|_| CommandError::Usage("/history [N]")),
+        },
         "status" => no_args(Command::Status, "/status"),
         "help" => no_args(Command::Help, "/help"),
         "quit" => no_args(Command::Quit, "/quit"),
@@ -295,6 +308,8 @@ mod tests {
         assert_eq!(parse_command("/connect h:1"), Ok(Connect("h:1")));
         assert_eq!(parse_command("/peers"), Ok(Peers));
         assert_eq!(parse_command("/status"), Ok(Status));
+        assert_eq!(parse_command("/history"), Ok(History(DEFAULT_HISTORY)));
+        assert_eq!(parse_command("/history 5"), Ok(History(5)));
         assert_eq!(parse_command("/help"), Ok(Help));
         assert_eq!(parse_command("/quit"), Ok(Quit));
     }
@@ -308,6 +323,8 @@ mod tests {
         assert_eq!(parse_command("/nick a b"), Err(Usage("/nick NAME")));
         assert_eq!(parse_command("/connect"), Err(Usage("/connect HOST:PORT")));
         assert_eq!(parse_command("/peers now"), Err(Usage("/peers")));
+        assert_eq!(parse_command("/history x"), Err(Usage("/history [N]")));
+        assert_eq!(parse_command("/history -1"), Err(Usage("/history [N]")));
         assert_eq!(
             parse_command("/frob").unwrap_err().to_string(),
             "unknown command /frob (try /help)"

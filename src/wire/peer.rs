@@ -10,14 +10,19 @@ use std::str;
 use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
 
 use super::frame;
+use super::lines::{
+    Batch, Have, MAX_BATCH_BODY_LEN, MAX_BATCH_LINES, MAX_HAVE_BODY_LEN, MAX_HAVE_ENTRIES,
+    MAX_RECORD_LEN, MAX_SEQ,
+};
 use super::text::{self, NickError, MAX_TEXT_LEN};
 
 const KIND_HELLO: u8 = 1;
-const KIND_CHAT: u8 = 2;
+pub(super) const KIND_LINES: u8 = 2;
 const KIND_PING: u8 = 3;
 const KIND_PONG: u8 = 4;
 const KIND_ADDRS: u8 = 5;
 const KIND_RETIRE: u8 = 6;
+pub(super) const KIND_HAVE: u8 = 7;
 
 /// The hello flag of a node that refuses the link (it has all the peers it takes).
 const FLAG_REFUSING: u8 = 1;
@@ -27,9 +32,6 @@ pub const MAX_ADDRS: usize = 64;
 
 const FAMILY_V4: u8 = 4;
 const FAMILY_V6: u8 = 6;
-
-/// Bytes of a chat body before the nick: kind, origin, epoch, sequence, hops, nick length.
-const CHAT_FIXED_LEN: usize = 1 + 8 + 8 + 8 + 1 + 1;
 
 /// The first message each end sends inside the secure channel. Who sent it is not in
 /// it: the handshake proved that.
@@ -50,28 +52,14 @@ pub struct Hello<'a> {
     pub nick: &'a str,
 }
 
-/// One chat line on its way through the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Chat<'a> {
-    /// Node id of the node whose client wrote the line.
-    pub origin: u64,
-    /// The origin's run (its hello's epoch): sequence numbers start again at 0 in each.
-    pub epoch: u64,
-    /// Per-run sequence number; with `origin` and `epoch`, the message id.
-    pub seq: u64,
-    /// Links this copy may still cross, this one included; never 0 on the wire.
-    pub hops: u8,
-    /// Nick of the client that wrote the line.
-    pub nick: &'a str,
-    /// The line itself, UTF-8, at most [`MAX_TEXT_LEN`] bytes; may hold control characters.
-    pub text: &'a str,
-}
-
 /// A parsed frame body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
     Hello(Hello<'a>),
-    Chat(Chat<'a>),
+    /// A batch of signed chat lines.
+    Lines(Batch<'a>),
+    /// What the sender holds of each author: the start of a catch-up.
+    Have(Have<'a>),
     /// "Are you there?", sent on a link that has been quiet; the answer is a pong.
     Ping,
     /// The answer to a ping.
@@ -151,6 +139,14 @@ pub enum PeerError {
     TextTooLong(usize),
     /// A chat copy with no hops left, which its sender must not have sent.
     NoHops,
+    /// A batch record over [`MAX_RECORD_LEN`] bytes.
+    BatchTooLong(usize),
+    /// A batch of no lines, or of more than [`MAX_BATCH_LINES`].
+    BatchCount(u16),
+    /// A batch whose sequence numbers reach [`MAX_SEQ`].
+    SeqOutOfRange(u64),
+    /// A summary of more than [`MAX_HAVE_ENTRIES`] entries.
+    TooManyEntries(usize),
     /// An addrs message with more than [`MAX_ADDRS`] entries.
     TooManyAddrs(usize),
     /// An address family other than 4 or 6.
@@ -174,6 +170,18 @@ impl fmt::Display for PeerError {
                 write!(f, "chat text of {len} bytes exceeds {MAX_TEXT_LEN}")
             }
             PeerError::NoHops => f.write_str("chat message with a hop limit of 0"),
+            PeerError::BatchTooLong(len) => {
+                write!(f, "batch of {len} bytes exceeds {MAX_RECORD_LEN}")
+            }
+            PeerError::BatchCount(n) => {
+                write!(f, "batch of {n} lines, expected 1 to {MAX_BATCH_LINES}")
+            }
+            PeerError::SeqOutOfRange(seq) => {
+                write!(f, "batch from sequence number {seq} runs past {MAX_SEQ}")
+            }
+            PeerError::TooManyEntries(n) => {
+                write!(f, "{n} entries in one summary, the limit is {MAX_HAVE_ENTRIES}")
+            }
             PeerError::TooManyAddrs(n) => {
                 write!(f, "{n} addresses in one message, the limit is {MAX_ADDRS}")
             }
@@ -193,7 +201,8 @@ impl<'a> Message<'a> {
             .ok_or(PeerError::Truncated { kind: "empty" })?;
         match kind {
             KIND_HELLO => Hello::parse(Reader::new(rest, "hello")).map(Message::Hello),
-            KIND_CHAT => Chat::parse(Reader::new(rest, "chat")).map(Message::Chat),
+            KIND_LINES => Batch::parse(rest).map(Message::Lines),
+            KIND_HAVE => Have::parse(rest).map(Message::Have),
             KIND_PING => Reader::new(rest, "ping").finish().map(|()| Message::Ping),
             KIND_PONG => Reader::new(rest, "pong").finish().map(|()| Message::Pong),
             KIND_ADDRS => Addrs::parse(Reader::new(rest, "addrs")).map(Message::Addrs),
@@ -248,7 +257,8 @@ impl<'a> Message<'a> {
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Hello(_) => "hello",
-            Message::Chat(_) => "chat",
+            Message::Lines(_) => "lines",
+            Message::Have(_) => "have",
             Message::Ping => "ping",
             Message::Pong => "pong",
             Message::Addrs(_) => "addrs",
@@ -284,48 +294,12 @@ impl<'a> Hello<'a> {
     }
 }
 
-impl<'a> Chat<'a> {
-    fn parse(mut r: Reader<'a>) -> Result<Self, PeerError> {
-        let origin = r.u64()?;
-        let epoch = r.u64()?;
-        let seq = r.u64()?;
-        let hops = r.u8()?;
-        if hops == 0 {
-            return Err(PeerError::NoHops);
-        }
-        let nick = r.nick()?;
-        let text = r.rest();
-        if text.len() > MAX_TEXT_LEN {
-            return Err(PeerError::TextTooLong(text.len()));
-        }
-        let text = str::from_utf8(text).map_err(|_| PeerError::TextNotUtf8)?;
-        Ok(Chat {
-            origin,
-            epoch,
-            seq,
-            hops,
-            nick,
-            text,
-        })
-    }
-
-    /// Appends this chat line to `out` as a whole frame.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        frame::encode(out, |out| {
-            out.reserve(CHAT_FIXED_LEN + self.nick.len() + self.text.len());
-            out.push(KIND_CHAT);
-            write_u64(out, self.origin);
-            write_u64(out, self.epoch);
-            write_u64(out, self.seq);
-            out.push(self.hops);
-            write_nick(out, self.nick);
-            out.extend_from_slice(self.text.as_bytes());
-        });
-    }
-}
-
-/// Largest body any valid message can have: a chat line with the longest nick and text.
-pub const MAX_BODY_LEN: usize = CHAT_FIXED_LEN + text::MAX_NICK_LEN + MAX_TEXT_LEN;
+/// Largest body any valid message can have: a batch of lines.
+pub const MAX_BODY_LEN: usize = if MAX_BATCH_BODY_LEN > MAX_HAVE_BODY_LEN {
+    MAX_BATCH_BODY_LEN
+} else {
+    MAX_HAVE_BODY_LEN
+};
 
 fn write_u16(out: &mut Vec<u8>, value: u16) {
     out.write_u16::<BigEndian>(value)
@@ -383,10 +357,6 @@ impl<'a> Reader<'a> {
         Ok(nick)
     }
 
-    fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.bytes)
-    }
-
     fn finish(self) -> Result<(), PeerError> {
         match self.bytes.len() {
             0 => Ok(()),
@@ -409,15 +379,6 @@ mod tests {
         link_id: 3,
         refusing: false,
         nick: "alice",
-    };
-
-    const CHAT: Chat<'static> = Chat {
-        origin: 42,
-        epoch: 5,
-        seq: 7,
-        hops: 16,
-        nick: "bob",
-        text: "hello, wörld",
     };
 
     /// The body of the single frame that `encode` wrote.
@@ -454,42 +415,14 @@ mod tests {
     }
 
     #[test]
-    fn chat_round_trip() {
-        let bytes = body(|out| CHAT.encode(out));
-        assert_eq!(bytes.len(), CHAT_FIXED_LEN + 3 + "hello, wörld".len());
-        assert_eq!(Message::parse(&bytes), Ok(Message::Chat(CHAT)));
-    }
-
-    #[test]
-    fn longest_chat_fits_the_frame_limit() {
-        let nick = "n".repeat(text::MAX_NICK_LEN);
-        let text = "t".repeat(MAX_TEXT_LEN);
-        let chat = Chat {
-            nick: &nick,
-            text: &text,
-            ..CHAT
-        };
-        let mut out = Vec::new();
-        chat.encode(&mut out);
-        assert_eq!(out.len(), HEADER_LEN + MAX_BODY_LEN);
-        assert_eq!(Message::parse(&out[HEADER_LEN..]), Ok(Message::Chat(chat)));
-    }
-
-    #[test]
     fn every_truncation_is_refused() {
-        for full in [body(|o| HELLO.encode(o)), body(|o| CHAT.encode(o))] {
-            let fixed = if full[0] == KIND_HELLO {
-                full.len()
-            } else {
-                CHAT_FIXED_LEN + 3
-            };
-            for cut in 0..fixed {
-                let err = Message::parse(&full[..cut]).unwrap_err();
-                assert!(
-                    matches!(err, PeerError::Truncated { .. } | PeerError::BadNick(_)),
-                    "cut at {cut}: {err:?}"
-                );
-            }
+        let full = body(|o| HELLO.encode(o));
+        for cut in 0..full.len() {
+            let err = Message::parse(&full[..cut]).unwrap_err();
+            assert!(
+                matches!(err, PeerError::Truncated { .. } | PeerError::BadNick(_)),
+                "cut at {cut}: {err:?}"
+            );
         }
     }
 
@@ -599,14 +532,14 @@ mod tests {
 
     #[test]
     fn bad_nicks_are_refused() {
-        for nick in ["", "a b", "<x>", "bell\u{7}"] {
+        for nick in ["", "a b", "<x>", "bell\u{7}", "a#b"] {
+            let hello = Hello { nick, ..HELLO };
             let mut out = Vec::new();
             frame::encode(&mut out, |o| {
-                o.push(KIND_CHAT);
-                o.extend_from_slice(&[0; 25]);
-                o[HEADER_LEN + 25] = 1;
-                o.push(nick.len() as u8);
-                o.extend_from_slice(nick.as_bytes());
+                o.push(KIND_HELLO);
+                o.extend_from_slice(&[0; 19]);
+                o.push(hello.nick.len() as u8);
+                o.extend_from_slice(hello.nick.as_bytes());
             });
             assert!(
                 matches!(
@@ -619,28 +552,7 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_and_over_long_text_are_refused() {
-        let mut bytes = body(|out| CHAT.encode(out));
-        bytes.push(0xff);
-        assert_eq!(Message::parse(&bytes), Err(PeerError::TextNotUtf8));
-
-        let text = "t".repeat(MAX_TEXT_LEN + 1);
-        let bytes = body(|out| {
-            Chat {
-                text: &text,
-                ..CHAT
-            }
-            .encode(out)
-        });
-        assert_eq!(
-            Message::parse(&bytes),
-            Err(PeerError::TextTooLong(MAX_TEXT_LEN + 1))
-        );
-    }
-
-    #[test]
-    fn zero_hops_is_refused() {
-        let bytes = body(|out| Chat { hops: 0, ..CHAT }.encode(out));
-        assert_eq!(Message::parse(&bytes), Err(PeerError::NoHops));
+    fn the_frame_limit_holds_the_largest_messages() {
+        assert!(MAX_BODY_LEN >= MAX_BATCH_BODY_LEN && MAX_BODY_LEN >= MAX_HAVE_BODY_LEN);
     }
 }

@@ -13,6 +13,29 @@ pub const MAX_NICK_LEN: usize = 32;
 /// Longest chat text, in bytes; also the longest line a control client may write.
 pub const MAX_TEXT_LEN: usize = 4096;
 
+/// Writes a time in milliseconds since the Unix epoch as RFC 3339 UTC to the second,
+/// e.g. `2026-12-01T21:31:43Z`.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date (Howard Hinnant's algorithm), for years from 1970 on.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 /// What is wrong with a proposed nick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NickError {
@@ -20,7 +43,8 @@ pub enum NickError {
     Empty,
     /// More than [`MAX_NICK_LEN`] bytes.
     TooLong(usize),
-    /// Holds a space, `<`, `>` or a control character, which would make lines ambiguous.
+    /// Holds a space, `<`, `>`, `#` or a control character, which would make lines
+    /// ambiguous (`#` marks a nick that another key holds: `NICK#XXXX`).
     BadChar(char),
 }
 
@@ -33,7 +57,7 @@ impl fmt::Display for NickError {
             }
             NickError::BadChar(c) => write!(
                 f,
-                "nick may not contain {:?} (no spaces, '<', '>' or control characters)",
+                "nick may not contain {:?} (no spaces, '<', '>', '#' or control characters)",
                 c
             ),
         }
@@ -42,7 +66,7 @@ impl fmt::Display for NickError {
 
 impl std::error::Error for NickError {}
 
-/// Checks the nick rule: 1 to 32 bytes without spaces, `<`, `>` or control characters
+/// Checks the nick rule: 1 to 32 bytes without spaces, `<`, `>`, `#` or control characters
 /// (nor the other characters [`is_unsafe_char`] names).
 pub fn check_nick(nick: &str) -> Result<(), NickError> {
     if nick.is_empty() {
@@ -53,7 +77,7 @@ pub fn check_nick(nick: &str) -> Result<(), NickError> {
     }
     match nick
         .chars()
-        .find(|&c| c.is_whitespace() || c == '<' || c == '>' || is_unsafe_char(c))
+        .find(|&c| c.is_whitespace() || matches!(c, '<' | '>' | '#') || is_unsafe_char(c))
     {
         Some(c) => Err(NickError::BadChar(c)),
         None => Ok(()),
@@ -114,6 +138,15 @@ mod tests {
         assert_eq!(check_nick(&"x".repeat(33)), Err(NickError::TooLong(33)));
         assert_eq!(check_nick("a b"), Err(NickError::BadChar(' ')));
         assert_eq!(check_nick("<a"), Err(NickError::BadChar('<')));
+        assert_eq!(check_nick("a#1"), Err(NickError::BadChar('#')));
+    }
+
+    #[test]
+    fn times_are_written_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_796_160_703_999), "2026-12-01T21:31:43Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(4_107_542_400_000), "2100-03-01T00:00:00Z");
         assert_eq!(check_nick("a>"), Err(NickError::BadChar('>')));
         assert_eq!(check_nick("a\tb"), Err(NickError::BadChar('\t')));
         assert_eq!(check_nick("a\u{1b}"), Err(NickError::BadChar('\u{1b}')));

@@ -6,7 +6,6 @@ use std::mem;
 use std::time::Instant;
 
 use crate::wire::control::{self, Command, HELP};
-use crate::wire::peer::Chat;
 use crate::wire::text;
 
 use crate::proto::cause::Cause;
@@ -23,7 +22,7 @@ impl Node {
         self.send_line_to_clients(now, None);
     }
 
-    fn reply(&mut self, now: Instant, id: ConnId, reply: fmt::Arguments<'_>) {
+    pub(super) fn reply(&mut self, now: Instant, id: ConnId, reply: fmt::Arguments<'_>) {
         self.line_buf.clear();
         control::write_info(&mut self.line_buf, reply);
         self.send_line_to(now, id);
@@ -57,6 +56,7 @@ impl Node {
                 break;
             }
         }
+        self.publish_written(now);
         let conn = &mut self.conns[id.slot];
         let client = conn.client_mut().expect("the slot still holds this client");
         client.lines = lines;
@@ -125,6 +125,7 @@ impl Node {
                 }
             }
             Command::Peers => self.reply_peers(now, id),
+            Command::History(n) => self.reply_history(now, id, n),
             Command::Status => self.reply_status(now, id),
             Command::Help => {
                 for line in HELP {
@@ -133,31 +134,6 @@ impl Node {
             }
             Command::Quit => self.leave(now, id),
         }
-    }
-
-    /// Sends a line written by local client `from` to every peer and every other client.
-    fn say(&mut self, now: Instant, from: ConnId, text: &str) {
-        if text.is_empty() {
-            return;
-        }
-        let msg = self.flood.originate(self.id);
-        let Role::Client(client) = &self.conns[from.slot].role else {
-            unreachable!("only clients say lines");
-        };
-        self.frame_buf.clear();
-        Chat {
-            origin: msg.origin.0,
-            epoch: msg.epoch,
-            seq: msg.seq,
-            hops: self.cfg.hop_limit,
-            nick: &client.nick,
-            text,
-        }
-        .encode(&mut self.frame_buf);
-        self.line_buf.clear();
-        control::write_chat(&mut self.line_buf, &client.nick, text);
-        self.send_frame_to_peers(now, None);
-        self.send_line_to_clients(now, Some(from));
     }
 
     fn reply_peers(&mut self, now: Instant, id: ConnId) {
@@ -192,6 +168,8 @@ impl Node {
             .listen_addr
             .map_or_else(|| "none".to_owned(), |addr| addr.to_string());
         let max_rate = self.cfg.limits.max_rate;
+        let logs = self.logs.counters();
+        let (max_authors, backlog) = self.logs.limits();
         let lines = [
             format!("id {}", self.id),
             format!("version {}", env!("CARGO_PKG_VERSION")),
@@ -206,9 +184,19 @@ impl Node {
                 if self.cfg.discovery { "on" } else { "off" }
             ),
             format!("clients {}", self.clients),
-            format!("messages {}", self.flood.messages),
-            format!("duplicates {}", self.flood.duplicates),
-            format!("dedup-capacity {}", self.flood.dedup_capacity()),
+            format!("messages {}", logs.lines),
+            format!("duplicates {}", logs.duplicates),
+            format!("forged {}", self.forged),
+            format!("missing {}", logs.missing),
+            format!("refused {}", logs.refused),
+            format!("held {}", self.logs.held()),
+            format!("authors {}", self.logs.authors()),
+            format!("max-authors {max_authors}"),
+            format!("backlog-lines {}", self.logs.backlog_lines()),
+            format!("backlog-bytes {}", self.logs.backlog_bytes()),
+            format!("backlog-max-lines {}", backlog.lines),
+            format!("backlog-max-bytes {}", backlog.bytes),
+            format!("backlog-max-age {}", backlog.age.as_secs()),
             format!("hop-limit {}", self.cfg.hop_limit),
             format!("uptime {}", now.duration_since(self.started).as_secs()),
             format!("max-rate {}", or_off(max_rate.map(|max| max.per_sec))),

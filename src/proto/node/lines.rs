@@ -1,0 +1,305 @@
+//! Chat lines through the node: the bursts its clients write, signed and sent as
+//! batches; the batches peers send, checked, kept, shown and passed on; and catch-up,
+//! the summaries two linked nodes compare and the records each sends the other.
+//!
+//! A record reaches the duplicate state, a client or another peer only after its
+//! signature holds; a copy of lines seen already is dropped unchecked, since it can
+//! change nothing.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::mem;
+use std::time::{Duration, Instant};
+
+use log::debug;
+
+use crate::wire::control;
+use crate::wire::lines::{Batch, Have, Record};
+use crate::wire::text;
+
+use crate::proto::cause::Cause;
+use crate::proto::conn::{Conn, Role};
+use crate::proto::ids::{ConnId, NodeId};
+use crate::proto::logs::{Admission, FeedKey};
+use crate::proto::secure::node_id_of;
+use crate::proto::timers::Timer;
+
+use super::Node;
+
+/// How often linked nodes compare summaries when nothing else asks them to.
+pub(super) const SYNC_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Catch-up records go into a link's queue only while it holds less than this: lines
+/// written now go first, and a catch-up takes what the link has to spare.
+const CATCH_UP_QUEUE: usize = 256 * 1024;
+
+/// A caught-up line written this long before it is shown is introduced as late.
+const LATE_AFTER_MS: u64 = 5_000;
+
+/// Most lines one `/history` shows, so that its reply fits a client's queue.
+pub(super) const MAX_HISTORY: usize = 1000;
+
+impl Node {
+    /// A line a local client wrote: the node's other clients see it now, and it is
+    /// signed with the rest of what the client wrote in this read.
+    pub(super) fn say(&mut self, now: Instant, from: ConnId, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let time_ms = self.wall_ms(now);
+        let Role::Client(client) = &self.conns[from.slot].role else {
+            unreachable!("only clients say lines");
+        };
+        let sealed = self.author.write(time_ms, &client.nick, text);
+        let shown = self.nicks.display(now, &client.nick, self.id);
+        self.line_buf.clear();
+        control::write_chat(&mut self.line_buf, &shown, text);
+        self.send_line_to_clients(now, Some(from));
+        if let Some(record) = sealed {
+            self.publish(now, record);
+        }
+    }
+
+    /// Signs what the clients wrote since the last call, keeps it and sends it on.
+    pub(super) fn publish_written(&mut self, now: Instant) {
+        if let Some(record) = self.author.seal() {
+            self.publish(now, record);
+        }
+    }
+
+    fn publish(&mut self, now: Instant, record: Vec<u8>) {
+        let parsed = Record::parse(&record).expect("this node's own batches are valid");
+        self.logs.write_own(now, &parsed);
+        self.frame_buf.clear();
+        Batch::encode(&mut self.frame_buf, self.cfg.hop_limit, false, &record);
+        self.send_frame_to_peers(now, None);
+    }
+
+    /// A batch from a peer: a copy of lines seen is dropped; anything else must bear
+    /// its author's signature, or the peer that sent it is cut off.
+    pub(super) fn peer_lines(&mut self, now: Instant, id: ConnId, batch: Batch<'_>) {
+        let record = batch.record;
+        if self.logs.is_copy(&record) {
+            return;
+        }
+        let author = node_id_of(record.author);
+        if !self.verifier.verify(&record) {
+            self.forged += 1;
+            return self.doom(id, Cause::Forged { author });
+        }
+        if !self.within_rate(now, author, u64::from(record.count)) {
+            return;
+        }
+        let mut out = mem::take(&mut self.deliveries);
+        match self.logs.admit(now, &record, batch.late, &mut out) {
+            Admission::Known => {}
+            Admission::Refused(why) => debug!("lines of {author} from {id} not taken: {why}"),
+            Admission::New { gap, .. } => {
+                if let Some(hops) = next_hops(batch.hops.min(self.cfg.hop_limit)) {
+                    self.frame_buf.clear();
+                    Batch::encode(&mut self.frame_buf, hops, batch.late, record.bytes());
+                    self.send_frame_to_peers(now, Some(id));
+                }
+                if gap {
+                    let key = FeedKey {
+                        author,
+                        epoch: record.epoch,
+                    };
+                    self.ask_for_gap(now, key);
+                }
+            }
+        }
+        self.deliveries = out;
+        self.show(now);
+        self.arm_order_timer();
+    }
+
+    /// Lines that waited for a predecessor long enough go out, gaps and all.
+    pub(super) fn order_due(&mut self, now: Instant) {
+        let mut out = mem::take(&mut self.deliveries);
+        self.logs.expire(now, &mut out);
+        self.deliveries = out;
+        self.show(now);
+        self.arm_order_timer();
+    }
+
+    fn arm_order_timer(&mut self) {
+        let at = self.logs.next_deadline();
+        if at != self.order_deadline {
+            let slot = &mut self.order_deadline;
+            self.fx.timers.set(ConnId::NODE, Timer::Order, slot, at);
+        }
+    }
+
+    /// Writes the lines the logs released to every client, each author's in order.
+    fn show(&mut self, now: Instant) {
+        let mut out = mem::take(&mut self.deliveries);
+        let wall_ms = self.wall_ms(now);
+        let shown = if self.clients > 0 { out.len() } else { 0 };
+        for delivery in out.drain(..).take(shown) {
+            let record = Record::parse(&delivery.record).expect("kept records are valid");
+            let author = node_id_of(record.author);
+            let skip = usize::try_from(delivery.from - record.first).expect("within a batch");
+            let take = usize::try_from(delivery.to - delivery.from).expect("within a batch");
+            for (i, line) in record.lines().skip(skip).take(take).enumerate() {
+                let nick = self.nicks.display(now, line.nick, author);
+                if i == 0 && delivery.missing > 0 {
+                    let missing = delivery.missing;
+                    self.notify_clients(
+                        now,
+                        format_args!("{missing} lines of {nick} ({author}) are missing"),
+                    );
+                }
+                let late = delivery.late && line.time_ms.saturating_add(LATE_AFTER_MS) < wall_ms;
+                if late && !self.late_shown {
+                    self.notify_clients(
+                        now,
+                        format_args!("late lines follow, written while out of reach of this node"),
+                    );
+                }
+                self.late_shown = late;
+                self.line_buf.clear();
+                control::write_chat(&mut self.line_buf, &nick, line.text);
+                self.send_line_to_clients(now, None);
+            }
+        }
+        self.deliveries = out;
+    }
+
+    /// Asks every linked peer for the lines of `key` this node lacks.
+    fn ask_for_gap(&mut self, now: Instant, key: FeedKey) {
+        let Some(entry) = self.logs.summary_of(key) else {
+            return;
+        };
+        self.frame_buf.clear();
+        Have::encode(&mut self.frame_buf, &[entry], false);
+        self.send_frame_to_peers(now, None);
+    }
+
+    /// Tells `to` (or every linked peer) what this node holds of every author.
+    pub(super) fn send_summary(&mut self, now: Instant, to: Option<ConnId>) {
+        self.frame_buf.clear();
+        Have::encode(&mut self.frame_buf, &self.logs.summary(), true);
+        match to {
+            Some(id) => {
+                let conn = &mut self.conns[id.slot];
+                (self.fx).enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
+            }
+            None => self.send_frame_to_peers(now, None),
+        }
+    }
+
+    /// The periodic comparison: every linked peer gets a summary.
+    pub(super) fn sync_due(&mut self, now: Instant) {
+        self.send_summary(now, None);
+        let slot = &mut self.sync_deadline;
+        let at = Some(now + SYNC_INTERVAL);
+        self.fx.timers.set(ConnId::NODE, Timer::Sync, slot, at);
+    }
+
+    /// Part of a peer's summary: once it is whole, what the peer lacks is planned and
+    /// sent, oldest first per author, behind the live lines.
+    pub(super) fn peer_have(&mut self, now: Instant, id: ConnId, have: Have<'_>) {
+        let max = self.cfg.max_authors;
+        let remote = self.conns[id.slot].peer_mut().and_then(|p| p.remote_mut());
+        let Some(remote) = remote else {
+            return;
+        };
+        for entry in have.iter() {
+            if remote.summary.len() < max {
+                let key = FeedKey {
+                    author: NodeId(entry.author),
+                    epoch: entry.epoch,
+                };
+                remote.summary.insert(key, entry.next);
+            }
+        }
+        if have.more {
+            return;
+        }
+        let summary = mem::take(&mut remote.summary);
+        let plan = self.logs.plan(&summary, have.complete);
+        merge_plan(&mut remote.catch_up, plan);
+        self.top_up(now, id);
+    }
+
+    /// Queues catch-up records for `id` while its queue has room for them.
+    pub(super) fn top_up(&mut self, now: Instant, id: ConnId) {
+        loop {
+            let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) else {
+                return;
+            };
+            if conn.closing || conn.queue.len() >= CATCH_UP_QUEUE {
+                return;
+            }
+            let Some(remote) = conn.peer_mut().and_then(|p| p.remote_mut()) else {
+                return;
+            };
+            let Some(&(key, from)) = remote.catch_up.front() else {
+                return;
+            };
+            let Some((record, end)) = self.logs.record_from(key, from) else {
+                remote.catch_up.pop_front();
+                continue;
+            };
+            remote.catch_up[0].1 = end;
+            self.frame_buf.clear();
+            Batch::encode(&mut self.frame_buf, self.cfg.hop_limit, true, &record);
+            let conn = &mut self.conns[id.slot];
+            (self.fx).enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
+        }
+    }
+
+    /// Whether `id` has catch-up records waiting for room in its queue.
+    pub(super) fn catching_up(&self, id: ConnId) -> bool {
+        self.get(id)
+            .and_then(Conn::peer)
+            .and_then(|p| p.remote())
+            .is_some_and(|r| !r.catch_up.is_empty())
+    }
+
+    /// `/history N`: the newest lines of the backlog, oldest first.
+    pub(super) fn reply_history(&mut self, now: Instant, id: ConnId, n: usize) {
+        let lines = self.logs.history(n.min(MAX_HISTORY));
+        let count = lines.len();
+        for (record, seq) in lines {
+            let parsed = Record::parse(&record).expect("kept records are valid");
+            let author = node_id_of(parsed.author);
+            let skip = usize::try_from(seq - parsed.first).expect("within a batch");
+            let line = parsed.lines().nth(skip).expect("within a batch");
+            let nick = self.nicks.display(now, line.nick, author);
+            let time = text::rfc3339(line.time_ms);
+            let text = text::sanitize(line.text);
+            self.reply(now, id, format_args!("history {time} <{nick}> {text}"));
+        }
+        self.reply(now, id, format_args!("{count} lines"));
+    }
+
+    /// The time on the Unix clock, in milliseconds, as this node's start and `now` say.
+    pub(super) fn wall_ms(&self, now: Instant) -> u64 {
+        let since_start = now.saturating_duration_since(self.started).as_millis();
+        self.cfg.epoch / 1_000_000 + u64::try_from(since_start).unwrap_or(u64::MAX / 2)
+    }
+}
+
+/// Adds `plan` to what a peer is being sent: an author already on its way is sent from
+/// the earlier of the two points.
+fn merge_plan(queue: &mut VecDeque<(FeedKey, u64)>, plan: VecDeque<(FeedKey, u64)>) {
+    if queue.is_empty() {
+        *queue = plan;
+        return;
+    }
+    let at: BTreeMap<FeedKey, usize> = (queue.iter().enumerate())
+        .map(|(i, &(key, _))| (key, i))
+        .collect();
+    for (key, from) in plan {
+        match at.get(&key) {
+            Some(&i) => queue[i].1 = queue[i].1.min(from),
+            None => queue.push_back((key, from)),
+        }
+    }
+}
+
+/// The hop count to forward a copy with, or `None` when it has used up its hops.
+fn next_hops(hops: u8) -> Option<u8> {
+    hops.checked_sub(1).filter(|&left| left > 0)
+}
