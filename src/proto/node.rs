@@ -331,9 +331,6 @@ impl Node {
             node.dial(now, target, None);
         }
         node.schedule_degree_check(now);
-        let slot = &mut node.sync_deadline;
-        let first_sync = Some(now + lines::SYNC_INTERVAL);
-        node.fx.timers.set(ConnId::NODE, Timer::Sync, slot, first_sync);
         node
     }
 
@@ -673,6 +670,16 @@ impl Node {
             }
         }
         c.queue.bytes()
+    }
+
+    /// Queues `frame` (a whole frame, any bytes) for every linked peer as though the node
+    /// had chosen to send it: the voice of a hostile member, for the simulator and for
+    /// tests that need a real node to misbehave. Nothing else calls it.
+    pub fn inject_frame(&mut self, now: Instant, frame: &[u8]) {
+        self.frame_buf.clear();
+        self.frame_buf.extend_from_slice(frame);
+        self.send_frame_to_peers(now, None);
+        self.reap(now);
     }
 
     /// Bytes queued for `conn`, sealed or not: what its limits count.

@@ -21,7 +21,8 @@ pub enum Timer {
     Degree,
     /// Lines waiting for a missing predecessor give up waiting then (node-level).
     Order,
-    /// Linked peers are sent a summary of what this node holds then (node-level).
+    /// Linked peers are sent a summary of what this node holds then, a while after it
+    /// took new lines (node-level).
     Sync,
 }
 

@@ -22,7 +22,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::config::{Limits, NodeConfig, Secret};
+use crate::proto::author::Author;
+use crate::proto::node::Counters;
+use crate::proto::secure::public_key;
 use crate::proto::{Accepted, ConnId, Node, Output};
+use crate::wire::lines::{Batch, KEY_LEN, SIGNATURE_LEN};
 
 use super::rng::{Rng, Trace};
 
@@ -73,11 +77,13 @@ impl Default for NetConfig {
     }
 }
 
-/// A line a client received: which scenario line, and when.
+/// A line a client received: which scenario line, when, and by which run of the node
+/// (an index into [`Net::runs`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Received {
     pub line: u32,
     pub at: Duration,
+    pub run: usize,
 }
 
 /// One end of a link: a connection of one incarnation of a node.
@@ -127,6 +133,9 @@ struct Slot {
     /// The node's identity key, drawn at its first start and kept across restarts, as
     /// a key file keeps it.
     identity: Option<Secret>,
+    /// When each run started, and the current run's epoch.
+    runs: Vec<Duration>,
+    run_epoch: u64,
     /// The node's connections to links: (conn, link, side).
     conns: Vec<(ConnId, u32, u8)>,
     /// Dials not yet resolved.
@@ -180,6 +189,19 @@ enum Event {
         node: u32,
         target: u32,
     },
+    /// Faults in the middle of the traffic, as [`Net::crash`], [`Net::start`],
+    /// [`Net::cut`] and [`Net::heal`] do at once.
+    Crash {
+        node: u32,
+    },
+    Start {
+        node: u32,
+        connect: Vec<u32>,
+    },
+    Cut {
+        halves: Vec<bool>,
+    },
+    Heal,
 }
 
 impl Event {
@@ -197,6 +219,10 @@ impl Event {
             Event::Timeout { node, .. } => [5, u64::from(*node), 0],
             Event::Say { node, line } => [6, u64::from(*node), u64::from(*line)],
             Event::Redial { node, target } => [7, u64::from(*node), u64::from(*target)],
+            Event::Crash { node } => [8, u64::from(*node), 0],
+            Event::Start { node, connect } => [9, u64::from(*node), connect.len() as u64],
+            Event::Cut { halves } => [10, halves.iter().filter(|&&h| h).count() as u64, 0],
+            Event::Heal => [11, 0, 0],
         }
     }
 }
@@ -275,6 +301,10 @@ fn index_of(target: &str) -> Option<u32> {
 }
 
 /// The line text a scenario line is sent as, and back.
+/// The scenario line number that forged batches carry: no scenario writes it, so a
+/// client that shows it has shown a forgery.
+pub const FORGED_LINE: u32 = u32::MAX;
+
 pub fn line_text(line: u32) -> String {
     format!("L{line}")
 }
@@ -299,6 +329,8 @@ impl Net {
                     node: None,
                     epoch: 0,
                     identity: None,
+                    runs: Vec::new(),
+                    run_epoch: 0,
                     conns: Vec::new(),
                     dialing: Vec::new(),
                     client: None,
@@ -367,6 +399,9 @@ impl Net {
         cfg.random = Secret(self.rng.bytes32());
         // The virtual clock stands in for the wall clock; + 1 keeps it from 0 at the start.
         cfg.epoch = self.now.as_nanos() as u64 + 1;
+        let slot = &mut self.slots[index as usize];
+        slot.runs.push(self.now);
+        slot.run_epoch = cfg.epoch;
         cfg.listen_addr = Some(addr_of(index));
         cfg.connect = connect.iter().map(|&v| addr_of(v).to_string()).collect();
         cfg.backlog.lines = self.cfg.backlog_lines;
@@ -446,6 +481,28 @@ impl Net {
         self.schedule(at, Event::Say { node: index, line });
     }
 
+    /// Crashes node `index` at `at`.
+    pub fn crash_at(&mut self, at: Duration, index: u32) {
+        self.schedule(at, Event::Crash { node: index });
+    }
+
+    /// Starts node `index` again at `at`, dialling `connect`.
+    pub fn start_at(&mut self, at: Duration, index: u32, connect: Vec<u32>) {
+        self.schedule(
+            at,
+            Event::Start {
+                node: index,
+                connect,
+            },
+        );
+    }
+
+    /// Cuts the network in two at `at`, and lets dials cross again at `heal`.
+    pub fn cut_between(&mut self, at: Duration, heal: Duration, halves: Vec<bool>) {
+        self.schedule(at, Event::Cut { halves });
+        self.schedule(heal, Event::Heal);
+    }
+
     /// Has node `index`'s client `/connect` to node `target` at `at`.
     pub fn connect_at(&mut self, at: Duration, index: u32, target: u32) {
         self.schedule(
@@ -465,6 +522,46 @@ impl Net {
         let slot = &mut self.slots[index as usize];
         slot.asking = false;
         mem::take(&mut slot.info)
+    }
+
+    /// When each run of node `index` started, oldest first.
+    pub fn runs(&self, index: u32) -> &[Duration] {
+        &self.slots[index as usize].runs
+    }
+
+    /// The chat counters of node `index`, if it runs.
+    pub fn counters(&self, index: u32) -> Option<Counters> {
+        self.slots[index as usize].node.as_ref().map(Node::counters)
+    }
+
+    /// Has node `forger` send its peers batches in the name of node `victim` that no
+    /// honest node would pass on: lines in the victim's current run from `seq` on
+    /// (the ids the victim uses next) signed by the forger's key, and a batch the
+    /// victim could have signed with one byte of its text altered.
+    pub fn forge(&mut self, forger: u32, victim: u32, seq: u64) {
+        let victim_slot = &self.slots[victim as usize];
+        let secret = victim_slot.identity.clone().expect("the victim has run");
+        let epoch = victim_slot.run_epoch;
+        let forger_secret = (self.slots[forger as usize].identity.clone()).expect("it runs");
+        let time_ms = self.now.as_millis() as u64;
+        let text = line_text(FORGED_LINE);
+        let mut frames = Vec::new();
+        // Signed by the forger, naming the victim's key: the signature cannot hold.
+        let mut theirs = Author::at(&forger_secret, epoch, seq);
+        theirs.write(time_ms, &format!("n{victim}"), &text);
+        let mut record = theirs.seal().expect("a line was written");
+        record[..KEY_LEN].copy_from_slice(&public_key(&secret));
+        Batch::encode(&mut frames, 8, false, &record);
+        // The victim's own signature over other text.
+        let mut genuine = Author::at(&secret, epoch, seq);
+        genuine.write(time_ms, &format!("n{victim}"), &text);
+        let mut altered = genuine.seal().expect("a line was written");
+        let last_text_byte = altered.len() - SIGNATURE_LEN - 1;
+        altered[last_text_byte] ^= 1;
+        Batch::encode(&mut frames, 8, false, &altered);
+        let now = self.instant();
+        self.node_mut(forger).inject_frame(now, &frames);
+        self.step(forger);
     }
 
     /// Node ids of the peers node `index` lists in `/peers`, sorted.
@@ -577,6 +674,10 @@ impl Net {
                     self.say(node, &format!("/connect {}", addr_of(target)));
                 }
             }
+            Event::Crash { node } => self.crash(node),
+            Event::Start { node, connect } => self.start(node, &connect),
+            Event::Cut { halves } => self.cut(halves),
+            Event::Heal => self.heal(),
         }
     }
 
@@ -860,9 +961,11 @@ impl Net {
                     slot.info.push(info.to_owned());
                 }
             } else if let Some(id) = line.split_once("> ").and_then(|(_, t)| parse_line_text(t)) {
+                let run = slot.runs.len() - 1;
                 slot.received.push(Received {
                     line: id,
                     at: self.now,
+                    run,
                 });
                 self.trace.record(&[7, u64::from(index), u64::from(id)]);
             }

@@ -1,17 +1,19 @@
-//! Seeded scenarios on a [`Net`], and the judgement of a run: every line reaches every
-//! client of every node in its origin's connected component (as it was when the line
-//! was written) exactly once, and no other client at all.
+//! Seeded scenarios on a [`Net`], and the judgement of a run: every line reaches the
+//! client of every node running at the end whose run had started when the line was
+//! written, exactly once, in its author's order, whatever cuts and crashes came between;
+//! no client is shown a line written before its node's run started (that is history),
+//! its own line, or a forgery.
 //!
 //! A scenario starts every node, lets the links settle, then sends lines in waves; each
 //! wave waits for the network to go quiet, and the links every node lists in `/peers`
-//! are checked against the graph between waves. Faults (a cut, crashes) happen between
-//! waves, so each line's expected recipients are well defined.
+//! are checked against the graph between waves. Faults (a cut, crashes, a forger)
+//! happen between waves; lines written during a cut reach the other side once it heals.
 //!
 //! The mesh scenario turns discovery on, so links are the nodes' own choice: there the
 //! open links are read back after every quiet spell, checked for connectivity and
 //! degree bounds, and become the graph the next wave is judged against.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -38,12 +40,18 @@ pub enum Kind {
     /// Every line from one origin at the same instant.
     Burst,
     /// A wave, a cut between the lower and upper halves of the node indices, a wave
-    /// (each line reaches only its half), a heal with the cut links redialled, a wave.
-    /// Lines written during the cut are never caught up on: there is no history.
+    /// (each line reaches its half at once), a heal with the cut links redialled, a
+    /// wave: the lines of the cut are caught up on across it.
     Partition,
-    /// A wave, a tenth of the nodes crashed, a wave, the crashed nodes restarted with
-    /// fresh ids dialling all their neighbours, a wave.
+    /// A wave, a tenth of the nodes crashed, a wave, the crashed nodes restarted (with
+    /// their keys) dialling all their neighbours, a wave: the restarted nodes fill
+    /// their backlogs and show none of it as news.
     Crash,
+    /// A wave; then a member forges: it sends its peers lines in another node's name
+    /// with the ids that node uses next, and a batch of that node's with one byte
+    /// altered; its neighbours must cut it off, and the victim's next lines, with
+    /// those very ids, must reach everybody else; a wave.
+    Hostile,
     /// A burst next to one node whose links are slow (20 KB/s) with small queues and
     /// windows: its peers' queues fill past the pause mark, and nothing is lost.
     SlowLink,
@@ -60,6 +68,12 @@ pub enum Kind {
     /// link of each pair and lose no line in flight on it. Hand-given addresses are
     /// redialled. Run it with a jitter larger than the latency.
     Relink,
+    /// Faults in the middle of the traffic, on the network of the relink scenario: one
+    /// wave spread over three seconds, during which the halves are cut apart and healed
+    /// (the cut links dialled again), and a tenth of the nodes crash and restart, each
+    /// dialling its neighbours, at random times. A line must reach every node that ran
+    /// when it was written, unless its author crashed before it left.
+    Churn,
 }
 
 impl FromStr for Kind {
@@ -74,8 +88,11 @@ impl FromStr for Kind {
             "slow-link" => Ok(Kind::SlowLink),
             "mesh" => Ok(Kind::Mesh),
             "relink" => Ok(Kind::Relink),
+            "hostile" => Ok(Kind::Hostile),
+            "churn" => Ok(Kind::Churn),
             _ => Err(format!(
-                "unknown scenario {s:?} (steady, burst, partition, crash, slow-link, mesh)"
+                "unknown scenario {s:?} \
+                 (steady, burst, partition, crash, slow-link, mesh, relink, hostile, churn)"
             )),
         }
     }
@@ -185,11 +202,11 @@ pub fn seeds(defaults: &[u64]) -> Result<Vec<u64>, String> {
     }
 }
 
-/// A line written in a run: who wrote it, when, and which component snapshot judges it.
+/// A line written in a run: who wrote it, in which of its runs, and when.
 struct Line {
     origin: u32,
+    origin_run: usize,
     at: Duration,
-    wave: usize,
 }
 
 struct Run {
@@ -197,9 +214,9 @@ struct Run {
     graph: Graph,
     seed: u64,
     lines: Vec<Line>,
-    /// Component labels per wave, as they were when the wave was written.
-    waves: Vec<Vec<Option<u32>>>,
     halves: Option<Vec<bool>>,
+    /// A member that forged lines: cut off by its neighbours, left out of the checks.
+    outcast: Option<u32>,
     /// Links come from discovery: `graph` is rebuilt from the open links after every
     /// quiet spell instead of being compared with them.
     mesh: bool,
@@ -221,7 +238,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         net_cfg.limits.queue_pause = 4 * 1024;
         net_cfg.window = 4 * 1024;
     }
-    if spec.kind == Kind::Relink {
+    if matches!(spec.kind, Kind::Relink | Kind::Churn) {
         // Bytes and ends of stream overtake each other across links, and a lost
         // hand-given link is dialled again, as the daemon does.
         net_cfg.latency = Duration::from_millis(1);
@@ -255,8 +272,8 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         graph,
         seed: spec.seed,
         lines: Vec::new(),
-        waves: Vec::new(),
         halves: None,
+        outcast: None,
         mesh,
         pings,
         target: crate::config::DEFAULT_TARGET_PEERS,
@@ -342,6 +359,14 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
             }
             run.settle("the restarts")?;
             run.wave(spec.lines - 2 * third, false)?;
+        }
+        Kind::Churn => run.churn(spec.lines)?,
+        Kind::Hostile => {
+            run.wave(third, false)?;
+            let forger = run.net.rng().below(spec.nodes as u64) as u32;
+            let victim = (forger + 1) % spec.nodes as u32;
+            run.forge(forger, victim)?;
+            run.wave(spec.lines - third, false)?;
         }
         Kind::Mesh => {
             run.wave(third, false)?;
@@ -555,26 +580,100 @@ impl Run {
         Ok(())
     }
 
-    /// Whether `a` and `b` should be linked now: both up and on the same side.
+    /// Whether `a` and `b` should be linked now: both up, on the same side, neither
+    /// cut off for forging.
     fn linked(&self, a: u32, b: u32) -> bool {
         self.net.is_up(a)
             && self.net.is_up(b)
+            && self.outcast.is_none_or(|o| a != o && b != o)
             && self
                 .halves
                 .as_ref()
                 .is_none_or(|h| h[a as usize] == h[b as usize])
     }
 
+    /// `forger` forges in `victim`'s name, with the ids the victim uses next; once the
+    /// network is quiet again, every neighbour has cut the forger off for it, and the
+    /// victim's next line (with those ids) is the first of the next wave.
+    fn forge(&mut self, forger: u32, victim: u32) -> Result<(), SimError> {
+        let run = self.net.runs(victim).len() - 1;
+        let next_seq = (self.lines.iter())
+            .filter(|l| l.origin == victim && l.origin_run == run)
+            .count() as u64;
+        self.net.forge(forger, victim, next_seq);
+        self.outcast = Some(forger);
+        self.settle("the forgery")?;
+        for &w in self.graph.neighbours(forger) {
+            let forged = self.net.counters(w).map_or(0, |c| c.forged);
+            if self.net.is_up(w) && forged == 0 {
+                return Err(self.fail(format!(
+                    "node {w} took the forgeries of its neighbour {forger} without a word"
+                )));
+            }
+        }
+        let at = self.net.now();
+        let line = self.lines.len() as u32;
+        self.lines.push(Line {
+            origin: victim,
+            origin_run: run,
+            at,
+        });
+        self.net.say_at(at, victim, line);
+        Ok(())
+    }
+
+    /// The churn scenario's wave: see [`Kind::Churn`].
+    fn churn(&mut self, count: u32) -> Result<(), SimError> {
+        let n = self.graph.len() as u32;
+        let start = self.net.now();
+        let millis =
+            |net: &mut Net, lo: u64, hi: u64| Duration::from_millis(lo + net.rng().below(hi - lo));
+        let cut_at = start + millis(&mut self.net, 300, 800);
+        let heal_at = cut_at + millis(&mut self.net, 300, 900);
+        let halves: Vec<bool> = (0..n).map(|v| v < n / 2).collect();
+        for (a, b) in self.graph.edges() {
+            if halves[a as usize] != halves[b as usize] {
+                // The smaller index dialled at the start; it dials again.
+                self.net.connect_at(heal_at, a, b);
+            }
+        }
+        self.net.cut_between(cut_at, heal_at, halves);
+        let mut order: Vec<u32> = (0..n).collect();
+        self.net.rng().shuffle(&mut order);
+        let mut down = vec![None; n as usize];
+        for &v in &order[..(n as usize).div_ceil(10)] {
+            let crash = start + millis(&mut self.net, 200, 2000);
+            let restart = crash + millis(&mut self.net, 200, 600);
+            down[v as usize] = Some((crash, restart));
+            self.net.crash_at(crash, v);
+            self.net.start_at(restart, v, self.graph.neighbours(v).to_vec());
+        }
+        for _ in 0..count {
+            let at = start + Duration::from_micros(self.net.rng().below(3_000_000));
+            let origin = loop {
+                let v = self.net.rng().below(u64::from(n)) as u32;
+                if down[v as usize].is_none_or(|(crash, restart)| at < crash || at >= restart) {
+                    break v;
+                }
+            };
+            let restarted = down[origin as usize].is_some_and(|(_, restart)| at >= restart);
+            let origin_run = self.net.runs(origin).len() - 1 + usize::from(restarted);
+            let line = self.lines.len() as u32;
+            self.lines.push(Line {
+                origin,
+                origin_run,
+                at,
+            });
+            self.net.say_at(at, origin, line);
+        }
+        self.settle("the churn")
+    }
+
     /// Writes `count` lines from running nodes (one origin for a burst, else each at
     /// random, spread over a second), then waits for quiet.
     fn wave(&mut self, count: u32, burst: bool) -> Result<(), SimError> {
-        let labels = self
-            .graph
-            .components(|v| self.net.is_up(v), |a, b| self.linked(a, b));
-        self.waves.push(labels);
-        let wave = self.waves.len() - 1;
         let up: Vec<u32> = (0..self.graph.len() as u32)
-            .filter(|&v| self.net.is_up(v))
+            .filter(|&v| self.net.is_up(v) && Some(v) != self.outcast)
             .collect();
         let start = self.net.now();
         let fixed = up[self.net.rng().below(up.len() as u64) as usize];
@@ -587,10 +686,30 @@ impl Run {
                 (origin, start + offset)
             };
             let line = self.lines.len() as u32;
-            self.lines.push(Line { origin, at, wave });
+            let origin_run = self.net.runs(origin).len() - 1;
+            self.lines.push(Line {
+                origin,
+                origin_run,
+                at,
+            });
             self.net.say_at(at, origin, line);
         }
         self.settle("a wave of lines")
+    }
+
+    /// Whether node `v`'s run that started at `start` must show `line`: it was written
+    /// in the run's time, by another node. `None` for a line written within a
+    /// millisecond of the start, which may go either way: the author's clock has
+    /// milliseconds.
+    fn due(line: &Line, v: u32, start: Duration) -> Option<bool> {
+        let (at, start) = (line.at.as_millis(), start.as_millis());
+        if line.origin == v || at + 1 < start {
+            Some(false)
+        } else if at > start + 1 {
+            Some(true)
+        } else {
+            None
+        }
     }
 
     /// Checks every delivery and gathers the figures.
@@ -598,38 +717,61 @@ impl Run {
         let mut count = vec![0u64; self.lines.len()];
         let (mut last_delivery, mut deliveries) = (Duration::ZERO, 0u64);
         for v in 0..self.graph.len() as u32 {
-            let mut got: Vec<u32> = Vec::new();
+            if Some(v) == self.outcast {
+                continue;
+            }
+            let runs = self.net.runs(v);
+            let mut shown = HashSet::new();
+            // Per (run of v, author, author's run): the last line shown, as written.
+            let mut last: HashMap<(usize, u32, usize), (Duration, u32)> = HashMap::new();
             for r in self.net.received(v) {
                 let line = self.lines.get(r.line as usize).ok_or_else(|| {
                     self.fail(format!("node {v} received unknown line {}", r.line))
                 })?;
-                let labels = &self.waves[line.wave];
-                if v == line.origin
-                    || labels[v as usize].is_none()
-                    || labels[v as usize] != labels[line.origin as usize]
-                {
+                if Self::due(line, v, runs[r.run]) == Some(false) {
                     return Err(self.fail(format!(
-                        "node {v} received line {} from node {}, outside its component",
-                        r.line, line.origin
+                        "run {} of node {v} (from {:?}) was shown line {} of node {}, \
+                         written at {:?}",
+                        r.run, runs[r.run], r.line, line.origin, line.at
                     )));
                 }
-                got.push(r.line);
-                count[r.line as usize] += 1;
+                if !shown.insert((r.run, r.line)) {
+                    return Err(self.fail(format!("node {v} received line {} twice", r.line)));
+                }
+                let written = (line.at, r.line);
+                let author = (r.run, line.origin, line.origin_run);
+                if let Some(before) = last.insert(author, written).filter(|&b| b > written) {
+                    return Err(self.fail(format!(
+                        "node {v} was shown line {} of node {} after line {}, written later",
+                        r.line, line.origin, before.1
+                    )));
+                }
+                if r.run == runs.len() - 1 && self.net.is_up(v) {
+                    count[r.line as usize] += 1;
+                }
                 deliveries += 1;
                 last_delivery = last_delivery.max(r.at - line.at);
             }
-            got.sort_unstable();
-            if let Some(w) = got.windows(2).find(|w| w[0] == w[1]) {
-                return Err(self.fail(format!("node {v} received line {} twice", w[0])));
-            }
         }
         for (i, line) in self.lines.iter().enumerate() {
-            let labels = &self.waves[line.wave];
-            let own = labels[line.origin as usize];
-            let want = labels.iter().filter(|&&l| l == own).count() as u64 - 1;
-            if count[i] != want {
+            let (mut due, mut maybe) = (0u64, 0u64);
+            for v in 0..self.graph.len() as u32 {
+                if !self.net.is_up(v) || Some(v) == self.outcast {
+                    continue;
+                }
+                match Self::due(line, v, *self.net.runs(v).last().expect("up")) {
+                    Some(true) => due += 1,
+                    None => maybe += 1,
+                    Some(false) => {}
+                }
+            }
+            // A line whose author crashed before it reached anybody is lost with it.
+            let author_gone = !self.net.is_up(line.origin)
+                || self.net.runs(line.origin).len() - 1 != line.origin_run;
+            let lost_with_author = author_gone && count[i] == 0;
+            if !(due..=due + maybe).contains(&count[i]) && !lost_with_author {
                 return Err(self.fail(format!(
-                    "line {i} from node {} reached {} clients of the {want} in its component",
+                    "line {i} from node {} reached {} of the {due} clients it is due to",
                     line.origin, count[i]
                 )));
             }

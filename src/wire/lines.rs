@@ -405,7 +405,7 @@ mod tests {
         assert_eq!(Record::parse(&huge), Err(PeerError::SeqOutOfRange(MAX_SEQ - 1)));
         let mut bad_nick = record(0, &[("a#b", "x")]);
         assert!(matches!(Record::parse(&bad_nick), Err(PeerError::BadNick(_))));
-        bad_nick[SIGNED_FIXED_LEN + 9] = b'c';
+        bad_nick[SIGNED_FIXED_LEN + 10] = b'c';
         assert!(Record::parse(&bad_nick).is_ok());
         let mut bad_text = record(0, &[("a", "xy")]);
         bad_text[SIGNED_FIXED_LEN + 12] = 0xff;

@@ -115,8 +115,11 @@ struct Held {
 struct Feed {
     key: [u8; KEY_LEN],
     seen: Seen,
-    /// Lines below this have been delivered or given up on; `None` while nothing of a
-    /// run older than this node has been delivered (what came before is history).
+    /// The run is older than this node: its lines written before the node started are
+    /// history, kept but not shown.
+    old: bool,
+    /// Lines below this have been delivered, given up on, or are history; `None` while
+    /// it is not known where the news of an old run begins.
     cursor: Option<u64>,
     /// New lines at or past the cursor that wait for their predecessors, by first line.
     held: BTreeMap<u64, Held>,
@@ -177,7 +180,7 @@ impl Logs {
             counters: LogCounters::default(),
             new_ranges: Vec::new(),
         };
-        logs.feeds.insert(own, Feed::new(*key, now, None));
+        logs.feeds.insert(own, Feed::new(*key, now, false));
         logs
     }
 
@@ -252,25 +255,39 @@ impl Logs {
 
         let mut gap = false;
         if key != self.own {
+            let start_ms = self.start_ms;
             if feed.cursor.is_none() {
-                feed.cursor = first_news(record, &new, late, self.start_ms);
+                feed.cursor = start_of_news(record, &new, start_ms);
             }
-            if let Some(cursor) = feed.cursor {
-                for &(a, b) in &new {
-                    if a < cursor {
-                        // A gap filled after it was given up on.
-                        out.push(delivery(&rc, a, b.min(cursor), true, 0));
-                    }
-                    if b > cursor {
-                        let held = Held {
-                            record: rc.clone(),
-                            to: b,
-                            late,
-                        };
-                        self.held_bytes += rc.len();
-                        feed.held.insert(a.max(cursor), held);
+            for &(a, b) in &new {
+                if let Some(cursor) = feed.cursor.filter(|&c| a < c) {
+                    // A gap filled after it was given up on, or history.
+                    let to = b.min(cursor);
+                    let from = if feed.old { first_news(record, a, to, start_ms) } else { a };
+                    if from < to {
+                        out.push(delivery(&rc, from, to, true, 0));
                     }
                 }
+                let mut from = feed.cursor.map_or(a, |c| a.max(c));
+                if feed.old {
+                    // History is never news, wherever it falls in the run.
+                    let news = first_news(record, from, b, start_ms);
+                    if feed.cursor == Some(from) {
+                        feed.cursor = Some(news);
+                    }
+                    from = news;
+                }
+                if b > from {
+                    let held = Held {
+                        record: rc.clone(),
+                        to: b,
+                        late,
+                    };
+                    self.held_bytes += rc.len();
+                    feed.held.insert(from, held);
+                }
+            }
+            {
                 self.held_bytes -= feed.release(out);
                 if feed.held.len() > MAX_HELD_PER_AUTHOR || self.held_bytes > MAX_HELD_BYTES {
                     self.held_bytes -= feed.give_up(&mut self.counters, out);
@@ -326,12 +343,13 @@ impl Logs {
             .collect()
     }
 
-    /// The summary entry of one author run, to ask peers for a gap in it.
+    /// The summary entry of one author run that asks for its lines from the first one
+    /// not shown yet: what its held lines wait for.
     pub fn summary_of(&self, key: FeedKey) -> Option<HaveEntry> {
         self.feeds.get(&key).map(|feed| HaveEntry {
             author: key.author.0,
             epoch: key.epoch,
-            next: feed.seen.next(),
+            next: feed.cursor.unwrap_or(0),
         })
     }
 
@@ -432,8 +450,8 @@ impl Logs {
             }
             self.held_bytes -= feed.held.values().map(|h| h.record.len()).sum::<usize>();
         }
-        let cursor = (key.epoch >= self.own.epoch).then_some(0);
-        self.feeds.insert(key, Feed::new(*record.author, now, cursor));
+        let old = key.epoch < self.own.epoch;
+        self.feeds.insert(key, Feed::new(*record.author, now, old));
         self.quiet.insert((now, key));
         Ok(())
     }
@@ -449,11 +467,12 @@ impl Logs {
 }
 
 impl Feed {
-    fn new(key: [u8; KEY_LEN], now: Instant, cursor: Option<u64>) -> Self {
+    fn new(key: [u8; KEY_LEN], now: Instant, old: bool) -> Self {
         Feed {
             key,
             seen: Seen::default(),
-            cursor,
+            old,
+            cursor: (!old).then_some(0),
             held: BTreeMap::new(),
             deadline: None,
             stored: BTreeMap::new(),
@@ -465,7 +484,9 @@ impl Feed {
     /// Delivers the held lines that are next in order; returns the bytes no longer
     /// held.
     fn release(&mut self, out: &mut Vec<Delivery>) -> usize {
-        let cursor = self.cursor.as_mut().expect("only delivering runs hold lines");
+        let Some(cursor) = self.cursor.as_mut() else {
+            return 0;
+        };
         let mut freed = 0;
         while let Some(entry) = self.held.first_entry() {
             if *entry.key() > *cursor {
@@ -482,7 +503,9 @@ impl Feed {
     /// Delivers every held line at once, telling of each gap before it; returns the
     /// bytes no longer held.
     fn give_up(&mut self, counters: &mut LogCounters, out: &mut Vec<Delivery>) -> usize {
-        let cursor = self.cursor.as_mut().expect("only delivering runs hold lines");
+        // Where an old run's news begins was never learnt: at the first line held.
+        let first_held = self.held.keys().next().copied().unwrap_or(0);
+        let cursor = self.cursor.get_or_insert(first_held);
         let mut freed = 0;
         for (from, held) in std::mem::take(&mut self.held) {
             let missing = from.saturating_sub(*cursor);
@@ -512,18 +535,26 @@ fn key_of(record: &Record<'_>) -> FeedKey {
     }
 }
 
-/// Where delivery starts in a run older than this node, once some of it arrives: at a
-/// line sent live, or at the first caught-up line written since this node started.
-/// Anything before is history: kept, not poured onto clients.
-fn first_news(record: &Record<'_>, new: &[(u64, u64)], late: bool, start_ms: u64) -> Option<u64> {
-    let first_new = new.first().map(|&(a, _)| a)?;
-    if !late {
-        return Some(first_new);
-    }
-    record
-        .lines()
-        .find(|l| l.time_ms >= start_ms && new.iter().any(|&(a, b)| a <= l.seq && l.seq < b))
+/// Where the news of an old run begins, if these new lines of it tell: after the last
+/// one written before this node started, or at the run's first line.
+fn start_of_news(record: &Record<'_>, new: &[(u64, u64)], start_ms: u64) -> Option<u64> {
+    let is_new = |seq: u64| new.iter().any(|&(a, b)| a <= seq && seq < b);
+    let last_history = (record.lines())
+        .filter(|l| l.time_ms < start_ms && is_new(l.seq))
         .map(|l| l.seq)
+        .last();
+    match last_history {
+        Some(seq) => Some(seq + 1),
+        None => (new.first()?.0 == 0).then_some(0),
+    }
+}
+
+/// The first line in `from..to` of `record` written since `start_ms`, or `to`.
+fn first_news(record: &Record<'_>, from: u64, to: u64, start_ms: u64) -> u64 {
+    (record.lines())
+        .filter(|l| (from..to).contains(&l.seq))
+        .find(|l| l.time_ms >= start_ms)
+        .map_or(to, |l| l.seq)
 }
 
 #[cfg(test)]

@@ -107,7 +107,31 @@ fn a_run_older_than_the_node_is_history_until_news_of_it_arrives() {
         batch(&mut other, 5, NOW_MS - 1000);
         batch(&mut other, 1, NOW_MS)
     };
-    assert_eq!(admit(&mut fresh, now, &first_live, false).1, [(5, 6, false, 0)], "no wait for lines from before");
+    assert_eq!(
+        admit(&mut fresh, now, &first_live, false),
+        (Admission::New { lines: 1, gap: true }, vec![]),
+        "it waits: its predecessor may be news too"
+    );
+    let mut out = Vec::new();
+    fresh.expire(now + ORDER_WAIT, &mut out);
+    assert_eq!(shown(&out), [(5, 6, false, 0)], "what came before is not known to be missing");
+}
+
+#[test]
+fn a_restarted_node_shows_what_was_written_since_it_started_in_order_whatever_comes_first() {
+    let now = Instant::now();
+    let mut logs = new_logs(now);
+    let mut old = author(2, -1_000_000_000);
+    let history = batch(&mut old, 3, NOW_MS - 1000);
+    let since = batch(&mut old, 2, NOW_MS);
+    let live = batch(&mut old, 1, NOW_MS);
+    assert_eq!(admit(&mut logs, now, &live, false).1, [], "held: the lines before it may be news");
+    assert_eq!(admit(&mut logs, now, &since, true).1, [], "still not known where the news begins");
+    assert_eq!(
+        admit(&mut logs, now, &history, true).1,
+        [(3, 5, true, 0), (5, 6, false, 0)],
+        "history ends at 3: the lines since (caught up), then the live one"
+    );
 }
 
 #[test]

@@ -25,8 +25,10 @@ use crate::proto::timers::Timer;
 
 use super::Node;
 
-/// How often linked nodes compare summaries when nothing else asks them to.
-pub(super) const SYNC_INTERVAL: Duration = Duration::from_secs(30);
+/// How long after taking new lines a node tells its peers its summary again, whatever
+/// else made them compare: a safety net under the flood and the link-up comparison,
+/// which costs nothing while no line is written.
+const SYNC_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Catch-up records go into a link's queue only while it holds less than this: lines
 /// written now go first, and a catch-up takes what the link has to spare.
@@ -69,6 +71,7 @@ impl Node {
     fn publish(&mut self, now: Instant, record: Vec<u8>) {
         let parsed = Record::parse(&record).expect("this node's own batches are valid");
         self.logs.write_own(now, &parsed);
+        self.sync_later(now);
         self.frame_buf.clear();
         Batch::encode(&mut self.frame_buf, self.cfg.hop_limit, false, &record);
         self.send_frame_to_peers(now, None);
@@ -94,6 +97,7 @@ impl Node {
             Admission::Known => {}
             Admission::Refused(why) => debug!("lines of {author} from {id} not taken: {why}"),
             Admission::New { gap, .. } => {
+                self.sync_later(now);
                 if let Some(hops) = next_hops(batch.hops.min(self.cfg.hop_limit)) {
                     self.frame_buf.clear();
                     Batch::encode(&mut self.frame_buf, hops, batch.late, record.bytes());
@@ -188,12 +192,18 @@ impl Node {
         }
     }
 
-    /// The periodic comparison: every linked peer gets a summary.
+    /// New lines were taken: a summary round is due in a while, if none is.
+    fn sync_later(&mut self, now: Instant) {
+        if self.sync_deadline.is_none() {
+            let slot = &mut self.sync_deadline;
+            let at = Some(now + SYNC_INTERVAL);
+            self.fx.timers.set(ConnId::NODE, Timer::Sync, slot, at);
+        }
+    }
+
+    /// The round is due: every linked peer gets a summary.
     pub(super) fn sync_due(&mut self, now: Instant) {
         self.send_summary(now, None);
-        let slot = &mut self.sync_deadline;
-        let at = Some(now + SYNC_INTERVAL);
-        self.fx.timers.set(ConnId::NODE, Timer::Sync, slot, at);
     }
 
     /// Part of a peer's summary: once it is whole, what the peer lacks is planned and
@@ -276,8 +286,9 @@ impl Node {
 
     /// The time on the Unix clock, in milliseconds, as this node's start and `now` say.
     pub(super) fn wall_ms(&self, now: Instant) -> u64 {
-        let since_start = now.saturating_duration_since(self.started).as_millis();
-        self.cfg.epoch / 1_000_000 + u64::try_from(since_start).unwrap_or(u64::MAX / 2)
+        let since_start = now.saturating_duration_since(self.started).as_nanos();
+        let ns = u128::from(self.cfg.epoch) + since_start;
+        u64::try_from(ns / 1_000_000).unwrap_or(u64::MAX)
     }
 }
 
