@@ -46,7 +46,7 @@ pub enum Phase {
     /// arrived.
     Proven(Proven),
     /// Hello received and accepted: chat flows.
-    Up(Remote),
+    Up(Box<Remote>),
     /// A link given up: one of two between the same nodes, or one over the peer limit
     /// that was told where to go instead; see [`Retired`]. Boxed: rare, and larger than
     /// the rest.
@@ -64,7 +64,7 @@ pub struct Retired {
     /// Why it was given up: what the log and the clients are told when it closes.
     pub cause: Cause,
     /// The remote end, if the link was up here before it was given up.
-    pub was_up: Option<Remote>,
+    pub was_up: Option<Box<Remote>>,
     /// Its hello has arrived (a peer refused at once has not sent it yet).
     pub greeted: bool,
     /// The driver was asked to shut down the writing half.
@@ -163,7 +163,7 @@ impl Peer {
     pub fn came_up(&self) -> Option<&Remote> {
         match &self.phase {
             Phase::Up(remote) => Some(remote),
-            Phase::Retired(retired) => retired.was_up.as_ref(),
+            Phase::Retired(retired) => retired.was_up.as_deref(),
             _ => None,
         }
     }

@@ -339,6 +339,11 @@ impl Node {
         self.id
     }
 
+    /// Every author's lines as this node holds them (read only).
+    pub fn logs(&self) -> &Logs {
+        &self.logs
+    }
+
     /// The chat counters of `/status`.
     pub fn counters(&self) -> Counters {
         let logs = self.logs.counters();
@@ -1050,7 +1055,7 @@ impl Node {
             (Direction::Out, Some(dialled), _) => Some(dialled),
             (Direction::In, Some(from), port) => Some(SocketAddr::new(from.ip(), port)),
         };
-        peer.phase = Phase::Up(Remote {
+        peer.phase = Phase::Up(Box::new(Remote {
             id: remote_id,
             nick: hello.nick.to_owned(),
             advertised,
@@ -1060,7 +1065,7 @@ impl Node {
             peer_finished: false,
             summary: BTreeMap::new(),
             catch_up: VecDeque::new(),
-        });
+        }));
         let (addr, direction) = (peer.addr_label(), peer.direction);
         info!(
             "peer {addr} up: node {remote_id} nick {} ({direction}, {id})",

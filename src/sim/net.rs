@@ -109,6 +109,8 @@ struct Pipe {
     eof: bool,
     /// The receiver was told of the end of stream.
     eof_read: bool,
+    /// When the receiver was told of it.
+    eof_read_at: Duration,
     /// The sender has more queued than the window took: write again when it drains.
     want_write: bool,
     /// Bytes per second, or unlimited.
@@ -920,6 +922,7 @@ impl Net {
             // The end of stream, after every byte before it.
             pipe.eof = false;
             pipe.eof_read = true;
+            pipe.eof_read_at = self.now;
             self.node_mut(index).handle_eof(now, conn);
             return true;
         }
@@ -1001,6 +1004,17 @@ impl Net {
                 now - at
             );
         }
+        let logs = node.logs();
+        let (max_authors, backlog) = logs.limits();
+        assert!(
+            logs.authors() <= max_authors
+                && logs.backlog_lines() <= backlog.lines
+                && logs.backlog_bytes() <= backlog.bytes,
+            "node {index}: {} authors, a backlog of {} lines in {} bytes: over their bounds",
+            logs.authors(),
+            logs.backlog_lines(),
+            logs.backlog_bytes()
+        );
         if let Some(client) = slot.client {
             let q = node.queued(client);
             assert!(
@@ -1023,12 +1037,17 @@ impl Net {
                 self.now
             );
             // A link the other end has dropped is kept only until the end of stream
-            // reaches the node; after that the node must have let go of it. One the
-            // other end only shut down for writing may still be written (it reads on).
+            // reaches the node; after that the node must let go of it, at once unless
+            // the other end had given the link up for another one: an end of stream
+            // after a retire message looks like a shutdown for writing (the other end
+            // reads on until the replacement is up), and the link is kept until the
+            // replacement is up or the handshake timeout. One the other end only shut
+            // down for writing may still be written.
             let other = &l.ends[1 - side as usize];
             let pipe = &l.pipes[1 - side as usize];
+            let waits_for_replacement = self.now - pipe.eof_read_at <= limits.handshake_timeout;
             assert!(
-                other.open || (pipe.eof_sent && !pipe.eof_read),
+                other.open || (pipe.eof_sent && (!pipe.eof_read || waits_for_replacement)),
                 "node {index} at {:?}: link {link} is closed at the far end, and the node \
                  keeps it after reading the end of stream",
                 self.now

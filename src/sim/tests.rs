@@ -103,24 +103,57 @@ fn a_burst_from_one_origin_arrives_whole() {
 }
 
 #[test]
-fn lines_written_during_a_cut_reach_only_their_half_and_are_not_caught_up() {
-    // The judge counts deliveries against the components at the time of writing: the
-    // cut wave's lines must reach their half and nobody else, even after the heal. A
-    // ring cut in two leaves two lines of 50; a random graph's halves may fall apart
-    // further, and the judge holds each line to its own component.
-    for r in each_seed(Kind::Partition, Family::Ring, 100, 9) {
-        assert_eq!(r.deliveries, 3 * 99 + 3 * 49 + 3 * 99, "{r}");
-    }
-    for r in each_seed(Kind::Partition, Family::Random, 100, 9) {
-        assert!(r.deliveries > 3 * 99 + 3 * 99, "{r}");
+fn lines_written_during_a_cut_reach_the_other_half_after_the_heal() {
+    // A ring cut in two leaves two lines of 50, a random graph's halves may fall apart
+    // further: either way every line of the cut reaches every node once it heals,
+    // exactly once and in its author's order (the run checks both).
+    for family in [Family::Ring, Family::Random] {
+        for r in each_seed(Kind::Partition, family, 100, 9) {
+            assert_eq!(r.deliveries, 9 * 99, "{family}: {r}");
+        }
     }
 }
 
 #[test]
 fn a_tenth_of_the_nodes_crash_and_restart() {
     for r in each_seed(Kind::Crash, Family::Random, 100, 9) {
-        // 10 nodes down in the middle wave; the random graph stays connected.
+        // 10 nodes down in the middle wave: they catch up on its lines as history, and
+        // show none of them.
         assert_eq!(r.deliveries, 3 * 99 + 3 * 89 + 3 * 99, "{r}");
+    }
+}
+
+#[test]
+fn a_forger_is_cut_off_and_the_ids_it_spent_still_carry_the_victims_lines() {
+    // The run checks that every neighbour of the forger counted a forgery, that no
+    // client showed one, and that the victim's next line, whose ids the forger spent,
+    // reached every node but the forger.
+    for family in [Family::Random, Family::Ring] {
+        for r in each_seed(Kind::Hostile, family, 60, 10) {
+            assert_eq!(r.lines, 11, "{family}: {r}");
+        }
+    }
+}
+
+#[test]
+fn cuts_crashes_and_restarts_in_the_middle_of_the_traffic_lose_no_line() {
+    // Bytes and ends of stream overtake each other across links, links are redialled
+    // and pinged, lines are written all through; a cut heals and a tenth of the nodes
+    // crash and restart while they are. The sim binary runs thousands of seeds.
+    let seeds: Vec<u64> = (1..=100).collect();
+    for r in each_of_seeds(&seeds, Kind::Churn, Family::Random, 16, 40) {
+        assert!(r.deliveries > 0, "{r}");
+    }
+    for r in each_of_seeds(&seeds[..50], Kind::Churn, Family::Line, 10, 40) {
+        assert!(r.deliveries > 0, "{r}");
+    }
+}
+
+#[test]
+fn a_thousand_nodes_cut_in_two_crash_and_forge() {
+    for kind in [Kind::Partition, Kind::Crash, Kind::Hostile, Kind::Churn] {
+        let r = run(&spec(kind, Family::Random, 1000, 9, 3)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.deliveries >= 6 * 899, "{kind:?}: {r}");
     }
 }
 

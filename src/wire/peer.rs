@@ -550,9 +550,4 @@ mod tests {
             );
         }
     }
-
-    #[test]
-    fn the_frame_limit_holds_the_largest_messages() {
-        assert!(MAX_BODY_LEN >= MAX_BATCH_BODY_LEN && MAX_BODY_LEN >= MAX_HAVE_BODY_LEN);
-    }
 }
