@@ -1,6 +1,6 @@
 //! Chat across linked nodes: delivery, links and the events and replies about them.
 
-use crate::util::{closed_port, wait_for, Client, Node};
+use crate::util::{closed_port, now_ms, wait_for, Client, Node};
 
 /// Node names double as nicks: lines from node `a`'s clients read `<a> ...`.
 const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
@@ -519,4 +519,58 @@ fn a_star_of_ten_nodes_grows_into_a_mesh_that_outlives_its_hub() {
     for reader in &mut readers {
         reader.expect_line("<n0> after the hub");
     }
+}
+
+/// `/history [N]`: a client that attaches after lines flowed between two nodes is
+/// shown none of them live, and gets them on asking, on either node, oldest first,
+/// each with its author's time and nick, then their count; the default is the last 20.
+#[test]
+fn history_gives_a_client_that_attaches_later_the_lines_that_flowed() {
+    let a = Node::start(&["--nick", "a"]);
+    let b = Node::start(&["--nick", "b"]);
+    a.link(&b);
+    let (mut on_a, mut on_b) = (a.client(), b.client());
+    let since = now_ms() / 1000;
+    on_a.send("one");
+    on_b.expect_next("<a> one");
+    on_b.send("two");
+    on_a.expect_next("<b> two");
+    on_a.send("three");
+    on_b.expect_next("<a> three");
+    let first = ["<a> one", "<b> two", "<a> three"];
+    let until = now_ms().div_ceil(1000);
+
+    for node in [&a, &b] {
+        let mut later = node.client();
+        // Nothing comes before the reply, and nothing but the reply.
+        later.send("/history");
+        let reply: Vec<String> = (0..4).map(|_| later.next_line()).collect();
+        assert!(
+            reply[..3].iter().all(|l| l.starts_with("* history ")) && reply[3] == "* 3 lines",
+            "{reply:#?}"
+        );
+        let history = later.history(None);
+        let lines: Vec<&str> = history.iter().map(|h| h.line.as_str()).collect();
+        assert_eq!(lines, first, "/history on {}", node.id());
+        for h in &history {
+            let at = h.unix_secs();
+            assert!(
+                (since..=until).contains(&at),
+                "{h:?} was written between {since} and {until}"
+            );
+        }
+        let last: Vec<String> = later.history(Some(2)).into_iter().map(|h| h.line).collect();
+        assert_eq!(last, first[1..], "/history 2 on {}", node.id());
+    }
+
+    // Twenty more from a in one go: the default shows the last 20, more asks for more.
+    let burst: String = (1..=20).map(|i| format!("burst {i}\n")).collect();
+    on_a.send_raw(burst.as_bytes());
+    on_b.expect_line("<a> burst 20");
+    let burst_lines: Vec<String> = (1..=20).map(|i| format!("<a> burst {i}")).collect();
+    let lines = |n| -> Vec<String> { b.history(n).into_iter().map(|h| h.line).collect() };
+    assert_eq!(lines(None), burst_lines);
+    let mut all: Vec<String> = first.iter().map(|l| l.to_string()).collect();
+    all.extend(burst_lines);
+    assert_eq!(lines(Some(100)), all);
 }

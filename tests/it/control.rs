@@ -196,6 +196,30 @@ fn status_reports_the_node_facts_and_counters() {
     assert_eq!(status["peers"], "0");
     assert_eq!(status["messages"], "0");
     assert_eq!(status["duplicates"], "0");
+    // The signed logs' counters and bounds, at their start and defaults.
+    for (key, value) in [
+        ("forged", "0"),
+        ("missing", "0"),
+        ("refused", "0"),
+        ("held", "0"),
+        ("authors", "1"),
+        ("max-authors", "16384"),
+        ("backlog-lines", "0"),
+        ("backlog-bytes", "0"),
+        ("backlog-max-lines", "100000"),
+        ("backlog-max-bytes", "67108864"),
+        ("backlog-max-age", "86400"),
+    ] {
+        assert_eq!(
+            status.get(key).map(String::as_str),
+            Some(value),
+            "{key} in {status:?}"
+        );
+    }
+    assert!(
+        !status.contains_key("dedup-capacity"),
+        "no dedup memory to size any more: {status:?}"
+    );
 
     let mut two = a.client();
     one.send("first");
@@ -216,6 +240,8 @@ fn status_reports_the_node_facts_and_counters() {
             ("clients", "2"),
             ("messages", "3"),
             ("duplicates", "0"),
+            ("authors", "2"),
+            ("backlog-lines", "3"),
         ];
         if want.iter().all(|(key, value)| status[*key] == *value) {
             Ok(())
@@ -238,7 +264,7 @@ fn control_characters_from_a_peer_are_replaced_before_reaching_a_client() {
     );
 
     let text = "red\u{1b}[31m bell\u{7} cr\r lf\n tab\t del\u{7f} csi\u{9b}2J";
-    evil.chat(1, "evil", text);
+    evil.chat("evil", text);
     let line = client.next_raw_line();
     let (last, before) = line.split_last().expect("a line");
     assert_eq!(*last, b'\n');
@@ -300,4 +326,40 @@ fn replies_reach_a_client_that_closed_its_writing_half() {
     client.shutdown_write();
     client.expect_next("* 0 peers");
     client.expect_eof();
+}
+
+/// `--max-authors` and the `--backlog-*` options show in `/status`, and the backlog
+/// bound is the bound of `/history`: the oldest lines go first.
+#[test]
+fn the_backlog_options_bound_what_the_node_keeps_and_status_shows_them() {
+    let a = Node::start(&[
+        "--nick",
+        "a",
+        "--max-authors",
+        "5",
+        "--backlog-lines",
+        "3",
+        "--backlog-mib",
+        "2",
+        "--backlog-hours",
+        "3",
+    ]);
+    let (mut one, mut two) = (a.client(), a.client());
+    for i in 1..=5 {
+        one.send(&format!("line {i}"));
+        two.expect_next(&format!("<a> line {i}"));
+    }
+    let status = a.status();
+    for (key, value) in [
+        ("max-authors", "5"),
+        ("backlog-max-lines", "3"),
+        ("backlog-max-bytes", "2097152"),
+        ("backlog-max-age", "10800"),
+        ("backlog-lines", "3"),
+        ("messages", "5"),
+    ] {
+        assert_eq!(status[key], value, "{key} in {status:?}");
+    }
+    let history: Vec<String> = a.history(None).into_iter().map(|h| h.line).collect();
+    assert_eq!(history, ["<a> line 3", "<a> line 4", "<a> line 5"]);
 }

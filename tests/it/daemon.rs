@@ -94,7 +94,7 @@ fn a_foreground_node_stops_cleanly_on_sigint() {
 fn usage_errors_exit_2_naming_the_problem() {
     let dir = temp_dir();
     let socket = dir.path().join("p2pchat.sock");
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--bogus"], "bogus"),
         (&["--nick", "a b"], "--nick"),
         (&["--nick", "<a>"], "--nick"),
@@ -102,6 +102,10 @@ fn usage_errors_exit_2_naming_the_problem() {
         (&["--connect", "nocolon"], "--connect"),
         (&["--listen", "127.0.0.1:0", "--no-listen"], "--no-listen"),
         (&["stray"], "stray"),
+        // Gone with the signed logs: per-author ranges need no capacity.
+        (&["--dedup-capacity", "5"], "dedup-capacity"),
+        (&["--max-authors", "x"], "--max-authors"),
+        (&["--backlog-lines", "-1"], "--backlog-lines"),
     ];
     for (args, named) in cases {
         let mut all = vec!["--socket", arg(&socket)];

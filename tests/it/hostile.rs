@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use p2pchat::wire::handshake::Preamble;
 use p2pchat::wire::peer::Message;
 
-use crate::util::{chat_frame, hello_frame, wait_for, Client, Node, RawPeer, SecurePeer, PATIENCE};
+use crate::util::{
+    hello_frame, lines_frame, wait_for, Client, Node, RawPeer, SecurePeer, PATIENCE,
+};
 
 /// The nick the hand-made peers say hello with.
 const MALLORY: &str = "mallory";
@@ -149,7 +151,7 @@ fn a_hand_made_peer_speaking_the_protocol_is_accepted() {
         up,
         format!("* peer up {} in {} {MALLORY}", honest.addr(), honest.id())
     );
-    honest.chat(1, MALLORY, "hello, world");
+    honest.chat(MALLORY, "hello, world");
     scene.on_node.expect_next("<mallory> hello, world");
     scene.on_friend.expect_next("<mallory> hello, world");
     let addr = honest.addr();
@@ -241,9 +243,9 @@ fn a_hello_with_an_invalid_nick_is_dropped() {
 fn chat_before_the_hello_is_dropped_and_not_delivered() {
     let mut scene = scene();
     let mut mallory = SecurePeer::connect(&scene.node);
-    mallory.chat(1, MALLORY, "sneaked in");
+    mallory.chat(MALLORY, "sneaked in");
     mallory.expect_closed();
-    scene.assert_logged(mallory.addr(), "chat before hello");
+    scene.assert_logged(mallory.addr(), "lines before hello");
     // `assert_still_chatting` reads the very next line: the chat must not show.
     scene.assert_still_chatting();
 }
@@ -288,7 +290,7 @@ fn a_truncated_hello_then_close_is_dropped() {
 fn a_truncated_chat_frame_then_close_delivers_nothing() {
     let mut scene = scene();
     let mut mallory = scene.mallory_up();
-    let chat = chat_frame(mallory.origin(), 1, MALLORY, "never finished");
+    let chat = lines_frame(&mallory.sign(&[(MALLORY, "never finished")]));
     mallory.send(&chat[..chat.len() - 5]);
     let addr = mallory.addr();
     mallory.close();
@@ -323,36 +325,52 @@ fn an_origin_over_max_rate_is_throttled_and_named_in_the_log() {
     let mut flooder = SecurePeer::connect(&node);
     flooder.hello(MALLORY);
     on_node.read_until("mallory's peer up event", |l| l.starts_with("* peer up "));
-    let origin = flooder.origin();
+    // A batch of one line each, as a node whose clients write one line at a time sends.
     let flood: Vec<u8> = (0..100)
-        .flat_map(|seq| chat_frame(origin, seq, MALLORY, &format!("flood {seq}")))
+        .flat_map(|n| lines_frame(&flooder.sign(&[(MALLORY, &format!("flood {n}"))])))
         .collect();
     flooder.send(&flood);
 
     node.wait_for_log("the origin over the rate", |line| {
         line.contains(&format!("node {} sends over --max-rate", flooder.id()))
     });
-    // Every line is either delivered or counted as dropped; the burst at least gets
+    // Every line is either taken or counted as dropped; the burst at least gets
     // through, and most of a flood written at once does not.
-    let dropped = wait_for("all 100 lines to be seen", || {
+    let dropped = wait_for("all 100 lines to be judged", || {
         let status = node.status();
         match (
-            status["messages"].as_str(),
+            status["messages"].parse::<u64>(),
             status["rate-dropped"].parse::<u64>(),
         ) {
-            ("100", Ok(dropped)) => Ok(dropped),
+            (Ok(taken), Ok(dropped)) if taken + dropped == 100 => Ok(dropped),
             _ => Err(format!("{status:?}")),
         }
     });
     assert!((50..=95).contains(&dropped), "{dropped} of 100 dropped");
 
-    // The client gets exactly the lines that were not dropped.
+    // The client gets exactly the lines that were taken, in the author's order; the
+    // dropped ones are gaps it is told of once the lines after them stop waiting.
     let want = 100 - dropped as usize;
     let delivered = Cell::new(0);
-    on_node.read_until(&format!("{want} delivered lines"), |line| {
+    let lines = on_node.read_until(&format!("{want} delivered lines"), |line| {
         delivered.set(delivered.get() + usize::from(line.starts_with("<mallory> flood ")));
         delivered.get() == want
     });
+    let numbers: Vec<u32> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("<mallory> flood ")?.parse().ok())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "in the author's order: {lines:#?}"
+    );
+    let gap = format!("lines of mallory ({}) are missing", flooder.id());
+    assert!(
+        lines.iter().all(
+            |l| l.starts_with("<mallory> flood ") || (l.starts_with("* ") && l.ends_with(&gap))
+        ),
+        "only the lines and word of the gaps: {lines:#?}"
+    );
     on_node.send("/status");
     let next = on_node.next_line();
     assert!(

@@ -4,10 +4,11 @@
 //! - A partition. Four nodes, each in a network namespace of its own, on two sites whose
 //!   switches are joined by one cable. While the cable is cut, each site goes on
 //!   chatting inside and nothing crosses; once it is mended, the nodes link up again by
-//!   themselves (the redial of addresses given by hand) and a line from either site
-//!   reaches every node exactly once.
+//!   themselves (the redial of addresses given by hand), catch each other up, so that
+//!   what each site wrote in the cut reaches the other late, exactly once and in its
+//!   authors' order, and a line from either site reaches every node exactly once.
 //! - A crash. A node SIGKILLed while a client streams lines through it costs the nodes
-//!   still linked to the writer no line, and gives them none twice.
+//!   still linked to the writer no line, gives them none twice, and none out of order.
 //!
 //! The partition needs root and `ip` (iproute2) to make namespaces, veth pairs and
 //! bridges. Where it cannot make a namespace it says so on stderr and passes, unless
@@ -221,9 +222,37 @@ fn wait_for_links(what: &str, patience: Duration, nodes: &[Node], links: &[&[usi
     });
 }
 
-/// The chat lines among `lines` (a reply or an event starts with `*`).
+/// What a node writes before lines that were written a while before they reach it.
+const LATE: &str = "* late lines follow, written while out of reach of this node";
+
+/// Lines each node writes while the cable is cut.
+const CUT_LINES: usize = 3;
+
+/// The chat lines among `lines`, and the notices that introduce late ones (any other
+/// reply or event starts with `*`).
 fn chat(lines: Vec<String>) -> Vec<String> {
-    lines.into_iter().filter(|l| l.starts_with('<')).collect()
+    lines
+        .into_iter()
+        .filter(|l| l.starts_with('<') || l == LATE)
+        .collect()
+}
+
+/// Node `name`'s `i`th line written while the cable is cut, as its clients show it.
+fn cut_line(name: &str, i: usize) -> String {
+    format!("<{name}> {name} while cut off {i}")
+}
+
+/// Waits until every node's `/status` shows `messages` distinct lines, none held back.
+fn wait_for_messages(what: &str, nodes: &[Node], messages: u64) {
+    wait_for(what, || {
+        for node in nodes {
+            let status = node.status();
+            if status["messages"] != messages.to_string() || status["held"] != "0" {
+                return Err(format!("node {} has {status:?}", node.id()));
+            }
+        }
+        Ok(())
+    });
 }
 
 #[test]
@@ -248,7 +277,29 @@ fn sites_cut_apart_chat_on_inside_and_relink_by_themselves_once_the_cable_is_men
     }
     wait_for_links("the ring is linked", PATIENCE_LINK, &nodes, &RING);
     let mut clients: Vec<Client> = nodes.iter().map(Node::client).collect();
+    // Every chat line and late notice each client was shown, in order.
     let mut seen: Vec<Vec<String>> = vec![Vec::new(); HOSTS.len()];
+    // What each node wrote, in order.
+    let mut wrote: Vec<Vec<String>> = vec![Vec::new(); HOSTS.len()];
+
+    // Once every copy of the first lines has been counted as a duplicate, every copy
+    // has arrived and been judged: one delivered to a client by mistake would be
+    // queued for it before the marker.
+    for from in [0, 1] {
+        let name = HOSTS[from].0;
+        clients[from].send(&format!("{name} before the cut"));
+        wrote[from].push(format!("<{name}> {name} before the cut"));
+    }
+    let duplicates = || nodes.iter().map(|n| n.counter("duplicates")).sum::<u64>();
+    let want = 2 * RING_DUPLICATES;
+    wait_for(
+        "every copy of the two lines is judged",
+        || match duplicates() {
+            have if have >= want => Ok(have),
+            have => Err(format!("{have} duplicates, want {want}")),
+        },
+    );
+    assert_eq!(duplicates(), want, "no more copies than the ring makes");
 
     lab.cut();
     let cut = Instant::now();
@@ -259,15 +310,34 @@ fn sites_cut_apart_chat_on_inside_and_relink_by_themselves_once_the_cable_is_men
         &SPLIT,
     );
     eprintln!("the cut was noticed within {:?}", cut.elapsed());
-    clients[0].send("a1 while cut off");
-    clients[1].send("b1 while cut off");
-    seen[3].extend(chat(clients[3].expect_line("<a1> a1 while cut off")));
-    seen[3].push("<a1> a1 while cut off".to_owned());
-    seen[2].extend(chat(clients[2].expect_line("<b1> b1 while cut off")));
-    seen[2].push("<b1> b1 while cut off".to_owned());
+    for i in 1..=CUT_LINES {
+        for (from, client) in clients.iter_mut().enumerate() {
+            let name = HOSTS[from].0;
+            client.send(&format!("{name} while cut off {i}"));
+            wrote[from].push(cut_line(name, i));
+        }
+    }
+    // Each site's lines reach the other node of the site, and nothing crosses.
+    for (i, client) in clients.iter_mut().enumerate() {
+        let partner = SPLIT[i][0];
+        let last = cut_line(HOSTS[partner].0, CUT_LINES);
+        seen[i].extend(chat(client.expect_line(&last)));
+        seen[i].push(last);
+        let across: Vec<&String> = (seen[i].iter())
+            .filter(|l| {
+                l.contains(" while cut off ") && !l.starts_with(&format!("<{}> ", HOSTS[partner].0))
+            })
+            .collect();
+        assert!(
+            across.is_empty(),
+            "lines crossed the cut to {}: {across:?}",
+            HOSTS[i].0
+        );
+    }
     // The cable stays out until a redial from each site has failed in the cut, so that
     // the relink below is the backoff's doing, not a first redial that found the cable
-    // back already.
+    // back already. (The failed dial takes its 10 s connect timeout, so the lines
+    // written in the cut are older than 5 s by the mend: late, when they cross.)
     wait_for_within(
         PATIENCE_FAILED_DIAL,
         "a dial across the cable from each site fails",
@@ -290,45 +360,70 @@ fn sites_cut_apart_chat_on_inside_and_relink_by_themselves_once_the_cable_is_men
         mended - cut,
         mended.elapsed()
     );
+    // The two sites catch each other up: every node holds every line.
+    let before = 2 + (HOSTS.len() * CUT_LINES) as u64;
+    wait_for_messages("every node has every line written so far", &nodes, before);
+    eprintln!("caught up {:?} after the mend", mended.elapsed());
 
-    // Once every copy of the new lines has been counted as a duplicate, every copy has
-    // arrived and been judged: one delivered to a client by mistake would be queued for
-    // it before the marker.
-    let duplicates = || nodes.iter().map(|n| n.counter("duplicates")).sum::<u64>();
-    let before = duplicates();
-    clients[0].send("a1 after the mend");
-    clients[1].send("b1 after the mend");
-    let want = before + 2 * RING_DUPLICATES;
-    wait_for(
-        "every copy of the two lines is judged",
-        || match duplicates() {
-            have if have >= want => Ok(have),
-            have => Err(format!("{have} duplicates, want {want}")),
-        },
+    for from in [0, 1] {
+        let name = HOSTS[from].0;
+        clients[from].send(&format!("{name} after the mend"));
+        wrote[from].push(format!("<{name}> {name} after the mend"));
+    }
+    wait_for_messages(
+        "every node has the lines after the mend",
+        &nodes,
+        before + 2,
     );
-    assert_eq!(duplicates(), want, "no more copies than the ring makes");
     nodes[3].client().send("marker");
 
     for (i, client) in clients.iter_mut().enumerate() {
         seen[i].extend(chat(client.expect_line("<a2> marker")));
-        // What each client must have seen, in any order: the line of its own site's
-        // other node while cut off (none from the other site), and every other node's
-        // line after the mend, each once.
-        let mut want: Vec<String> = [0, 1]
-            .into_iter()
+        let name = HOSTS[i].0;
+        // Every other node's lines, each once, in the order its node wrote them.
+        let mut got: Vec<&String> = seen[i].iter().filter(|l| *l != LATE).collect();
+        let mut want: Vec<&String> = (0..HOSTS.len())
             .filter(|&from| from != i)
-            .flat_map(|from| {
-                let name = HOSTS[from].0;
-                let inside = HOSTS[from].1 == HOSTS[i].1;
-                let cut_off = inside.then(|| format!("<{name}> {name} while cut off"));
-                cut_off
-                    .into_iter()
-                    .chain([format!("<{name}> {name} after the mend")])
-            })
+            .flat_map(|from| &wrote[from])
             .collect();
+        for (from, lines) in wrote.iter().enumerate().filter(|&(from, _)| from != i) {
+            let prefix = format!("<{}> ", HOSTS[from].0);
+            let of_from: Vec<&String> = got
+                .iter()
+                .copied()
+                .filter(|l| l.starts_with(&prefix))
+                .collect();
+            let lines: Vec<&String> = lines.iter().collect();
+            assert_eq!(
+                of_from, lines,
+                "{}'s lines on {name}, in order",
+                HOSTS[from].0
+            );
+        }
+        got.sort();
         want.sort();
-        seen[i].sort();
-        assert_eq!(seen[i], want, "chat lines on {}", HOSTS[i].0);
+        assert_eq!(got, want, "chat lines on {name}");
+        // The other site's lines from the cut came late, after word that they are.
+        let other_site = |l: &str| {
+            (0..HOSTS.len()).any(|from| {
+                HOSTS[from].1 != HOSTS[i].1
+                    && (1..=CUT_LINES).any(|n| l == cut_line(HOSTS[from].0, n))
+            })
+        };
+        let mut introduced = false;
+        for line in &seen[i] {
+            if line == LATE {
+                introduced = true;
+            } else if other_site(line) {
+                assert!(
+                    introduced,
+                    "{line:?} reached {name} with no late notice: {:#?}",
+                    seen[i]
+                );
+            } else {
+                introduced = false;
+            }
+        }
     }
 }
 
@@ -369,8 +464,9 @@ impl Reader {
         self.seen.load(Ordering::Relaxed)
     }
 
-    /// Asserts that the stream held each of the lines 1 to `written` exactly once.
-    fn expect_each_once(self, who: &str, written: u64) {
+    /// Asserts that the stream held each of the lines 1 to `written` exactly once, in
+    /// the order they were written (a node shows an author's lines in its order).
+    fn expect_each_once_in_order(self, who: &str, written: u64) {
         let numbers = self
             .thread
             .join()
@@ -393,13 +489,14 @@ impl Reader {
             repeated.len(),
             &repeated[..repeated.len().min(10)],
         );
+        let disorder = numbers.windows(2).find(|w| w[0] > w[1]);
+        assert!(disorder.is_none(), "{who} got {disorder:?} in this order");
     }
 }
 
 /// Lines the writer may be ahead of c's client. Without a bound, the socket buffers
-/// between them would let it run tens of thousands of lines ahead; with one, the test's
-/// lines stay few and far below the dedup memory (262144 ids), so no line can be
-/// forgotten and taken for new again.
+/// between them would let it run tens of thousands of lines ahead, and the kill would
+/// fall on lines long written rather than in the middle of the traffic c is reading.
 const IN_FLIGHT: u64 = 2_000;
 
 /// Lines that must go by before the kill (so that b is carrying traffic) and after it
@@ -465,7 +562,7 @@ fn a_node_killed_mid_stream_costs_the_nodes_still_linked_no_line() {
     eprintln!("{total} lines, b killed after line {written_by_kill}");
 
     for (who, reader) in readers {
-        reader.expect_each_once(who, total);
+        reader.expect_each_once_in_order(who, total);
     }
     // And the survivors are linked as the claim assumes: a - d - c, no more, no less.
     let ids: Vec<&str> = nodes.iter().map(Node::id).collect();

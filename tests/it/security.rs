@@ -1,8 +1,10 @@
 //! The secure channel between real nodes, and what an attacker on the path or at the
 //! port can do about it: a tap reads nothing, a flipped byte costs a link and no line,
 //! a network key keeps strangers out, an id comes from a key and cannot be claimed
-//! without it, key files are private, and silent connections hold no more handshake
-//! slots than the rules give them.
+//! without it, key files are private, silent connections hold no more handshake
+//! slots than the rules give them, and lines are their author's: a batch whose
+//! signature does not hold costs its sender the link and reaches no client, and a nick
+//! another key holds is shown with the id of the key that signed.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -19,9 +21,13 @@ use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 
+use p2pchat::config::Secret;
+use p2pchat::wire::lines::KEY_LEN;
+
 use crate::util::{
-    arg, contains, foreground_and_daemon, fresh_key, id_of, mode_of, run, temp_dir, write_key_file,
-    Client, Node, Process, Proxy, RawPeer, SecurePeer, Way, PATIENCE,
+    arg, contains, first_text_at, foreground_and_daemon, fresh_key, id_of, mode_of, run, temp_dir,
+    wait_until, write_key_file, Client, LineAuthor, Node, Process, Proxy, RawPeer, SecurePeer, Way,
+    PATIENCE,
 };
 
 /// How long a node waits for a handshake: a silent connection holds its slot this long.
@@ -528,4 +534,180 @@ impl Random for Seeded {
         self.0.fill_bytes(dest);
         Ok(())
     }
+}
+
+/// A node and a friend linked to it, a client on each, once a line of the friend's has
+/// reached the node: both hold the nick `friend` for the friend's key from then on.
+fn friends() -> (Node, Node, Client, Client) {
+    let node = Node::start(&["--nick", "target"]);
+    let friend = Node::start(&["--nick", "friend"]);
+    friend.link(&node);
+    let (mut on_node, mut on_friend, mut writer) =
+        (node.client(), friend.client(), friend.client());
+    writer.send("the real friend");
+    on_node.expect_next("<friend> the real friend");
+    on_friend.expect_next("<friend> the real friend");
+    (node, friend, on_node, on_friend)
+}
+
+/// A hand-made peer with the identity `key`, linked to `node` and greeted, once
+/// `client` (of the node) has seen it come up with nothing but events before.
+fn linked_peer(node: &Node, key: &Secret, client: &mut Client) -> SecurePeer {
+    let mut peer = SecurePeer::setup()
+        .identity(key.clone())
+        .connect(node.addr())
+        .expect("a peer with a key of its own links");
+    peer.hello("mallory");
+    let up = format!("* peer up {} in {} mallory", peer.addr(), peer.id());
+    let before = client.expect_line(&up);
+    assert!(
+        before.iter().all(|l| l.starts_with("* ")),
+        "only events before the peer came up: {before:?}"
+    );
+    peer
+}
+
+/// The chat lines a client reads before `marker`, which must be the only other lines.
+fn chat_before(client: &mut Client, marker: &str) -> Vec<String> {
+    let before = client.expect_line(marker);
+    let chat: Vec<String> = before
+        .iter()
+        .filter(|l| !l.starts_with("* "))
+        .cloned()
+        .collect();
+    assert!(
+        chat.iter().all(|l| l.starts_with('<')),
+        "only chat lines and events: {before:?}"
+    );
+    chat
+}
+
+#[test]
+fn a_batch_with_altered_text_reaches_no_client_and_costs_the_link_and_the_genuine_one_arrives_once()
+{
+    let (node, friend, mut on_node, mut on_friend) = friends();
+    let key = fresh_key();
+    let mut mallory = linked_peer(&node, &key, &mut on_node);
+    // A real signed batch, one digit of its text changed on the way.
+    let genuine = mallory.sign(&[("mallory", "pay bob 5")]);
+    let mut altered = genuine.clone();
+    let digit = first_text_at("mallory") + "pay bob ".len();
+    assert_eq!(altered[digit], b'5');
+    altered[digit] = b'9';
+    mallory.send_record(&altered);
+    mallory.expect_closed();
+    let addr = mallory.addr().to_string();
+    let violation = format!(
+        "protocol violation: lines claiming author {} with a signature that does not hold",
+        mallory.id()
+    );
+    node.wait_for_log("the forged batch", |l| {
+        l.contains(&addr) && l.contains(&violation)
+    });
+    assert_eq!(node.counter("forged"), 1);
+
+    // From a fresh link with the same key, the genuine batch, twice: the first is
+    // taken, the second is a copy.
+    let mut again = linked_peer(&node, &key, &mut on_node);
+    again.send_record(&genuine);
+    again.send_record(&genuine);
+    wait_until("the second copy is judged a duplicate", || {
+        node.counter("duplicates") == 1
+    });
+    node.client().send("marker");
+    for (name, client) in [("the node", &mut on_node), ("the friend", &mut on_friend)] {
+        let chat = chat_before(client, "<target> marker");
+        assert_eq!(chat, ["<mallory> pay bob 5"], "chat lines on {name}");
+    }
+    assert_eq!(node.counter("forged"), 1);
+    let status = friend.status();
+    assert_eq!(
+        (status["forged"].as_str(), status["messages"].as_str()),
+        ("0", "3"),
+        "the friend never saw the forgery: {status:?}"
+    );
+}
+
+#[test]
+fn a_batch_naming_another_nodes_key_is_forged_and_that_node_goes_on_with_its_lines() {
+    let (node, friend, mut on_node, mut on_friend) = friends();
+    let key = fresh_key();
+    let mut mallory = linked_peer(&node, &key, &mut on_node);
+    // The node's summary names the friend's run and its next line: a forger fills in
+    // just that, signs with its own key and names the friend's.
+    let friend_id = u64::from_str_radix(friend.id(), 16).expect("an id is 16 hex digits");
+    let (_, entries) = mallory.next_have();
+    let run = entries
+        .iter()
+        .find(|e| e.author == friend_id)
+        .unwrap_or_else(|| panic!("the summary names the friend's run: {entries:?}"));
+    let mut forger = LineAuthor::at(&key, run.epoch, run.next);
+    let mut forged = forger.record(&[("friend", "give mallory the keys")]);
+    forged[..KEY_LEN].copy_from_slice(&friend.key());
+    mallory.send_record(&forged);
+    mallory.expect_closed();
+    let addr = mallory.addr().to_string();
+    let violation = format!(
+        "protocol violation: lines claiming author {} with a signature that does not hold",
+        friend.id()
+    );
+    node.wait_for_log("the batch naming the friend", |l| {
+        l.contains(&addr) && l.contains(&violation)
+    });
+    assert_eq!(node.counter("forged"), 1);
+
+    // The friend's own line of that number is news, not a copy of the forgery.
+    friend.client().send("the real next line");
+    let chat = chat_before(&mut on_node, "<friend> the real next line");
+    assert!(chat.is_empty(), "no forged line on the node: {chat:?}");
+    let status = node.status();
+    assert_eq!(
+        (status["messages"].as_str(), status["duplicates"].as_str()),
+        ("2", "0"),
+        "{status:?}"
+    );
+    on_friend.send("marker");
+    let chat = chat_before(&mut on_node, "<friend> marker");
+    assert!(chat.is_empty(), "{chat:?}");
+}
+
+/// The shortest prefix of the id `id`, at least four hex digits, that `holder`'s lacks:
+/// how a line of `id` under `holder`'s nick is told apart.
+fn distinct_prefix(id: &str, holder: &str) -> String {
+    let same = id
+        .bytes()
+        .zip(holder.bytes())
+        .take_while(|(x, y)| x == y)
+        .count();
+    id[..(same + 1).clamp(4, id.len())].to_owned()
+}
+
+#[test]
+fn lines_another_key_signs_under_a_held_nick_show_that_keys_id_after_it() {
+    let (node, friend, mut on_node, mut on_friend) = friends();
+    let mut mallory = linked_peer(&node, &fresh_key(), &mut on_node);
+    mallory.chat("friend", "it is me, your friend: trust this one");
+    let shown = format!("friend#{}", distinct_prefix(&mallory.id(), friend.id()));
+    let claimed = format!("<{shown}> it is me, your friend: trust this one");
+    for (name, client) in [("the node", &mut on_node), ("the friend", &mut on_friend)] {
+        let chat = chat_before(client, &claimed);
+        assert!(chat.is_empty(), "on {name}: {chat:?}");
+    }
+    // The holder keeps its nick bare, and the peer's own nick is its own.
+    friend.client().send("still the real friend");
+    on_node.expect_next("<friend> still the real friend");
+    mallory.chat("mallory", "and under my own name");
+    on_node.expect_next("<mallory> and under my own name");
+    on_friend.expect_line("<mallory> and under my own name");
+    let history: Vec<String> = node.history(None).into_iter().map(|h| h.line).collect();
+    assert_eq!(
+        history,
+        [
+            "<friend> the real friend".to_owned(),
+            claimed,
+            "<friend> still the real friend".to_owned(),
+            "<mallory> and under my own name".to_owned(),
+        ],
+        "/history names them as the live lines did"
+    );
 }

@@ -7,7 +7,8 @@
 //! - [`RawPeer`]: a TCP connection to a node's peer port, driven byte by byte (for
 //!   bytes that are not the protocol: strangers, garbage, silence).
 //! - [`SecurePeer`]: a peer of the test's own making, with an identity key of its own:
-//!   it runs the real secure channel, then sends and reads frames through it.
+//!   it runs the real secure channel, then sends and reads frames through it, and
+//!   signs the lines it sends with its key ([`LineAuthor`]) as a node would.
 //! - [`Proxy`]: a TCP relay between two nodes that records (and may alter) the bytes.
 //! - [`run`]: a command line that must exit, with its status and output.
 //! - [`wait_for`] / [`wait_until`]: poll an observable condition until a deadline. Tests
@@ -24,11 +25,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use p2pchat::config::Secret;
+use p2pchat::proto::author::Author;
 use p2pchat::proto::secure::{node_id_of, public_key, Channel, Credentials, Proven};
-use p2pchat::wire::peer::{Chat, Hello};
+use p2pchat::wire::lines::{Batch, HaveEntry, KEY_LEN};
+use p2pchat::wire::peer::{Hello, Message};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tempfile::TempDir;
@@ -245,6 +248,18 @@ impl Node {
         &self.id
     }
 
+    /// The node's public key, from `/status`'s `key` (64 hex digits).
+    pub fn key(&self) -> [u8; KEY_LEN] {
+        let hex = self.status()["key"].clone();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect();
+        bytes
+            .try_into()
+            .unwrap_or_else(|_| panic!("`key` is not 64 hex digits: {hex:?}"))
+    }
+
     /// The address peers reach this node on, from `/status`'s `listen`.
     pub fn addr(&self) -> SocketAddr {
         self.listen.expect("this node does not listen")
@@ -281,6 +296,11 @@ impl Node {
     /// `/status` as key → value, asked on a connection of its own.
     pub fn status(&self) -> BTreeMap<String, String> {
         Client::connect(&self.socket()).status()
+    }
+
+    /// `/history`, or `/history N`, asked on a connection of its own.
+    pub fn history(&self, n: Option<usize>) -> Vec<History> {
+        Client::connect(&self.socket()).history(n)
     }
 
     /// A counter from `/status`.
@@ -408,6 +428,62 @@ fn peer_line(line: &str) -> Option<Peer> {
         id: id.to_owned(),
         nick: nick.to_owned(),
     })
+}
+
+/// One line of a `/history` reply: `* history TIME <NICK> TEXT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    /// The author's clock, as written: RFC 3339 UTC to the second.
+    pub time: String,
+    /// The line as a client is shown it live: `<NICK> TEXT`.
+    pub line: String,
+}
+
+impl History {
+    /// [`History::time`] in seconds since the Unix epoch; fails the test unless it is
+    /// written `YYYY-MM-DDTHH:MM:SSZ`.
+    pub fn unix_secs(&self) -> u64 {
+        unix_secs(&self.time).unwrap_or_else(|| {
+            panic!("TIME is not RFC 3339 UTC like 2026-12-01T21:31:43Z: {self:?}")
+        })
+    }
+}
+
+/// Seconds since the Unix epoch of `YYYY-MM-DDTHH:MM:SSZ`, read independently of the
+/// crate's own formatter (days from a civil date, Howard Hinnant's algorithm).
+fn unix_secs(time: &str) -> Option<u64> {
+    let b = time.as_bytes();
+    let shape = b.len() == 20
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        });
+    if !shape {
+        return None;
+    }
+    let num = |from: usize, to: usize| time[from..to].parse::<u64>().ok();
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, min, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let (era, yoe) = (y / 400, y % 400);
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(days * 86_400 + hour * 3600 + min * 60 + sec)
+}
+
+/// `N` from the line `* N lines` that ends a `/history` reply (not `* N lines of ...`).
+fn lines_count_line(line: &str) -> Option<usize> {
+    line.strip_prefix("* ")?
+        .strip_suffix(" lines")?
+        .parse()
+        .ok()
 }
 
 /// What the next read of a client brought.
@@ -565,6 +641,37 @@ impl Client {
         peers
     }
 
+    /// Sends `/history` (or `/history N`) and returns its lines, oldest first, checking
+    /// that the count line counts them. Other lines that come meanwhile (live lines,
+    /// events) are passed over.
+    pub fn history(&mut self, n: Option<usize>) -> Vec<History> {
+        match n {
+            Some(n) => self.send(&format!("/history {n}")),
+            None => self.send("/history"),
+        }
+        let lines = self.read_until("the `* N lines` line", |l| lines_count_line(l).is_some());
+        let count = lines
+            .last()
+            .and_then(|l| lines_count_line(l))
+            .expect("read until it");
+        let history: Vec<History> = lines
+            .iter()
+            .filter_map(|l| {
+                let (time, line) = l.strip_prefix("* history ")?.split_once(' ')?;
+                Some(History {
+                    time: time.to_owned(),
+                    line: line.to_owned(),
+                })
+            })
+            .collect();
+        assert_eq!(
+            history.len(),
+            count,
+            "the count line must count the history lines before it: {lines:#?}"
+        );
+        history
+    }
+
     /// Sends `/status` and returns its `* KEY VALUE` lines as a map. A `/peers` sent
     /// right after it marks where the reply ends.
     pub fn status(&mut self) -> BTreeMap<String, String> {
@@ -712,8 +819,8 @@ impl RawPeer {
     }
 }
 
-/// The run every [`SecurePeer`]'s hello and chat frames name (any value will do: a
-/// node tells runs of one key apart by it).
+/// The run every [`SecurePeer`]'s hello and batches name (any value will do: a node
+/// tells runs of one key apart by it).
 pub const PEER_EPOCH: u64 = 0x7e57;
 
 /// A fresh 32-byte key (identity or network) from the kernel's randomness.
@@ -760,19 +867,67 @@ pub fn hello_frame(nick: &str) -> Vec<u8> {
     out
 }
 
-/// A complete chat frame with a few hops left.
-pub fn chat_frame(origin: u64, seq: u64, nick: &str, text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    Chat {
-        origin,
-        epoch: PEER_EPOCH,
-        seq,
-        hops: 8,
-        nick,
-        text,
+/// Hops a [`SecurePeer`]'s batches may still cross: a few, as a node's own would have.
+pub const PEER_HOPS: u8 = 8;
+
+/// The time on the Unix clock in milliseconds: what an author stamps its lines with.
+pub fn now_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is past 1970");
+    u64::try_from(since.as_millis()).expect("milliseconds fit 64 bits")
+}
+
+/// An author of signed lines, as a node is one for its clients' lines: a key, a run
+/// and the number of its next line. Each record it makes is one batch, signed by its
+/// key, naming it, with the lines numbered on from the last record's.
+pub struct LineAuthor {
+    author: Author,
+}
+
+impl LineAuthor {
+    /// The run [`PEER_EPOCH`] of `identity`, from its first line on.
+    pub fn new(identity: &Secret) -> LineAuthor {
+        LineAuthor::at(identity, PEER_EPOCH, 0)
     }
-    .encode(&mut out);
+
+    /// The run `epoch` of `identity`, from line `next_seq` on.
+    pub fn at(identity: &Secret, epoch: u64, next_seq: u64) -> LineAuthor {
+        LineAuthor {
+            author: Author::at(identity, epoch, next_seq),
+        }
+    }
+
+    /// One signed record of `lines` (nick, text), written now.
+    pub fn record(&mut self, lines: &[(&str, &str)]) -> Vec<u8> {
+        let time = now_ms();
+        for (nick, text) in lines {
+            let sealed = self.author.write(time, nick, text);
+            assert!(sealed.is_none(), "the lines of one record fit one batch");
+        }
+        self.author
+            .seal()
+            .expect("a record holds at least one line")
+    }
+}
+
+/// A complete batch frame carrying `record`, live (not a catch-up), a few hops left.
+pub fn lines_frame(record: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    Batch::encode(&mut out, PEER_HOPS, false, record);
     out
+}
+
+/// A complete batch frame of one line, signed by `author`.
+pub fn chat_frame(author: &mut LineAuthor, nick: &str, text: &str) -> Vec<u8> {
+    lines_frame(&author.record(&[(nick, text)]))
+}
+
+/// Offset of the text of the first line in a record a [`LineAuthor`] made with a first
+/// line of nick `nick`: the signed part's key, epoch, first line and count, then the line's
+/// time, nick length, nick and text length.
+pub fn first_text_at(nick: &str) -> usize {
+    KEY_LEN + 8 + 8 + 2 + 8 + 1 + nick.len() + 2
 }
 
 /// How a [`SecurePeer`] sets up its channel; [`SecurePeer::setup`] makes one.
@@ -804,6 +959,7 @@ impl PeerSetup {
         let channel = Channel::new(&creds, true, &mut rng, &mut wire);
         let mut peer = SecurePeer {
             stream,
+            author: LineAuthor::new(&self.identity),
             creds,
             channel,
             node: None,
@@ -824,9 +980,13 @@ impl PeerSetup {
 
 /// A peer of the test's own making with an identity key of its own: it runs the real
 /// handshake on a node's peer port (proving its key, checking the node's), then seals
-/// the frames the test writes and opens the ones the node sends.
+/// the frames the test writes and opens the ones the node sends. The lines it sends are
+/// signed by its key, in its run [`PEER_EPOCH`], numbered from 0 on each connection: a
+/// second connection with the same key sends lines the node has seen, unless the test
+/// sends records of its own making ([`SecurePeer::send_record`]).
 pub struct SecurePeer {
     stream: TcpStream,
+    author: LineAuthor,
     creds: Credentials,
     channel: Channel,
     /// The node, once its handshake proved it.
@@ -857,11 +1017,6 @@ impl SecurePeer {
         self.creds.id().to_string()
     }
 
-    /// This peer's node id as chat frames carry it.
-    pub fn origin(&self) -> u64 {
-        self.creds.id().0
-    }
-
     /// The id the node proved in the handshake.
     pub fn node_id(&self) -> String {
         self.node.expect("the handshake is done").id.to_string()
@@ -888,21 +1043,53 @@ impl SecurePeer {
         self.send(&hello_frame(nick));
     }
 
-    /// Sends a chat line of its own (origin: this peer's id).
-    pub fn chat(&mut self, seq: u64, nick: &str, text: &str) {
-        self.send(&chat_frame(self.origin(), seq, nick, text));
+    /// Sends a chat line of its own: a batch of one line, signed by this peer's key.
+    pub fn chat(&mut self, nick: &str, text: &str) {
+        let frame = chat_frame(&mut self.author, nick, text);
+        self.send(&frame);
     }
 
-    /// The next frame body the node sends, fails after [`PATIENCE`] or at the end.
+    /// A record of `lines` (nick, text) signed by this peer's key, numbered on from
+    /// the lines it has signed so far; not sent.
+    pub fn sign(&mut self, lines: &[(&str, &str)]) -> Vec<u8> {
+        self.author.record(lines)
+    }
+
+    /// Sends `record`, whatever its bytes, as a live batch.
+    pub fn send_record(&mut self, record: &[u8]) {
+        self.send(&lines_frame(record));
+    }
+
+    /// The next frame body the node sends, but for summaries (which a node sends when
+    /// the link comes up and every 30 s); fails after [`PATIENCE`] or at the end.
     pub fn next_frame(&mut self) -> Vec<u8> {
+        loop {
+            let body = self.next_body();
+            if !matches!(Message::parse(&body), Ok(Message::Have(_))) {
+                return body;
+            }
+        }
+    }
+
+    /// The next summary message the node sends, other frames passed over: whether it
+    /// ends a whole summary, and its entries.
+    pub fn next_have(&mut self) -> (bool, Vec<HaveEntry>) {
+        loop {
+            let body = self.next_body();
+            if let Ok(Message::Have(have)) = Message::parse(&body) {
+                return (have.complete, have.iter().collect());
+            }
+        }
+    }
+
+    /// The next frame body the node sends, whatever it is.
+    fn next_body(&mut self) -> Vec<u8> {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(len) = self.plain.get(..4) {
                 let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
                 if self.plain.len() >= 4 + len {
-                    let body = self.plain[4..4 + len].to_vec();
-                    self.plain.drain(..4 + len);
-                    return body;
+                    return self.plain.drain(..4 + len).skip(4).collect();
                 }
             }
             if let Err(why) = self.read_some(deadline) {
