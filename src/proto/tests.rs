@@ -16,8 +16,11 @@ use rand_core::SeedableRng;
 use crate::config::{NodeConfig, Secret};
 use crate::wire::frame::{self, Decoder};
 use crate::wire::handshake::Preamble;
-use crate::wire::peer::{Chat, Hello, Message, MAX_BODY_LEN};
+use crate::wire::lines::{Batch, Have, HaveEntry, KEY_LEN, SIGNATURE_LEN};
+use crate::wire::peer::{Hello, Message, MAX_BODY_LEN};
 
+use super::author::{Author, Verifier};
+use super::logs::{MAX_AHEAD, ORDER_WAIT};
 use super::secure::{
     self, test_credentials as credentials, Channel, ChannelError, Credentials, Proven,
 };
@@ -26,11 +29,27 @@ use super::{Accepted, ConnId, Node, NodeId, Output};
 /// The identity key of the node under test: 32 times this byte.
 const ME: u8 = 0x10;
 
-/// The run of the node under test: its hello's epoch and its chat ids'.
-const EPOCH: u64 = 7;
+/// The run of the node under test, nanoseconds since the Unix epoch: its hello's epoch,
+/// its own lines' run, and where its clock starts (2026-12-01T21:31:43Z).
+const EPOCH: u64 = 1_796_160_703_000_000_000;
 
-/// The run of every far end.
+/// The node's clock at its start, in milliseconds since the Unix epoch.
+const START_MS: u64 = EPOCH / 1_000_000;
+
+/// The run of every far end, and of the far authors' lines: older than the node's.
 const FAR_EPOCH: u64 = 1;
+
+/// The hop limit of the node under test: what its own and caught-up batches carry.
+const HOP_LIMIT: u8 = 8;
+
+/// The queue a link may hold before catch-up records wait for it to drain.
+const CATCH_UP_MARK: usize = 256 * 1024;
+
+/// How long after taking new lines the node tells every peer its summary again.
+const SYNC_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What introduces lines caught up long after they were written.
+const LATE_LINES: &str = "* late lines follow, written while out of reach of this node";
 
 /// Directions for [`Pair::pass`].
 const A_TO_B: bool = true;
@@ -56,8 +75,11 @@ struct Far {
     channel: Channel,
     /// Cuts what the channel decrypts into frames.
     decoder: Decoder,
-    /// Frames the node sent that the test has not looked at yet.
+    /// Frames the node sent that the test has not looked at yet, summaries apart.
     inbox: Vec<Message<'static>>,
+    /// Summaries the node sent that the test has not looked at yet: they come on link
+    /// up and every 30 s, whatever else a test is about.
+    summaries: Vec<Summary>,
     /// Handshake bytes for the node, not yet delivered.
     outbox: Vec<u8>,
     /// The node under test, once the handshake proved it.
@@ -86,6 +108,7 @@ impl Far {
             channel,
             decoder: Decoder::new(MAX_BODY_LEN),
             inbox: Vec::new(),
+            summaries: Vec::new(),
             outbox,
             proven: None,
             failed: None,
@@ -106,8 +129,10 @@ impl Far {
         let mut input = &plain[..];
         while let Some(body) = (self.decoder.next(&mut input)).expect("the node frames correctly") {
             let body: &'static [u8] = Box::leak(body.to_vec().into_boxed_slice());
-            let message = Message::parse(body).expect("the node sends valid messages");
-            self.inbox.push(message);
+            match Message::parse(body).expect("the node sends valid messages") {
+                Message::Have(have) => self.summaries.push(Summary::of(&have)),
+                message => self.inbox.push(message),
+            }
         }
     }
 
@@ -130,15 +155,57 @@ struct Harness {
     eofs: BTreeSet<ConnId>,
 }
 
-/// A chat frame as it left the node, owned.
+/// One line of a batch as it left the node, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SentChat {
     origin: NodeId,
     epoch: u64,
     seq: u64,
     hops: u8,
+    late: bool,
     nick: String,
     text: String,
+}
+
+/// A summary as it left the node: per author run (author, epoch), the line below which
+/// the node has seen every line from the first it saw on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Summary {
+    /// Names every run the node holds: one it does not name, it holds nothing of.
+    complete: bool,
+    more: bool,
+    runs: Vec<(NodeId, u64, u64)>,
+}
+
+impl Summary {
+    fn of(have: &Have<'_>) -> Self {
+        Summary {
+            complete: have.complete,
+            more: have.more,
+            runs: (have.iter())
+                .map(|e| (NodeId(e.author), e.epoch, e.next))
+                .collect(),
+        }
+    }
+
+    /// A whole summary of `runs`, in the order the node sends them.
+    fn whole(mut runs: Vec<(NodeId, u64, u64)>) -> Self {
+        runs.sort();
+        Summary {
+            complete: true,
+            more: false,
+            runs,
+        }
+    }
+
+    /// A question about one run, whose lines wait for a missing one: from where.
+    fn asking(run: (NodeId, u64, u64)) -> Self {
+        Summary {
+            complete: false,
+            more: false,
+            runs: vec![run],
+        }
+    }
 }
 
 fn config(key: u8) -> NodeConfig {
@@ -146,7 +213,7 @@ fn config(key: u8) -> NodeConfig {
     // Two nodes of one test draw different Noise keys.
     cfg.random = Secret([!key; 32]);
     cfg.listen_addr = Some(addr(7654));
-    cfg.hop_limit = 8;
+    cfg.hop_limit = HOP_LIMIT;
     // Discovery has tests of its own; elsewhere its dials would only be noise.
     cfg.discovery = false;
     cfg
@@ -184,22 +251,77 @@ fn refusing_hello() -> Vec<u8> {
     out
 }
 
-/// A line of `origin`'s far ends' run.
-fn chat(origin: u64, seq: u64, hops: u8, text: &str) -> Vec<u8> {
-    chat_of_run(origin, FAR_EPOCH, seq, hops, text)
+/// The far author whose lines most tests relay: no peer of any test has its key.
+const AUTHOR: u8 = 77;
+
+/// Lines of a far author as it signs them: its identity key, its run, its nick, and
+/// when it wrote them (milliseconds since the Unix epoch on its clock).
+#[derive(Debug, Clone, Copy)]
+struct Writer {
+    key: u8,
+    epoch: u64,
+    nick: &'static str,
+    time_ms: u64,
 }
 
-fn chat_of_run(origin: u64, epoch: u64, seq: u64, hops: u8, text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    Chat {
-        origin,
-        epoch,
-        seq,
-        hops,
-        nick: "them",
-        text,
+/// The far author of most tests. It wrote its lines when the node started, so that
+/// they are as old as the harness clock says (and not at 0 ms, which the node takes
+/// for the time of a run it forgot).
+const THEM: Writer = Writer {
+    key: AUTHOR,
+    epoch: FAR_EPOCH,
+    nick: "them",
+    time_ms: START_MS,
+};
+
+/// Another far author.
+const OTHER: Writer = Writer {
+    key: 78,
+    nick: "other",
+    ..THEM
+};
+
+impl Writer {
+    /// The signed record of `texts`, its lines numbered from `first`.
+    fn record(self, first: u64, texts: &[&str]) -> Vec<u8> {
+        let mut author = Author::at(&Secret([self.key; 32]), self.epoch, first);
+        for text in texts {
+            let sealed = author.write(self.time_ms, self.nick, text);
+            assert!(sealed.is_none(), "the texts fit one record");
+        }
+        author.seal().expect("at least one text")
     }
-    .encode(&mut out);
+
+    /// The batch of `texts` from line `first`, relayed live with `hops` left.
+    fn batch(self, first: u64, hops: u8, texts: &[&str]) -> Vec<u8> {
+        batch(hops, false, &self.record(first, texts))
+    }
+}
+
+/// A batch message carrying `record`: `late` when it catches a node up.
+fn batch(hops: u8, late: bool, record: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    Batch::encode(&mut out, hops, late, record);
+    out
+}
+
+/// Line `seq` of [`THEM`], relayed live with `hops` left.
+fn chat(seq: u64, hops: u8, text: &str) -> Vec<u8> {
+    THEM.batch(seq, hops, &[text])
+}
+
+/// A far end's summary: per run (author's identity key, epoch), the line it holds
+/// everything below; `whole` when it names every run the far end holds.
+fn have(runs: &[(u8, u64, u64)], whole: bool) -> Vec<u8> {
+    let entries: Vec<HaveEntry> = (runs.iter())
+        .map(|&(key, epoch, next)| HaveEntry {
+            author: id_of(key).0,
+            epoch,
+            next,
+        })
+        .collect();
+    let mut out = Vec::new();
+    Have::encode(&mut out, &entries, whole);
     out
 }
 
@@ -291,8 +413,8 @@ impl Harness {
         conn
     }
 
-    /// An inbound peer, node `key`, that has said hello; our hello is taken off its
-    /// inbox.
+    /// An inbound peer, node `key`, that has said hello; our hello and the summary
+    /// that follows it are taken off its inbox.
     fn peer(&mut self, key: u8) -> ConnId {
         let conn = self.shaken(key);
         self.send(conn, &hello(0, 1));
@@ -300,6 +422,11 @@ impl Harness {
         assert!(
             matches!(greeting.as_slice(), [Message::Hello(_)]),
             "{greeting:?}"
+        );
+        let summaries = self.sent_summaries(conn);
+        assert!(
+            matches!(summaries.as_slice(), [Summary { complete: true, .. }]),
+            "{summaries:?}"
         );
         conn
     }
@@ -391,7 +518,8 @@ impl Harness {
             .collect()
     }
 
-    /// Every frame the node has sent `peer`'s far end and the test not yet looked at.
+    /// Every frame but summaries that the node has sent `peer`'s far end and the test
+    /// not yet looked at.
     fn sent_frames(&mut self, peer: ConnId) -> Vec<Message<'static>> {
         self.write_out(peer, usize::MAX);
         let far = self.far.get_mut(&peer).expect("a far end");
@@ -399,21 +527,32 @@ impl Harness {
         std::mem::take(&mut far.inbox)
     }
 
+    /// The summaries the node has sent `peer`'s far end since the test last looked.
+    fn sent_summaries(&mut self, peer: ConnId) -> Vec<Summary> {
+        self.write_out(peer, usize::MAX);
+        let far = self.far.get_mut(&peer).expect("a far end");
+        std::mem::take(&mut far.summaries)
+    }
+
+    /// The lines of the batches the node has sent `peer`, one entry each.
     fn sent_chats(&mut self, peer: ConnId) -> Vec<SentChat> {
-        self.sent_frames(peer)
-            .into_iter()
-            .map(|message| match message {
-                Message::Chat(c) => SentChat {
-                    origin: NodeId(c.origin),
-                    epoch: c.epoch,
-                    seq: c.seq,
-                    hops: c.hops,
-                    nick: c.nick.into(),
-                    text: c.text.into(),
-                },
-                other => panic!("expected chat, got {other:?}"),
-            })
-            .collect()
+        let mut chats = Vec::new();
+        for message in self.sent_frames(peer) {
+            let Message::Lines(batch) = message else {
+                panic!("expected lines, got {message:?}");
+            };
+            let record = batch.record;
+            chats.extend(record.lines().map(|line| SentChat {
+                origin: secure::node_id_of(record.author),
+                epoch: record.epoch,
+                seq: line.seq,
+                hops: batch.hops,
+                late: batch.late,
+                nick: line.nick.into(),
+                text: line.text.into(),
+            }));
+        }
+        chats
     }
 
     fn status(&mut self, client: ConnId, key: &str) -> String {
@@ -639,7 +778,7 @@ fn bytes_that_do_not_decrypt_close_that_peer_only() {
         h.sent(client);
         let earlier = h.sealed(bad, &frame(Message::encode_ping));
         h.recv(bad, &earlier);
-        let mut wire = h.sealed(bad, &chat(77, 1, 1, "x"));
+        let mut wire = h.sealed(bad, &chat(1, 1, "x"));
         spoil(&mut wire, &earlier);
         h.recv(bad, &wire);
         assert!(h.closed(bad), "{name}");
@@ -677,10 +816,10 @@ fn every_malformed_message_closes_the_link() {
             "truncated hello message",
         ),
         (
-            "chat before hello",
-            chat(1, 1, 1, "x"),
+            "lines before hello",
+            chat(1, 1, "x"),
             false,
-            "chat before hello",
+            "lines before hello",
         ),
         (
             "ping before hello",
@@ -822,7 +961,7 @@ fn anything_after_a_retire_on_an_up_link_closes_it() {
     let up = h.peer(1);
     h.send(up, &frame(Message::encode_retire));
     assert!(!h.closed(up), "kept until its replacement comes");
-    h.send(up, &chat(77, 1, 4, "after the retire"));
+    h.send(up, &chat(1, 4, "after the retire"));
     assert!(h.closed(up));
     assert!(
         !h.sent_lines(client)
@@ -847,7 +986,8 @@ fn client_line_goes_to_every_peer_and_every_other_client() {
         origin: id_of(ME),
         epoch: EPOCH,
         seq: 0,
-        hops: 8,
+        hops: HOP_LIMIT,
+        late: false,
         nick: "me".into(),
         text: "hello".into(),
     };
@@ -880,7 +1020,7 @@ fn peer_line_is_delivered_once_and_forwarded_to_the_other_peers() {
     let client = h.client();
     h.sent(client);
 
-    h.send(a, &chat(77, 5, 3, "hi"));
+    h.send(a, &chat(0, 3, "hi"));
     assert_eq!(h.sent_lines(client), ["<them> hi"]);
     assert!(
         h.sent_frames(a).is_empty(),
@@ -890,11 +1030,11 @@ fn peer_line_is_delivered_once_and_forwarded_to_the_other_peers() {
         let forwarded = h.sent_chats(peer);
         assert_eq!(forwarded.len(), 1);
         let id = (forwarded[0].origin, forwarded[0].epoch, forwarded[0].seq);
-        assert_eq!(id, (NodeId(77), FAR_EPOCH, 5));
+        assert_eq!(id, (id_of(AUTHOR), FAR_EPOCH, 0));
         assert_eq!(forwarded[0].hops, 2, "one hop used");
     }
 
-    h.send(b, &chat(77, 5, 2, "hi"));
+    h.send(b, &chat(0, 2, "hi"));
     assert!(h.sent(client).is_empty(), "a copy is not delivered again");
     assert!(
         h.sent_frames(a).is_empty() && h.sent_frames(c).is_empty(),
@@ -910,9 +1050,10 @@ fn a_restarted_authors_first_line_is_no_copy_of_its_last_runs() {
     let (from, onward) = (h.peer(1), h.peer(2));
     let client = h.client();
     h.sent(client);
-    h.send(from, &chat_of_run(77, 100, 0, 4, "before the restart"));
-    h.send(from, &chat_of_run(77, 200, 0, 4, "after the restart"));
-    h.send(from, &chat_of_run(77, 100, 0, 4, "before the restart"));
+    let (before, after) = (Writer { epoch: 100, ..THEM }, Writer { epoch: 200, ..THEM });
+    h.send(from, &before.batch(0, 4, &["before the restart"]));
+    h.send(from, &after.batch(0, 4, &["after the restart"]));
+    h.send(from, &before.batch(0, 4, &["before the restart"]));
     assert_eq!(
         h.sent_lines(client),
         ["<them> before the restart", "<them> after the restart"]
@@ -930,7 +1071,12 @@ fn copy_of_own_line_coming_back_is_suppressed() {
     h.say(client, "loop");
     h.sent_frames(a);
     h.sent_frames(b);
-    h.send(b, &chat_of_run(id_of(ME).0, EPOCH, 0, 7, "loop"));
+    let me = Writer {
+        key: ME,
+        epoch: EPOCH,
+        ..THEM
+    };
+    h.send(b, &me.batch(0, 7, &["loop"]));
     assert!(h.sent_frames(a).is_empty());
     assert!(h.sent(client).is_empty());
 }
@@ -939,7 +1085,7 @@ fn copy_of_own_line_coming_back_is_suppressed() {
 fn peer_cannot_give_a_line_more_hops_than_this_node_would() {
     let mut h = Harness::new();
     let (a, b) = (h.peer(1), h.peer(2));
-    h.send(a, &chat(77, 1, 255, "far"));
+    h.send(a, &chat(1, 255, "far"));
     let forwarded = h.sent_chats(b);
     assert_eq!(forwarded[0].hops, 7, "our limit is 8, one hop used");
 }
@@ -950,7 +1096,7 @@ fn last_hop_is_delivered_but_not_forwarded() {
     let (a, b) = (h.peer(1), h.peer(2));
     let client = h.client();
     h.sent(client);
-    h.send(a, &chat(77, 1, 1, "end of the road"));
+    h.send(a, &chat(0, 1, "end of the road"));
     assert_eq!(h.sent_lines(client), ["<them> end of the road"]);
     assert!(h.sent_frames(b).is_empty());
 }
@@ -961,7 +1107,7 @@ fn control_characters_from_peers_never_reach_clients() {
     let a = h.peer(1);
     let client = h.client();
     h.sent(client);
-    h.send(a, &chat(77, 1, 1, "\u{1b}]0;pwned\u{7}"));
+    h.send(a, &chat(0, 1, "\u{1b}]0;pwned\u{7}"));
     assert_eq!(h.sent_lines(client), ["<them> \u{FFFD}]0;pwned\u{FFFD}"]);
 }
 
@@ -971,16 +1117,553 @@ fn frame_split_anywhere_is_reassembled() {
     let a = h.peer(1);
     let client = h.client();
     h.sent(client);
-    let plain = [chat(77, 1, 2, "first"), chat(77, 2, 2, "second")].concat();
+    let first = chat(0, 2, "first");
+    let plain = [first.clone(), chat(1, 2, "second")].concat();
     // Frames cut across transport messages, and those cut into single bytes.
+    let cut = first.len() + 10;
     let mut wire = Vec::new();
-    for piece in [&plain[..3], &plain[3..30], &plain[30..]] {
+    for piece in [&plain[..3], &plain[3..cut], &plain[cut..]] {
         wire.extend(h.sealed(a, piece));
     }
     for byte in wire.chunks(1) {
         h.recv(a, byte);
     }
     assert_eq!(h.sent_lines(client), ["<them> first", "<them> second"]);
+}
+
+// Signed batches: what the node signs, and what it takes from peers.
+
+#[test]
+fn what_a_client_writes_in_one_read_is_one_batch_signed_with_the_node_key() {
+    let mut h = Harness::new();
+    let peer = h.peer(1);
+    let (writer, reader) = (h.client(), h.client());
+    h.sent(reader);
+    h.recv(writer, b"one\ntwo\nthree\n");
+    let frames = h.sent_frames(peer);
+    let [Message::Lines(batch)] = frames.as_slice() else {
+        panic!("one batch: {frames:?}");
+    };
+    assert_eq!((batch.hops, batch.late), (HOP_LIMIT, false));
+    let record = batch.record;
+    assert_eq!(record.author, &secure::public_key(&Secret([ME; 32])));
+    assert_eq!((record.epoch, record.first, record.count), (EPOCH, 0, 3));
+    assert!(
+        Verifier::default().verify(&record),
+        "signed by the node's key"
+    );
+    assert_eq!(h.sent_lines(reader), ["<me> one", "<me> two", "<me> three"]);
+    h.say(writer, "four");
+    let next: Vec<u64> = h.sent_chats(peer).iter().map(|c| c.seq).collect();
+    assert_eq!(next, [3], "the next read, the next batch");
+}
+
+#[test]
+fn a_forged_batch_closes_its_link_and_reaches_no_client_or_peer() {
+    let mut h = Harness::new();
+    let (honest, onward) = (h.peer(4), h.peer(5));
+    let forgers = [h.peer(1), h.peer(2), h.peer(3)];
+    let client = h.client();
+    let genuine = THEM.record(0, &["pay bob 5"]);
+    let altered = |at: usize| {
+        let mut record = genuine.clone();
+        record[at] ^= 1;
+        record
+    };
+    let mut signed_by_another = Writer { key: 66, ..THEM }.record(0, &["pay bob 5"]);
+    signed_by_another[..KEY_LEN].copy_from_slice(&secure::public_key(&Secret([AUTHOR; 32])));
+    let forgeries = [
+        (
+            "a byte of its text altered",
+            altered(genuine.len() - SIGNATURE_LEN - 1),
+        ),
+        (
+            "a byte of its signature altered",
+            altered(genuine.len() - SIGNATURE_LEN),
+        ),
+        (
+            "signed by another key than the one it names",
+            signed_by_another,
+        ),
+    ];
+    for ((name, forged), (key, forger)) in forgeries.iter().zip((1..).zip(forgers)) {
+        h.send(forger, &batch(4, false, forged));
+        assert!(h.closed(forger), "{name}");
+        assert_eq!(
+            h.sent_lines(client),
+            [format!(
+                "* peer down 127.0.0.1:{} in {} peer: protocol violation: lines claiming \
+                 author {} with a signature that does not hold",
+                40000 + key,
+                id_of(key as u8),
+                id_of(AUTHOR)
+            )],
+            "{name}: nothing but the loss reaches the client"
+        );
+        assert!(h.sent_frames(onward).is_empty(), "{name}: nor any peer");
+    }
+    // Nothing of the forgeries was taken: the genuine lines are news.
+    h.send(honest, &batch(4, false, &genuine));
+    assert_eq!(h.sent_lines(client), ["<them> pay bob 5"]);
+    assert_eq!(texts(h.sent_chats(onward)), ["pay bob 5"]);
+    assert_eq!(h.status(client, "forged"), "3");
+}
+
+#[test]
+fn a_copy_of_lines_seen_is_dropped_without_a_signature_check() {
+    let mut h = Harness::new();
+    let (first, second, onward) = (h.peer(1), h.peer(2), h.peer(3));
+    let client = h.client();
+    h.send(first, &chat(0, 4, "genuine"));
+    h.sent(client);
+    h.sent_frames(onward);
+    // It can change nothing, so it is not checked, and its sender is not blamed.
+    let mut copy = THEM.record(0, &["genuine"]);
+    let signature = copy.len() - SIGNATURE_LEN;
+    copy[signature] ^= 1;
+    h.send(second, &batch(4, false, &copy));
+    assert!(!h.closed(second));
+    assert!(h.sent(client).is_empty());
+    assert!(h.sent_frames(onward).is_empty());
+    assert_eq!(h.status(client, "duplicates"), "1");
+    assert_eq!(h.status(client, "forged"), "0");
+}
+
+#[test]
+fn a_batch_too_far_ahead_of_its_run_is_refused_and_its_sender_kept() {
+    let mut h = Harness::new();
+    let (from, onward) = (h.peer(1), h.peer(2));
+    let client = h.client();
+    h.send(from, &chat(0, 4, "zero"));
+    h.sent(client);
+    h.sent_frames(onward);
+    h.send(from, &chat(MAX_AHEAD + 2, 4, "from the far future"));
+    assert!(!h.closed(from), "it is signed: the sender is not to blame");
+    assert!(h.sent(client).is_empty(), "not shown");
+    assert!(h.sent_frames(onward).is_empty(), "not passed on");
+    assert_eq!(h.status(client, "refused"), "1");
+}
+
+// Order: each author's lines as the author wrote them.
+
+#[test]
+fn a_line_whose_predecessor_is_missing_waits_while_the_peers_are_asked_for_it() {
+    let mut h = Harness::new();
+    let (from, other) = (h.peer(1), h.peer(2));
+    let client = h.client();
+    h.send(from, &chat(0, 4, "zero"));
+    h.sent(client);
+    h.sent_frames(other);
+    h.send(from, &chat(2, 4, "two"));
+    assert!(h.sent(client).is_empty(), "line 1 is awaited");
+    assert_eq!(
+        texts(h.sent_chats(other)),
+        ["two"],
+        "passing it on does not wait"
+    );
+    let question = Summary::asking((id_of(AUTHOR), FAR_EPOCH, 1));
+    for peer in [from, other] {
+        assert_eq!(
+            h.sent_summaries(peer),
+            std::slice::from_ref(&question),
+            "every peer is asked"
+        );
+    }
+    h.send(other, &chat(1, 4, "one"));
+    assert_eq!(h.sent_lines(client), ["<them> one", "<them> two"]);
+    h.advance(ORDER_WAIT);
+    assert!(h.sent(client).is_empty(), "nothing was left waiting");
+    assert_eq!(h.status(client, "missing"), "0");
+}
+
+#[test]
+fn a_line_waits_a_second_at_most_then_comes_with_word_of_the_gap() {
+    let mut h = Harness::new();
+    let from = h.peer(1);
+    let client = h.client();
+    h.send(from, &chat(0, 4, "zero"));
+    h.send(from, &chat(3, 4, "three"));
+    assert_eq!(h.sent_lines(client), ["<them> zero"]);
+    assert_eq!(h.status(client, "held"), "1");
+    h.advance(ORDER_WAIT - Duration::from_millis(1));
+    assert!(h.sent(client).is_empty());
+    h.advance(Duration::from_millis(1));
+    let gap = format!("* 2 lines of them ({}) are missing", id_of(AUTHOR));
+    assert_eq!(h.sent_lines(client), [gap.as_str(), "<them> three"]);
+    assert_eq!(h.status(client, "missing"), "2");
+    // Should the gap come after all, it is shown then.
+    h.send(from, &THEM.batch(1, 4, &["one", "two"]));
+    assert_eq!(h.sent_lines(client), ["<them> one", "<them> two"]);
+}
+
+#[test]
+fn a_run_started_after_the_node_is_shown_from_its_line_0() {
+    let mut h = Harness::new();
+    let from = h.peer(1);
+    let client = h.client();
+    let young = Writer {
+        epoch: EPOCH + 1,
+        ..THEM
+    };
+    h.send(from, &young.batch(1, 4, &["second"]));
+    assert!(
+        h.sent(client).is_empty(),
+        "all of it is news: line 0 is awaited"
+    );
+    let question = Summary::asking((id_of(AUTHOR), EPOCH + 1, 0));
+    assert_eq!(h.sent_summaries(from), [question]);
+    h.send(from, &young.batch(0, 4, &["first"]));
+    assert_eq!(h.sent_lines(client), ["<them> first", "<them> second"]);
+}
+
+#[test]
+fn a_run_older_than_the_node_heard_mid_way_is_shown_after_the_wait_with_nothing_missing() {
+    let mut h = Harness::new();
+    let from = h.peer(1);
+    let client = h.client();
+    h.send(from, &chat(5, 4, "five"));
+    assert!(h.sent(client).is_empty(), "the lines before it may be news");
+    let question = Summary::asking((id_of(AUTHOR), FAR_EPOCH, 0));
+    assert_eq!(h.sent_summaries(from), [question]);
+    h.advance(ORDER_WAIT);
+    assert_eq!(
+        h.sent_lines(client),
+        ["<them> five"],
+        "no word of lines 0 to 4"
+    );
+    h.send(from, &chat(6, 4, "six"));
+    assert_eq!(h.sent_lines(client), ["<them> six"]);
+}
+
+#[test]
+fn an_older_runs_lines_from_before_the_node_started_are_history_not_news() {
+    let mut h = Harness::new();
+    let from = h.peer(1);
+    let client = h.client();
+    h.send(from, &chat(2, 4, "news"));
+    // The answer to the node's question: lines written a minute before it started.
+    let before = Writer {
+        time_ms: START_MS - 60_000,
+        ..THEM
+    };
+    let history = before.record(0, &["history", "more history"]);
+    h.send(from, &batch(HOP_LIMIT, true, &history));
+    assert_eq!(
+        h.sent_lines(client),
+        ["<them> news"],
+        "at once: the news begins at 2"
+    );
+    h.say(client, "/history");
+    assert_eq!(
+        h.sent_lines(client).len(),
+        4,
+        "history, kept: three lines and the count"
+    );
+}
+
+// Catch-up: the summaries linked nodes compare, and what each sends the other.
+
+#[test]
+fn linked_peers_are_told_what_the_node_holds_on_link_up_and_30_s_after_new_lines() {
+    let mut h = Harness::new();
+    let from = h.peer(1);
+    let client = h.client();
+    h.send(from, &THEM.batch(0, 4, &["zero", "one", "two"]));
+    h.say(client, "mine");
+    let holds = Summary::whole(vec![(id_of(ME), EPOCH, 1), (id_of(AUTHOR), FAR_EPOCH, 3)]);
+    let newcomer = h.shaken(2);
+    h.send(newcomer, &hello(0, 1));
+    assert_eq!(
+        h.sent_summaries(newcomer),
+        std::slice::from_ref(&holds),
+        "on link up"
+    );
+    h.advance(SYNC_INTERVAL - Duration::from_millis(1));
+    assert!(h.sent_summaries(from).is_empty());
+    h.advance(Duration::from_millis(1));
+    for peer in [from, newcomer] {
+        assert_eq!(
+            h.sent_summaries(peer),
+            std::slice::from_ref(&holds),
+            "30 s after the lines"
+        );
+        h.send(peer, &frame(Message::encode_pong));
+    }
+    h.advance(SYNC_INTERVAL);
+    for peer in [from, newcomer] {
+        assert!(h.sent_summaries(peer).is_empty(), "no new lines, no round");
+        assert!(!h.closed(peer));
+    }
+}
+
+/// The lines of `chats` by author, each author's in the order they were sent: authors
+/// are caught up one after another, in an order no test relies on.
+fn by_author(chats: &[SentChat]) -> BTreeMap<NodeId, Vec<u64>> {
+    let mut lines: BTreeMap<NodeId, Vec<u64>> = BTreeMap::new();
+    for chat in chats {
+        lines.entry(chat.origin).or_default().push(chat.seq);
+    }
+    lines
+}
+
+/// A node holding lines 0 and 1 of [`THEM`] in one record, 2 in another, and one line
+/// of its own; and a peer linked since, which has been told none of them.
+fn holding_three_lines_and_one_of_its_own() -> (Harness, ConnId) {
+    let mut h = Harness::new();
+    let from = h.peer(1);
+    let client = h.client();
+    h.send(from, &THEM.batch(0, 4, &["zero", "one"]));
+    h.send(from, &THEM.batch(2, 4, &["two"]));
+    h.say(client, "mine");
+    let newcomer = h.peer(2);
+    (h, newcomer)
+}
+
+#[test]
+fn a_whole_summary_is_answered_with_the_records_the_peer_lacks_marked_late() {
+    let (mut h, newcomer) = holding_three_lines_and_one_of_its_own();
+    // It holds THEM's lines below 2, and nothing of the node's own run: it does not
+    // name it.
+    h.send(newcomer, &have(&[(AUTHOR, FAR_EPOCH, 2)], true));
+    let sent = h.sent_chats(newcomer);
+    let expected = BTreeMap::from([(id_of(AUTHOR), vec![2]), (id_of(ME), vec![0])]);
+    assert_eq!(by_author(&sent), expected);
+    assert!(
+        sent.iter().all(|c| c.late && c.hops == HOP_LIMIT),
+        "{sent:?}"
+    );
+
+    h.send(
+        newcomer,
+        &have(&[(AUTHOR, FAR_EPOCH, 3), (ME, EPOCH, 1)], true),
+    );
+    assert!(h.sent_frames(newcomer).is_empty(), "it lacks nothing");
+}
+
+#[test]
+fn a_question_about_one_run_is_answered_for_that_run_alone_in_whole_records() {
+    let (mut h, newcomer) = holding_three_lines_and_one_of_its_own();
+    h.send(newcomer, &have(&[(AUTHOR, FAR_EPOCH, 1)], false));
+    let sent = h.sent_chats(newcomer);
+    assert_eq!(
+        by_author(&sent),
+        BTreeMap::from([(id_of(AUTHOR), vec![0, 1, 2])]),
+        "line 1 comes in its record, with line 0; the node's own run was not asked about"
+    );
+    assert!(sent.iter().all(|c| c.late));
+}
+
+#[test]
+fn catch_up_fills_a_link_to_256_kib_and_goes_on_as_it_drains() {
+    let mut h = Harness::new();
+    let from = h.peer(1);
+    let text = "c".repeat(4000);
+    // Seven records of some 48 KiB: more than the mark.
+    let records: Vec<Vec<u8>> = (0..7)
+        .map(|i| THEM.record(i * 12, &[text.as_str(); 12]))
+        .collect();
+    for record in &records {
+        h.send(from, &batch(4, false, record));
+    }
+    let newcomer = h.peer(2);
+    h.send(newcomer, &have(&[], true));
+    let queued = h.node.queued(newcomer);
+    let one_more = batch(HOP_LIMIT, true, &records[0]).len();
+    assert!(
+        (CATCH_UP_MARK..CATCH_UP_MARK + one_more).contains(&queued),
+        "records go in until the mark is passed: {queued}"
+    );
+    let first = h.sent_chats(newcomer);
+    let rest = h.sent_chats(newcomer);
+    assert!(
+        !first.is_empty() && !rest.is_empty(),
+        "the rest once it drained"
+    );
+    let lines: Vec<u64> = first.iter().chain(&rest).map(|c| c.seq).collect();
+    assert_eq!(
+        lines,
+        (0..84).collect::<Vec<_>>(),
+        "every line once, in order"
+    );
+    assert!(first.iter().chain(&rest).all(|c| c.late));
+}
+
+#[test]
+fn caught_up_lines_written_over_5_s_ago_are_introduced_as_late_once_per_run_of_them() {
+    let mut h = Harness::new();
+    let (from, onward) = (h.peer(1), h.peer(2));
+    let client = h.client();
+    h.advance(Duration::from_secs(6));
+    h.sent(client);
+    let caught_up = |writer: Writer, first, texts: &[&str]| {
+        batch(HOP_LIMIT, true, &writer.record(first, texts))
+    };
+    let written_at = |ms_after_start| Writer {
+        time_ms: START_MS + ms_after_start,
+        ..THEM
+    };
+    // Written when the node started, 6 s ago.
+    h.send(from, &caught_up(THEM, 0, &["old", "also old"]));
+    h.send(from, &written_at(6_000).batch(2, HOP_LIMIT, &["new"]));
+    // Caught up as well, but written 2 s ago: no news to anyone.
+    h.send(from, &caught_up(written_at(4_000), 3, &["recent"]));
+    h.send(from, &caught_up(OTHER, 0, &["old too"]));
+    assert_eq!(
+        h.sent_lines(client),
+        [
+            LATE_LINES,
+            "<them> old",
+            "<them> also old",
+            "<them> new",
+            "<them> recent",
+            LATE_LINES,
+            "<other> old too"
+        ]
+    );
+    let relayed: Vec<(bool, u8)> = (h.sent_chats(onward).iter())
+        .map(|c| (c.late, c.hops))
+        .collect();
+    let late = (true, HOP_LIMIT - 1);
+    let live = (false, HOP_LIMIT - 1);
+    assert_eq!(
+        relayed,
+        [late, late, live, late, late],
+        "the flag kept, a hop used"
+    );
+}
+
+// Nicks, history and status.
+
+#[test]
+fn a_nick_is_held_by_the_first_key_seen_with_it_and_shown_with_an_id_for_others() {
+    let mut h = Harness::new();
+    let from = h.peer(1);
+    let (writer, reader) = (h.client(), h.client());
+    h.sent(reader);
+    let tag = |key: u8| id_of(key).to_string()[..4].to_owned();
+    assert!(
+        tag(78) != tag(AUTHOR) && tag(78) != tag(ME),
+        "four hex digits tell these ids apart"
+    );
+    h.say(writer, "i am me");
+    h.send(from, &chat(0, 4, "i am them"));
+    let impostor = Writer {
+        nick: "them",
+        ..OTHER
+    };
+    h.send(from, &impostor.batch(0, 4, &["i am them too"]));
+    h.send(
+        from,
+        &Writer {
+            nick: "me",
+            ..OTHER
+        }
+        .batch(1, 4, &["and me"]),
+    );
+    assert_eq!(
+        h.sent_lines(reader),
+        [
+            "<me> i am me".to_owned(),
+            "<them> i am them".to_owned(),
+            format!("<them#{}> i am them too", tag(78)),
+            format!("<me#{}> and me", tag(78)),
+        ]
+    );
+}
+
+#[test]
+fn history_lists_the_newest_lines_oldest_first_with_when_they_were_written() {
+    let mut h = Harness::new();
+    let from = h.peer(1);
+    let client = h.client();
+    h.say(client, "one");
+    h.advance(Duration::from_secs(1));
+    let a_second_in = Writer {
+        time_ms: START_MS + 1_000,
+        ..THEM
+    };
+    h.send(from, &a_second_in.batch(0, 4, &["two"]));
+    h.advance(Duration::from_secs(1));
+    h.say(client, "three");
+    h.sent(client);
+    h.say(client, "/history");
+    assert_eq!(
+        h.sent_lines(client),
+        [
+            "* history 2026-12-01T21:31:43Z <me> one",
+            "* history 2026-12-01T21:31:44Z <them> two",
+            "* history 2026-12-01T21:31:45Z <me> three",
+            "* 3 lines",
+        ]
+    );
+    h.say(client, "/history 2");
+    assert_eq!(
+        h.sent_lines(client),
+        [
+            "* history 2026-12-01T21:31:44Z <them> two",
+            "* history 2026-12-01T21:31:45Z <me> three",
+            "* 2 lines",
+        ]
+    );
+}
+
+#[test]
+fn history_shows_20_lines_unless_told_and_1000_at_most() {
+    let mut h = Harness::new();
+    let client = h.client();
+    h.say(client, "/history");
+    assert_eq!(h.sent_lines(client), ["* 0 lines"]);
+    let burst: String = (0..1001).map(|i| format!("line {i}\n")).collect();
+    h.recv(client, burst.as_bytes());
+    h.say(client, "/history");
+    let shown = h.sent_lines(client);
+    assert_eq!(shown.len(), 21);
+    assert!(shown[0].ends_with(" <me> line 981"), "{}", shown[0]);
+    assert_eq!(shown[20], "* 20 lines");
+    h.say(client, "/history 5000");
+    let shown = h.sent_lines(client);
+    assert_eq!(shown.len(), 1001);
+    assert!(shown[0].ends_with(" <me> line 1"), "{}", shown[0]);
+    assert_eq!(shown[1000], "* 1000 lines");
+}
+
+#[test]
+fn status_reports_the_logs_and_their_bounds() {
+    let mut h = Harness::new();
+    let from = h.peer(1);
+    let client = h.client();
+    let (first, after_a_gap) = (THEM.record(0, &["zero", "one"]), THEM.record(3, &["three"]));
+    h.send(from, &batch(4, false, &first));
+    h.send(from, &batch(4, false, &after_a_gap));
+    h.send(from, &batch(4, false, &first));
+    h.say(client, "/status");
+    let status = h.sent_lines(client);
+    let backlog_bytes = format!("* backlog-bytes {}", first.len() + after_a_gap.len());
+    let expected = [
+        "* messages 3",
+        "* duplicates 2",
+        "* forged 0",
+        "* missing 0",
+        "* refused 0",
+        "* held 1",
+        "* authors 2",
+        "* max-authors 16384",
+        "* backlog-lines 3",
+        &backlog_bytes,
+        "* backlog-max-lines 100000",
+        "* backlog-max-bytes 67108864",
+        "* backlog-max-age 86400",
+    ];
+    for line in expected {
+        assert!(status.iter().any(|l| l == line), "{line}: {status:?}");
+    }
+    assert!(
+        !status.iter().any(|l| l.starts_with("* dedup-capacity ")),
+        "gone with the table of message ids"
+    );
+    h.advance(ORDER_WAIT);
+    assert_eq!(h.status(client, "held"), "0");
+    assert_eq!(h.status(client, "missing"), "1");
 }
 
 // Keepalive.
@@ -1408,7 +2091,7 @@ fn chat_on_a_refused_link_closes_it() {
     h.sent(client);
     let refused = h.shaken(2);
     h.send(refused, &hello(0, 1));
-    h.send(refused, &chat(77, 1, 4, "let me in"));
+    h.send(refused, &chat(1, 4, "let me in"));
     assert!(h.closed(refused));
     assert!(h.sent(client).is_empty(), "the line is not taken");
 
@@ -1417,7 +2100,7 @@ fn chat_on_a_refused_link_closes_it() {
     h.answer(conn, Far::answering(3));
     h.send(conn, &refusing_hello());
     h.sent_lines(client);
-    h.send(conn, &chat(77, 1, 4, "in after all"));
+    h.send(conn, &chat(1, 4, "in after all"));
     assert!(h.closed(conn));
     let lines = h.sent_lines(client);
     assert!(
@@ -1528,24 +2211,34 @@ fn busy_peer_pauses_local_input_instead_of_dropping_it() {
     let peer = h.peer(1);
     let client = h.client();
     let line = "x".repeat(100);
-    let burst = format!("{line}\n").repeat(30);
-    h.recv(client, burst.as_bytes());
-    assert!(
-        !h.node.accepts_input(client),
-        "paused while the peer is busy"
-    );
+    // A client typing fast, read line by line for as long as the node takes input
+    // (each read is a batch of its own).
+    let mut typed = 0;
+    let mut type_on = |h: &mut Harness| {
+        while typed < 30 && h.node.accepts_input(client) {
+            h.say(client, &line);
+            typed += 1;
+        }
+        typed
+    };
+    assert!(type_on(&mut h) < 30, "paused while the peer is busy");
     assert!(!h.closed(client) && !h.closed(peer), "nothing is cut");
 
-    let mut delivered = 0;
-    while delivered < 30 {
+    let mut delivered = Vec::new();
+    while delivered.len() < 30 {
         let chats = h.sent_chats(peer);
         assert!(
             !chats.is_empty(),
             "draining the peer lets more lines through"
         );
-        delivered += chats.len();
+        delivered.extend(chats.into_iter().map(|c| c.seq));
+        type_on(&mut h);
     }
-    assert_eq!(delivered, 30, "every line, none twice");
+    assert_eq!(
+        delivered,
+        (0..30).collect::<Vec<_>>(),
+        "every line, none twice"
+    );
     assert!(h.node.accepts_input(client), "resumed once drained");
 }
 
@@ -1556,7 +2249,7 @@ fn peer_that_stops_reading_is_cut_at_the_bound() {
     // Relayed lines are never paused (that could deadlock a cycle), so the queue of a
     // peer that takes nothing grows to the bound, and the peer is cut there.
     for seq in 0..100 {
-        h.send(source, &chat(77, seq, 5, &"y".repeat(100)));
+        h.send(source, &chat(seq, 5, &"y".repeat(100)));
         if h.closed(sink) {
             break;
         }
@@ -1576,7 +2269,7 @@ fn slow_readers_together_are_held_to_the_node_budget_the_slowest_cut_first() {
     let mut events = Vec::new();
     let mut slow_took = 0;
     for seq in 0..100 {
-        h.send(source, &chat(77, seq, 5, &"q".repeat(100)));
+        h.send(source, &chat(seq, 5, &"q".repeat(100)));
         events.extend(h.sent_lines(client));
         // One of the two takes a little now and then; neither passes its own bound.
         if seq % 4 == 0 && !h.closed(slow) {
@@ -1625,7 +2318,7 @@ fn congested_peer_holds_back_reading_the_other_peers() {
     let (source, slow) = (h.peer(1), h.peer(2));
     let client = h.client();
     for seq in 0..8 {
-        h.send(source, &chat(77, seq, 5, &"y".repeat(100)));
+        h.send(source, &chat(seq, 5, &"y".repeat(100)));
         h.sent(client);
     }
     h.sent_frames(source);
@@ -1656,7 +2349,7 @@ fn stuck_peer_stops_holding_back_the_others_so_cycles_cannot_deadlock() {
     let (source, stuck) = (h.peer(1), h.peer(2));
     let client = h.client();
     for seq in 0..8 {
-        h.send(source, &chat(77, seq, 5, &"y".repeat(100)));
+        h.send(source, &chat(seq, 5, &"y".repeat(100)));
         h.sent(client);
     }
     assert!(!h.node.accepts_input(source) && !h.node.accepts_input(client));
@@ -1685,7 +2378,7 @@ fn peer_reading_a_trickle_holds_the_others_back_for_a_bounded_stretch() {
     let mut h = Harness::with(small_queues());
     let (source, slow) = (h.peer(1), h.peer(2));
     for seq in 0..8 {
-        h.send(source, &chat(77, seq, 5, &"y".repeat(100)));
+        h.send(source, &chat(seq, 5, &"y".repeat(100)));
     }
     // A byte every 0.9 s for 9.9 s: never a second without progress.
     for step in 1..=11 {
@@ -1712,7 +2405,7 @@ fn slow_client_holds_back_the_peers_instead_of_losing_lines() {
     let source = h.peer(1);
     let reader = h.client();
     for seq in 0..10 {
-        h.send(source, &chat(77, seq, 1, &"r".repeat(100)));
+        h.send(source, &chat(seq, 1, &"r".repeat(100)));
     }
     assert!(!h.closed(reader));
     assert!(
@@ -1732,7 +2425,7 @@ fn client_that_stops_reading_is_cut_at_the_bound() {
     let source = h.peer(1);
     let lazy = h.client();
     for seq in 0..10 {
-        h.send(source, &chat(77, seq, 1, &"w".repeat(100)));
+        h.send(source, &chat(seq, 1, &"w".repeat(100)));
     }
     assert!(h.closed(lazy));
 }
@@ -1747,10 +2440,10 @@ fn lines_from_an_origin_over_max_rate_are_dropped_and_counted() {
     let mut h = Harness::with(cfg);
     let (from, onward, client) = (h.peer(1), h.peer(2), h.client());
     for seq in 0..5 {
-        h.send(from, &chat(77, seq, 4, &format!("line {seq}")));
+        h.send(from, &chat(seq, 4, &format!("line {seq}")));
     }
     // Another origin has a bucket of its own, and so do this node's own clients.
-    h.send(from, &chat(78, 0, 4, "from elsewhere"));
+    h.send(from, &OTHER.batch(0, 4, &["from elsewhere"]));
     h.say(client, "mine");
     assert_eq!(
         texts(h.sent_chats(onward)),
@@ -1766,12 +2459,41 @@ fn lines_from_an_origin_over_max_rate_are_dropped_and_counted() {
 
     // Half a second later the bucket holds one more line.
     h.advance(Duration::from_millis(500));
-    h.send(from, &chat(77, 5, 4, "line 5"));
-    h.send(from, &chat(77, 6, 4, "line 6"));
+    h.send(from, &chat(5, 4, "line 5"));
+    h.send(from, &chat(6, 4, "line 6"));
     assert_eq!(texts(h.sent_chats(onward)), ["line 5"]);
     assert_eq!(h.status(client, "rate-dropped"), "3");
     assert_eq!(h.status(client, "max-rate"), "2");
     assert_eq!(h.status(client, "max-burst"), "3");
+}
+
+#[test]
+fn a_batch_passes_max_rate_on_one_token_and_its_lines_pay_for_it_afterwards() {
+    let mut cfg = config(ME);
+    cfg.limits.max_rate = Some(crate::config::MaxRate {
+        per_sec: 2,
+        burst: 3,
+    });
+    let mut h = Harness::with(cfg);
+    let (from, onward, client) = (h.peer(1), h.peer(2), h.client());
+    // Five lines signed together pass or fail together: three tokens let them pass,
+    // two in debt.
+    h.send(from, &THEM.batch(0, 4, &["a", "b", "c", "d", "e"]));
+    h.send(from, &chat(5, 4, "f"));
+    assert_eq!(texts(h.sent_chats(onward)), ["a", "b", "c", "d", "e"]);
+    assert_eq!(h.status(client, "rate-dropped"), "1");
+    // A second pays the debt back, and a second more earns a token.
+    h.advance(Duration::from_secs(1));
+    h.send(from, &chat(5, 4, "f"));
+    assert!(h.sent_chats(onward).is_empty());
+    h.advance(Duration::from_secs(1));
+    h.send(from, &chat(5, 4, "f"));
+    assert_eq!(
+        texts(h.sent_chats(onward)),
+        ["f"],
+        "a dropped line is not taken as seen"
+    );
+    assert_eq!(h.status(client, "rate-dropped"), "2");
 }
 
 // Two links between the same two nodes: one is retired.
@@ -1868,7 +2590,7 @@ fn anything_after_retire_on_a_retired_link_closes_it() {
     h.send(second, &hello(0, 3));
     h.sent(client);
     assert!(!h.closed(first));
-    h.send(first, &chat(77, 1, 4, "too late"));
+    h.send(first, &chat(1, 4, "too late"));
     assert!(h.closed(first));
     let lines = h.sent_lines(client);
     assert!(
@@ -1945,6 +2667,19 @@ impl Pair {
         }
     }
 
+    /// Both clocks move on by `by`.
+    fn advance(&mut self, by: Duration) {
+        self.a.advance(by);
+        self.b.advance(by);
+    }
+
+    /// Wire `i` breaks: each side reads the end of stream.
+    fn cut(&mut self, i: usize) {
+        let (on_a, on_b) = self.wires[i];
+        self.a.eof(on_a);
+        self.b.eof(on_b);
+    }
+
     /// Which wires are open on each side.
     fn open(&self) -> Vec<(bool, bool)> {
         self.wires
@@ -1954,10 +2689,10 @@ impl Pair {
     }
 }
 
-/// The chat lines a client of `h` has been written.
+/// The chat lines a client of `h` has been written, with what introduces late ones.
 fn heard(h: &mut Harness, client: ConnId) -> Vec<String> {
     (h.sent_lines(client).into_iter())
-        .filter(|l| l.starts_with('<'))
+        .filter(|l| l.starts_with('<') || l == LATE_LINES)
         .collect()
 }
 
@@ -2070,4 +2805,40 @@ fn line_sent_on_a_duplicate_before_the_kept_link_came_up_there_is_still_delivere
     pair.settle();
     assert_eq!(heard(&mut pair.a, on_a), ["<me> sent on the second link"]);
     assert_eq!(pair.open(), [(true, true), (false, false)]);
+}
+
+#[test]
+fn lines_written_while_the_link_was_down_reach_the_other_node_once_it_is_back() {
+    let mut pair = Pair::new(5, 9);
+    let (on_a, on_b) = (pair.a.client(), pair.b.client());
+    pair.dial(true);
+    pair.settle();
+    pair.a.say(on_a, "before");
+    pair.settle();
+    assert_eq!(heard(&mut pair.b, on_b), ["<me> before"]);
+
+    pair.cut(0);
+    pair.a.say(on_a, "while apart");
+    pair.a.say(on_a, "still apart");
+    pair.advance(Duration::from_secs(6));
+    pair.dial(true);
+    pair.settle();
+    assert_eq!(
+        heard(&mut pair.b, on_b),
+        [LATE_LINES, "<me> while apart", "<me> still apart"],
+        "written 6 s before they arrive"
+    );
+    pair.a.say(on_a, "back");
+    pair.settle();
+    assert_eq!(
+        heard(&mut pair.b, on_b),
+        ["<me> back"],
+        "live lines need no word"
+    );
+    assert_eq!(
+        pair.b.status(on_b, "duplicates"),
+        "0",
+        "nothing was sent twice"
+    );
+    assert_eq!(pair.a.status(on_a, "duplicates"), "0", "nor anything back");
 }
