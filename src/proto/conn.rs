@@ -11,7 +11,7 @@ use crate::wire::frame::Decoder;
 
 use super::cause::Cause;
 use super::ids::{ConnId, NodeId};
-use super::logs::FeedKey;
+use super::logs::{FeedKey, Plan, Seen};
 use super::secure::{Channel, Proven};
 
 /// Which end made a peer link.
@@ -95,9 +95,9 @@ pub struct Remote {
     /// The peer shut down its writing half after its retire message.
     pub peer_finished: bool,
     /// A whole summary from the peer being read, message by message.
-    pub summary: BTreeMap<FeedKey, u64>,
-    /// What the peer lacks and is being sent: per author run, the next line to send.
-    pub catch_up: VecDeque<(FeedKey, u64)>,
+    pub summary: BTreeMap<FeedKey, Seen>,
+    /// What the peer lacks and is being sent, author run by author run.
+    pub catch_up: VecDeque<Plan>,
 }
 
 /// A link to another node.

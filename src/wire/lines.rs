@@ -40,10 +40,15 @@ const FLAG_LATE: u8 = 1;
 
 /// Most entries in one summary message.
 pub const MAX_HAVE_ENTRIES: usize = 2048;
-/// Bytes of one summary entry: author id, epoch, next sequence number.
-pub const HAVE_ENTRY_LEN: usize = 8 + 8 + 8;
-/// Longest summary message body: kind, flags, count, entries.
-pub const MAX_HAVE_BODY_LEN: usize = 1 + 1 + 2 + MAX_HAVE_ENTRIES * HAVE_ENTRY_LEN;
+/// Most ranges in one summary entry: as many as a node keeps per author run.
+pub const MAX_HAVE_RANGES: usize = 32;
+/// Bytes of a summary entry besides its ranges: author id, epoch, range count.
+const HAVE_ENTRY_FIXED_LEN: usize = 8 + 8 + 1;
+/// Bytes of one range of an entry: its first and one-past-last sequence numbers.
+const HAVE_RANGE_LEN: usize = 16;
+/// Longest summary message body: kind, flags, count, entries. A sender starts another
+/// message rather than pass it.
+pub const MAX_HAVE_BODY_LEN: usize = 48 * 1024;
 
 /// The summary flag of the last message of a whole summary: an author it did not name
 /// is one the sender holds nothing of.
@@ -267,27 +272,40 @@ impl Draft {
     }
 }
 
-/// A validated summary message: per author run, the sequence number below which the
-/// sender has seen every line. A whole summary (every run the sender knows) may take
-/// several messages; a message alone that is not complete asks about the runs it
-/// names only, such as one whose lines wait for a gap.
+/// A validated summary message: per author run, the ranges of sequence numbers the
+/// sender has seen. A whole summary (every run the sender knows) may take several
+/// messages; a message alone that is not complete asks about the runs it names only,
+/// such as one whose lines wait for a gap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Have<'a> {
     /// The last message of a whole summary (see [`FLAG_COMPLETE`]).
     pub complete: bool,
     /// More messages of this summary follow.
     pub more: bool,
+    count: usize,
     entries: &'a [u8],
 }
 
 /// One author run in a summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HaveEntry {
     /// The author's node id.
     pub author: u64,
     pub epoch: u64,
-    /// Every line below this one has been seen by the sender.
-    pub next: u64,
+    /// Seen sequence numbers: sorted, disjoint, non-empty half-open ranges.
+    pub ranges: Vec<(u64, u64)>,
+}
+
+impl HaveEntry {
+    /// The line after the unbroken run of seen lines that starts the first range: where
+    /// the sender's news of this run stops.
+    pub fn next(&self) -> u64 {
+        self.ranges.first().map_or(0, |&(_, end)| end)
+    }
+
+    fn encoded_len(&self) -> usize {
+        HAVE_ENTRY_FIXED_LEN + self.ranges.len().min(MAX_HAVE_RANGES) * HAVE_RANGE_LEN
+    }
 }
 
 impl<'a> Have<'a> {
@@ -298,41 +316,75 @@ impl<'a> Have<'a> {
         if count > MAX_HAVE_ENTRIES {
             return Err(PeerError::TooManyEntries(count));
         }
-        match entries.len().cmp(&(count * HAVE_ENTRY_LEN)) {
-            std::cmp::Ordering::Less => Err(truncated),
-            std::cmp::Ordering::Greater => Err(PeerError::Trailing {
-                kind: "have",
-                extra: entries.len() - count * HAVE_ENTRY_LEN,
-            }),
-            std::cmp::Ordering::Equal => Ok(Have {
-                complete: head[0] & FLAG_COMPLETE != 0,
-                more: head[0] & FLAG_MORE != 0,
-                entries,
-            }),
+        let mut rest = entries;
+        for _ in 0..count {
+            let fixed = rest.get(..HAVE_ENTRY_FIXED_LEN).ok_or(truncated)?;
+            let ranges = usize::from(fixed[16]);
+            if ranges > MAX_HAVE_RANGES {
+                return Err(PeerError::TooManyRanges(ranges));
+            }
+            let len = HAVE_ENTRY_FIXED_LEN + ranges * HAVE_RANGE_LEN;
+            let entry = rest.get(..len).ok_or(truncated)?;
+            let mut last_end = None;
+            for range in entry[HAVE_ENTRY_FIXED_LEN..].chunks_exact(HAVE_RANGE_LEN) {
+                let (start, end) = (BigEndian::read_u64(range), BigEndian::read_u64(&range[8..]));
+                if start >= end || last_end.is_some_and(|last| start <= last) {
+                    return Err(PeerError::BadRange { start, end });
+                }
+                last_end = Some(end);
+            }
+            rest = &rest[len..];
         }
+        if !rest.is_empty() {
+            let extra = rest.len();
+            return Err(PeerError::Trailing { kind: "have", extra });
+        }
+        Ok(Have {
+            complete: head[0] & FLAG_COMPLETE != 0,
+            more: head[0] & FLAG_MORE != 0,
+            count,
+            entries,
+        })
     }
 
     /// The entries, in the order they were sent.
     pub fn iter(&self) -> impl Iterator<Item = HaveEntry> + 'a {
-        self.entries.chunks_exact(HAVE_ENTRY_LEN).map(|e| HaveEntry {
-            author: BigEndian::read_u64(e),
-            epoch: BigEndian::read_u64(&e[8..]),
-            next: BigEndian::read_u64(&e[16..]),
+        let mut rest = self.entries;
+        (0..self.count).map(move |_| {
+            let ranges = usize::from(rest[16]);
+            let len = HAVE_ENTRY_FIXED_LEN + ranges * HAVE_RANGE_LEN;
+            let (entry, tail) = rest.split_at(len);
+            rest = tail;
+            HaveEntry {
+                author: BigEndian::read_u64(entry),
+                epoch: BigEndian::read_u64(&entry[8..]),
+                ranges: (entry[HAVE_ENTRY_FIXED_LEN..].chunks_exact(HAVE_RANGE_LEN))
+                    .map(|r| (BigEndian::read_u64(r), BigEndian::read_u64(&r[8..])))
+                    .collect(),
+            }
         })
     }
 
     /// Appends summary messages for `entries` to `out`, as many frames as they take
     /// (at least one): a whole summary when `whole`, else questions about these runs.
+    /// An entry's ranges past [`MAX_HAVE_RANGES`] are left out (it asks for more).
     pub fn encode(out: &mut Vec<u8>, entries: &[HaveEntry], whole: bool) {
-        let mut chunks = entries.chunks(MAX_HAVE_ENTRIES).peekable();
-        if chunks.peek().is_none() {
-            return encode_have(out, &[], if whole { FLAG_COMPLETE } else { 0 });
+        let mut chunks = Vec::new();
+        let (mut start, mut len) = (0, 4);
+        for (i, entry) in entries.iter().enumerate() {
+            if i - start == MAX_HAVE_ENTRIES || len + entry.encoded_len() > MAX_HAVE_BODY_LEN {
+                chunks.push(&entries[start..i]);
+                (start, len) = (i, 4);
+            }
+            len += entry.encoded_len();
         }
-        while let Some(chunk) = chunks.next() {
-            let flags = match (whole, chunks.peek().is_some()) {
+        chunks.push(&entries[start..]);
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let flags = match (whole, i == last) {
                 (false, _) => 0,
-                (true, true) => FLAG_MORE,
-                (true, false) => FLAG_COMPLETE,
+                (true, false) => FLAG_MORE,
+                (true, true) => FLAG_COMPLETE,
             };
             encode_have(out, chunk, flags);
         }
@@ -348,7 +400,12 @@ fn encode_have(out: &mut Vec<u8>, entries: &[HaveEntry], flags: u8) {
         for e in entries {
             out.extend_from_slice(&e.author.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
-            out.extend_from_slice(&e.next.to_be_bytes());
+            let ranges = &e.ranges[..e.ranges.len().min(MAX_HAVE_RANGES)];
+            out.push(u8::try_from(ranges.len()).expect("at most 32"));
+            for &(start, end) in ranges {
+                out.extend_from_slice(&start.to_be_bytes());
+                out.extend_from_slice(&end.to_be_bytes());
+            }
         }
     });
 }
@@ -433,10 +490,18 @@ mod tests {
         assert_eq!(usize::from(short.count()), MAX_BATCH_LINES);
     }
 
+    fn entry(i: u64, ranges: usize) -> HaveEntry {
+        HaveEntry {
+            author: i,
+            epoch: i * 2,
+            ranges: (0..ranges as u64).map(|r| (i + r * 10, i + r * 10 + 5)).collect(),
+        }
+    }
+
     #[test]
     fn summaries_round_trip_in_chunks() {
         let entries: Vec<HaveEntry> = (0..MAX_HAVE_ENTRIES as u64 + 3)
-            .map(|i| HaveEntry { author: i, epoch: i * 2, next: i * 3 })
+            .map(|i| entry(i, (i % 3) as usize))
             .collect();
         let mut out = Vec::new();
         Have::encode(&mut out, &entries, true);
@@ -452,7 +517,24 @@ mod tests {
             got.extend(have.iter());
         }
         assert_eq!(got, entries);
-        assert_eq!(flags, [(true, false), (false, true)]);
+        assert_eq!(flags.last(), Some(&(false, true)));
+        assert!(flags[..flags.len() - 1].iter().all(|&f| f == (true, false)));
+        assert!(flags.len() >= 2);
+        // Entries with many ranges are split by size, not by count.
+        let wide: Vec<HaveEntry> = (0..200).map(|i| entry(i, MAX_HAVE_RANGES)).collect();
+        let mut out = Vec::new();
+        Have::encode(&mut out, &wide, false);
+        let mut input = &out[..];
+        let mut got = Vec::new();
+        while let Ok(Some(body)) = decoder.next(&mut input) {
+            assert!(body.len() <= MAX_HAVE_BODY_LEN);
+            let Ok(Message::Have(have)) = Message::parse(body) else {
+                panic!("a summary");
+            };
+            assert!(!have.complete && !have.more);
+            got.extend(have.iter());
+        }
+        assert_eq!(got, wide);
         let mut empty = Vec::new();
         Have::encode(&mut empty, &[], true);
         let Ok(Message::Have(have)) = Message::parse(&empty[4..]) else {
@@ -464,7 +546,7 @@ mod tests {
     #[test]
     fn malformed_summaries_are_refused() {
         let mut out = Vec::new();
-        Have::encode(&mut out, &[HaveEntry { author: 1, epoch: 2, next: 3 }], false);
+        Have::encode(&mut out, &[entry(1, 2)], false);
         let body = &out[4..];
         for len in 0..body.len() {
             assert!(Message::parse(&body[..len]).is_err(), "cut at {len}");
@@ -475,5 +557,14 @@ mod tests {
         let mut many = body.to_vec();
         many[2..4].copy_from_slice(&(MAX_HAVE_ENTRIES as u16 + 1).to_be_bytes());
         assert!(matches!(Message::parse(&many), Err(PeerError::TooManyEntries(_))));
+        let mut overlapping = body.to_vec();
+        overlapping[4 + 17 + 16..4 + 17 + 24].copy_from_slice(&2u64.to_be_bytes());
+        assert!(matches!(Message::parse(&overlapping), Err(PeerError::BadRange { .. })));
+        let mut empty_range = body.to_vec();
+        empty_range[4 + 17 + 8..4 + 17 + 16].copy_from_slice(&1u64.to_be_bytes());
+        assert!(matches!(Message::parse(&empty_range), Err(PeerError::BadRange { .. })));
+        let mut wide = body.to_vec();
+        wide[4 + 16] = MAX_HAVE_RANGES as u8 + 1;
+        assert!(matches!(Message::parse(&wide), Err(PeerError::TooManyRanges(_))));
     }
 }

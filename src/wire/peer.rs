@@ -12,6 +12,7 @@ use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
 use super::frame;
 use super::lines::{
     Batch, Have, MAX_BATCH_BODY_LEN, MAX_BATCH_LINES, MAX_HAVE_BODY_LEN, MAX_HAVE_ENTRIES,
+    MAX_HAVE_RANGES,
     MAX_RECORD_LEN, MAX_SEQ,
 };
 use super::text::{self, NickError, MAX_TEXT_LEN};
@@ -147,6 +148,10 @@ pub enum PeerError {
     SeqOutOfRange(u64),
     /// A summary of more than [`MAX_HAVE_ENTRIES`] entries.
     TooManyEntries(usize),
+    /// A summary entry of more than [`MAX_HAVE_RANGES`] ranges.
+    TooManyRanges(usize),
+    /// A summary range that is empty, or not after the one before it.
+    BadRange { start: u64, end: u64 },
     /// An addrs message with more than [`MAX_ADDRS`] entries.
     TooManyAddrs(usize),
     /// An address family other than 4 or 6.
@@ -181,6 +186,12 @@ impl fmt::Display for PeerError {
             }
             PeerError::TooManyEntries(n) => {
                 write!(f, "{n} entries in one summary, the limit is {MAX_HAVE_ENTRIES}")
+            }
+            PeerError::TooManyRanges(n) => {
+                write!(f, "{n} ranges in one summary entry, the limit is {MAX_HAVE_RANGES}")
+            }
+            PeerError::BadRange { start, end } => {
+                write!(f, "summary range {start}..{end} is empty or out of order")
             }
             PeerError::TooManyAddrs(n) => {
                 write!(f, "{n} addresses in one message, the limit is {MAX_ADDRS}")

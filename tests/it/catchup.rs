@@ -164,7 +164,7 @@ fn a_gap_in_an_authors_lines_is_asked_for_then_told_of_after_a_second() {
     let asked = wait_for("the node asks for the gap", || {
         let (complete, entries) = peer.next_have();
         match &entries[..] {
-            [entry] if !complete && entry.author == id => Ok(entry.next),
+            [entry] if !complete && entry.author == id => Ok(entry.next()),
             _ => Err(format!("complete: {complete}, {entries:?}")),
         }
     });

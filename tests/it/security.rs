@@ -641,7 +641,7 @@ fn a_batch_naming_another_nodes_key_is_forged_and_that_node_goes_on_with_its_lin
         .iter()
         .find(|e| e.author == friend_id)
         .unwrap_or_else(|| panic!("the summary names the friend's run: {entries:?}"));
-    let mut forger = LineAuthor::at(&key, run.epoch, run.next);
+    let mut forger = LineAuthor::at(&key, run.epoch, run.next());
     let mut forged = forger.record(&[("friend", "give mallory the keys")]);
     forged[..KEY_LEN].copy_from_slice(&friend.key());
     mallory.send_record(&forged);

@@ -12,7 +12,6 @@ mod seen;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::ops::Bound;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,7 @@ use crate::wire::lines::{HaveEntry, Record, KEY_LEN};
 
 use super::ids::NodeId;
 use super::secure::node_id_of;
-use seen::Seen;
+pub use seen::Seen;
 pub use store::StoreLimits;
 use store::Store;
 
@@ -103,6 +102,15 @@ pub struct LogCounters {
     pub refused: u64,
 }
 
+/// What one peer is being sent of one author run: the records past `from` that hold
+/// a line the peer has not seen.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub key: FeedKey,
+    from: u64,
+    peer: Seen,
+}
+
 /// A range of new lines of one record, waiting for its turn.
 #[derive(Debug)]
 struct Held {
@@ -147,7 +155,7 @@ pub struct Logs {
     start_ms: u64,
     max_authors: usize,
     /// The newest line of any run forgotten so far (milliseconds on its author's clock).
-    forgotten_ms: u64,
+    forgotten_ms: Option<u64>,
     held_bytes: usize,
     counters: LogCounters,
     new_ranges: Vec<(u64, u64)>,
@@ -175,7 +183,7 @@ impl Logs {
             own,
             start_ms: epoch / 1_000_000,
             max_authors: max_authors.max(1),
-            forgotten_ms: 0,
+            forgotten_ms: None,
             held_bytes: 0,
             counters: LogCounters::default(),
             new_ranges: Vec::new(),
@@ -330,55 +338,87 @@ impl Logs {
         self.waiting.first().map(|&(at, _)| at)
     }
 
-    /// Per author run, where this node's unbroken run of seen lines ends: what a peer
-    /// should send it from.
+    /// Per author run, the lines this node has seen: what a peer compares with what
+    /// it holds to send this node exactly what it lacks.
     pub fn summary(&self) -> Vec<HaveEntry> {
-        self.feeds
-            .iter()
-            .map(|(key, feed)| HaveEntry {
-                author: key.author.0,
-                epoch: key.epoch,
-                next: feed.seen.next(),
-            })
-            .collect()
+        self.feeds.keys().filter_map(|&key| self.summary_of(key)).collect()
     }
 
-    /// The summary entry of one author run that asks for its lines from the first one
-    /// not shown yet: what its held lines wait for.
+    /// The summary entry of one author run: to ask peers for a gap in it.
     pub fn summary_of(&self, key: FeedKey) -> Option<HaveEntry> {
         self.feeds.get(&key).map(|feed| HaveEntry {
             author: key.author.0,
             epoch: key.epoch,
-            next: feed.cursor.unwrap_or(0),
+            ranges: feed.seen.ranges().to_vec(),
         })
     }
 
-    /// What to send a peer whose summary is `have` (author run to its next line): each
-    /// run of which this node holds lines at or past that point, and the point. When
-    /// `complete`, a run missing from `have` is one the peer holds nothing of.
-    pub fn plan(&self, have: &BTreeMap<FeedKey, u64>, complete: bool) -> VecDeque<(FeedKey, u64)> {
-        let wanted = |key: &FeedKey| have.get(key).copied().or(complete.then_some(0));
-        self.feeds
-            .iter()
-            .filter_map(|(key, feed)| {
-                let from = wanted(key)?;
-                let (_, &(_, end)) = feed.stored.last_key_value()?;
-                (end > from).then_some((*key, from))
-            })
-            .collect()
+    /// What to send a peer whose summary is `have` (author run to the lines it has
+    /// seen): each run of which this node holds a record with a line the peer has not
+    /// seen. When `complete`, a run missing from `have` is one the peer has nothing of.
+    pub fn plan(&self, have: &BTreeMap<FeedKey, Seen>, complete: bool) -> VecDeque<Plan> {
+        let none = Seen::default();
+        let mut plans = VecDeque::new();
+        for (&key, feed) in &self.feeds {
+            let Some(peer) = have.get(&key).or(complete.then_some(&none)) else {
+                continue;
+            };
+            let (Some((&first, _)), Some((_, &(_, end)))) =
+                (feed.stored.first_key_value(), feed.stored.last_key_value())
+            else {
+                continue;
+            };
+            // The usual answer, at a glance: the peer has all of it.
+            if peer.covers(first, end) {
+                continue;
+            }
+            let lacks = |(&first, &(_, end)): (&u64, &(u64, u64))| !peer.covers(first, end);
+            if feed.stored.iter().rev().any(lacks) {
+                plans.push_back(Plan {
+                    key,
+                    from: 0,
+                    peer: peer.clone(),
+                });
+            }
+        }
+        plans
     }
 
-    /// The first record held of run `key` with a line at or past `from`, and the line
-    /// after its last.
-    pub fn record_from(&self, key: FeedKey, from: u64) -> Option<(Rc<[u8]>, u64)> {
-        let feed = self.feeds.get(&key)?;
-        let before = feed.stored.range(..=from).next_back();
-        let candidates = before
-            .into_iter()
-            .chain(feed.stored.range((Bound::Excluded(from), Bound::Unbounded)));
-        candidates
-            .filter(|(_, &(_, end))| end > from)
-            .find_map(|(_, &(index, end))| Some((self.store.get(index)?.clone(), end)))
+    /// The next record of `plan` the peer lacks, moving the plan past it; `None` once
+    /// the plan is done.
+    pub fn next_for(&self, plan: &mut Plan) -> Option<Rc<[u8]>> {
+        let feed = self.feeds.get(&plan.key)?;
+        for (&first, &(index, end)) in feed.stored.range(plan.from..) {
+            plan.from = end.max(first + 1);
+            if plan.peer.covers(first, end) {
+                continue;
+            }
+            if let Some(record) = self.store.get(index) {
+                return Some(record.clone());
+            }
+        }
+        None
+    }
+
+    /// Joins `plans` to what a peer is being sent already: a run on its way goes on
+    /// from the earlier of the two points, with the newer view of the peer.
+    pub fn merge_plans(queue: &mut VecDeque<Plan>, plans: VecDeque<Plan>) {
+        if queue.is_empty() {
+            *queue = plans;
+            return;
+        }
+        let at: BTreeMap<FeedKey, usize> = (queue.iter().enumerate())
+            .map(|(i, plan)| (plan.key, i))
+            .collect();
+        for plan in plans {
+            match at.get(&plan.key) {
+                Some(&i) => {
+                    queue[i].from = queue[i].from.min(plan.from);
+                    queue[i].peer = plan.peer;
+                }
+                None => queue.push_back(plan),
+            }
+        }
     }
 
     /// The newest `n` lines of the backlog, by arrival, oldest first.
@@ -435,13 +475,13 @@ impl Logs {
     /// the table is full.
     fn make_room(&mut self, now: Instant, key: FeedKey, record: &Record<'_>) -> Result<(), Refusal> {
         let newest = record.lines().map(|l| l.time_ms).max().unwrap_or(0);
-        if newest <= self.forgotten_ms {
+        if self.forgotten_ms.is_some_and(|forgotten| newest <= forgotten) {
             return Err(Refusal::Forgotten);
         }
         if self.feeds.len() >= self.max_authors {
             let (_, evicted) = self.quiet.pop_first().expect("a full table holds other runs");
             let feed = self.feeds.remove(&evicted).expect("quiet runs are known");
-            self.forgotten_ms = self.forgotten_ms.max(feed.newest_ms);
+            self.forgotten_ms = self.forgotten_ms.max(Some(feed.newest_ms));
             if let Some(at) = feed.deadline {
                 self.waiting.remove(&(at, evicted));
             }

@@ -85,10 +85,15 @@ impl Seen {
         self.ranges.last().map_or(0, |&(_, stop)| stop)
     }
 
-    /// Ranges held: what the bound counts.
-    #[cfg(test)]
-    pub fn ranges(&self) -> usize {
-        self.ranges.len()
+    /// The ranges, in order.
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        &self.ranges
+    }
+
+    /// Seen numbers as another node says: ranges it sent, which are checked to be
+    /// sorted, disjoint and non-empty (`wire::lines::Have`).
+    pub fn from_ranges(ranges: Vec<(u64, u64)>) -> Self {
+        Seen { ranges }
     }
 }
 
@@ -109,7 +114,7 @@ mod tests {
         assert_eq!(insert(&mut seen, 3, 5), [(3, 5)]);
         assert!(seen.covers(0, 5) && seen.covers(4, 5));
         assert!(!seen.covers(4, 6) && !seen.covers(5, 6));
-        assert_eq!((seen.ranges(), seen.next(), seen.high()), (1, 5, 5));
+        assert_eq!((seen.ranges().len(), seen.next(), seen.high()), (1, 5, 5));
     }
 
     #[test]
@@ -117,10 +122,10 @@ mod tests {
         let mut seen = Seen::default();
         insert(&mut seen, 0, 2);
         assert_eq!(insert(&mut seen, 5, 7), [(5, 7)]);
-        assert_eq!((seen.ranges(), seen.next(), seen.high()), (2, 2, 7));
+        assert_eq!((seen.ranges().len(), seen.next(), seen.high()), (2, 2, 7));
         assert!(!seen.covers(2, 3));
         assert_eq!(insert(&mut seen, 2, 5), [(2, 5)]);
-        assert_eq!((seen.ranges(), seen.next()), (1, 7));
+        assert_eq!((seen.ranges().len(), seen.next()), (1, 7));
         assert!(insert(&mut seen, 3, 4).is_empty(), "old copies are known");
     }
 
@@ -130,7 +135,7 @@ mod tests {
         insert(&mut seen, 0, 2);
         insert(&mut seen, 4, 6);
         assert_eq!(insert(&mut seen, 1, 8), [(2, 4), (6, 8)]);
-        assert_eq!((seen.ranges(), seen.next()), (1, 8));
+        assert_eq!((seen.ranges().len(), seen.next()), (1, 8));
     }
 
     #[test]
@@ -139,11 +144,11 @@ mod tests {
         for i in 0..MAX_RANGES as u64 {
             insert(&mut seen, i * 10, i * 10 + 1);
         }
-        assert_eq!(seen.ranges(), MAX_RANGES);
+        assert_eq!(seen.ranges().len(), MAX_RANGES);
         let mut new = Vec::new();
         let given_up = seen.insert(1000, 1001, &mut new);
         assert_eq!(given_up, 9, "the gap 1..10");
-        assert_eq!(seen.ranges(), MAX_RANGES);
+        assert_eq!(seen.ranges().len(), MAX_RANGES);
         assert_eq!(seen.next(), 11);
         assert!(seen.covers(5, 6), "given up counts as seen");
     }

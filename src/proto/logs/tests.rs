@@ -161,18 +161,25 @@ fn a_plan_names_what_a_peer_lacks_and_records_are_found_from_any_line() {
         admit(&mut logs, now, r, false);
     }
     let key = key_of(&Record::parse(&records[0]).unwrap());
+    let sent = |logs: &Logs, have: &BTreeMap<FeedKey, Seen>, complete: bool| -> Vec<Vec<u8>> {
+        let mut plans = logs.plan(have, complete);
+        let mut out = Vec::new();
+        for plan in plans.iter_mut() {
+            while let Some(record) = logs.next_for(plan) {
+                out.push(record.to_vec());
+            }
+        }
+        out
+    };
     let mut have = BTreeMap::new();
-    assert_eq!(logs.plan(&have, false), []);
-    assert_eq!(logs.plan(&have, true), [(key, 0)]);
-    have.insert(key, 3);
-    assert_eq!(logs.plan(&have, false), [(key, 3)]);
-    have.insert(key, 6);
-    assert_eq!(logs.plan(&have, true), []);
-    let (record, end) = logs.record_from(key, 3).unwrap();
-    assert_eq!((&record[..], end), (&records[1][..], 4));
-    let (record, end) = logs.record_from(key, 4).unwrap();
-    assert_eq!((&record[..], end), (&records[2][..], 6));
-    assert!(logs.record_from(key, 6).is_none());
+    assert!(sent(&logs, &have, false).is_empty(), "a question about other runs only");
+    assert_eq!(sent(&logs, &have, true), records, "a peer with nothing gets it all");
+    have.insert(key, Seen::from_ranges(vec![(0, 3)]));
+    assert_eq!(sent(&logs, &have, false), &records[1..], "the record with line 3 on");
+    have.insert(key, Seen::from_ranges(vec![(0, 2), (4, 6)]));
+    assert_eq!(sent(&logs, &have, false), &records[1..2], "exactly the gap");
+    have.insert(key, Seen::from_ranges(vec![(0, 6)]));
+    assert!(sent(&logs, &have, true).is_empty(), "nothing lacking, nothing sent");
 }
 
 #[test]
@@ -185,7 +192,9 @@ fn the_backlog_keeps_within_its_bounds() {
     }
     assert!(logs.backlog_lines() <= 10);
     let key = key_of(&Record::parse(&batch(&mut al, 1, NOW_MS)).unwrap());
-    let (record, _) = logs.record_from(key, 0).expect("the newest records are held");
+    let mut plan = logs.plan(&BTreeMap::new(), true).pop_front().expect("records held");
+    assert_eq!(plan.key, key);
+    let record = logs.next_for(&mut plan).expect("the newest records are held");
     assert!(Record::parse(&record).unwrap().first >= 50);
     assert_eq!(logs.counters().lines, 60, "seen is not forgotten with the backlog");
 }

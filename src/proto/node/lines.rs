@@ -6,7 +6,6 @@
 //! signature holds; a copy of lines seen already is dropped unchecked, since it can
 //! change nothing.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::mem;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use crate::wire::text;
 use crate::proto::cause::Cause;
 use crate::proto::conn::{Conn, Role};
 use crate::proto::ids::{ConnId, NodeId};
-use crate::proto::logs::{Admission, FeedKey};
+use crate::proto::logs::{Admission, FeedKey, Logs, Seen};
 use crate::proto::secure::node_id_of;
 use crate::proto::timers::Timer;
 
@@ -30,9 +29,10 @@ use super::Node;
 /// which costs nothing while no line is written.
 const SYNC_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Catch-up records go into a link's queue only while it holds less than this: lines
-/// written now go first, and a catch-up takes what the link has to spare.
-const CATCH_UP_QUEUE: usize = 256 * 1024;
+/// Catch-up records go into a link's queue only while it holds less than this share
+/// of the pause mark: lines written now go first, a catch-up takes what the link has
+/// to spare, and never by itself holds the node's other connections back.
+const CATCH_UP_SHARE: usize = 4;
 
 /// A caught-up line written this long before it is shown is introduced as late.
 const LATE_AFTER_MS: u64 = 5_000;
@@ -220,7 +220,7 @@ impl Node {
                     author: NodeId(entry.author),
                     epoch: entry.epoch,
                 };
-                remote.summary.insert(key, entry.next);
+                remote.summary.insert(key, Seen::from_ranges(entry.ranges));
             }
         }
         if have.more {
@@ -228,7 +228,7 @@ impl Node {
         }
         let summary = mem::take(&mut remote.summary);
         let plan = self.logs.plan(&summary, have.complete);
-        merge_plan(&mut remote.catch_up, plan);
+        Logs::merge_plans(&mut remote.catch_up, plan);
         self.top_up(now, id);
     }
 
@@ -238,20 +238,20 @@ impl Node {
             let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) else {
                 return;
             };
-            if conn.closing || conn.queue.len() >= CATCH_UP_QUEUE {
+            let mark = self.cfg.limits.queue_pause / CATCH_UP_SHARE;
+            if conn.closing || conn.queue.len() >= mark {
                 return;
             }
             let Some(remote) = conn.peer_mut().and_then(|p| p.remote_mut()) else {
                 return;
             };
-            let Some(&(key, from)) = remote.catch_up.front() else {
+            let Some(plan) = remote.catch_up.front_mut() else {
                 return;
             };
-            let Some((record, end)) = self.logs.record_from(key, from) else {
+            let Some(record) = self.logs.next_for(plan) else {
                 remote.catch_up.pop_front();
                 continue;
             };
-            remote.catch_up[0].1 = end;
             self.frame_buf.clear();
             Batch::encode(&mut self.frame_buf, self.cfg.hop_limit, true, &record);
             let conn = &mut self.conns[id.slot];
@@ -289,24 +289,6 @@ impl Node {
         let since_start = now.saturating_duration_since(self.started).as_nanos();
         let ns = u128::from(self.cfg.epoch) + since_start;
         u64::try_from(ns / 1_000_000).unwrap_or(u64::MAX)
-    }
-}
-
-/// Adds `plan` to what a peer is being sent: an author already on its way is sent from
-/// the earlier of the two points.
-fn merge_plan(queue: &mut VecDeque<(FeedKey, u64)>, plan: VecDeque<(FeedKey, u64)>) {
-    if queue.is_empty() {
-        *queue = plan;
-        return;
-    }
-    let at: BTreeMap<FeedKey, usize> = (queue.iter().enumerate())
-        .map(|(i, &(key, _))| (key, i))
-        .collect();
-    for (key, from) in plan {
-        match at.get(&key) {
-            Some(&i) => queue[i].1 = queue[i].1.min(from),
-            None => queue.push_back((key, from)),
-        }
     }
 }
 
