@@ -259,6 +259,8 @@ impl Ord for Scheduled {
 #[derive(Debug, Clone, Default)]
 pub struct NetStats {
     pub events: u64,
+    /// Bytes written onto links, all of them: what the protocol costs on the wire.
+    pub bytes: u64,
     /// The largest send queue of any peer connection seen after any step.
     pub max_peer_queue: usize,
     /// Copies dropped as duplicates by nodes that have crashed since.
@@ -863,6 +865,7 @@ impl Net {
         if n == 0 {
             return;
         }
+        self.stats.bytes += n as u64;
         assert!(
             !pipe.eof_sent,
             "node {index} at {:?}: writes on link {link} after shutting it down",

@@ -28,6 +28,9 @@ pub const SEED_VAR: &str = "P2PCHAT_SIM_SEED";
 /// Virtual time a wave may take to go quiet before the run is declared stuck.
 const QUIET_WITHIN: Duration = Duration::from_secs(600);
 
+/// Time for a wave's lines to reach every node, before the summary round 30 s later.
+const FLOODED_WITHIN: Duration = Duration::from_secs(5);
+
 /// How long a network with keepalive on, never quiet, runs before it is checked: past
 /// the handshake and retirement timeouts, so links have settled whatever happened.
 const PINGING_SPELL: Duration = Duration::from_secs(12);
@@ -130,6 +133,34 @@ pub struct Report {
     /// The mesh scenario's links after each phase: the first links, the crashes, the
     /// restarts. Empty for the other scenarios.
     pub mesh: Vec<MeshFigures>,
+    /// The partition scenario's catch-up: what the heal cost.
+    pub heal: Option<HealFigures>,
+    /// Bytes on a link, both ways, in the summary round after the last wave, when
+    /// nothing was missing: what a comparison costs by itself.
+    pub sync_bytes_per_link: f64,
+}
+
+/// What catching up across a healed cut cost.
+#[derive(Debug, Clone)]
+pub struct HealFigures {
+    /// Lines written during the cut, and (line, node) pairs that lacked one at the heal.
+    pub lines: u64,
+    pub missing: u64,
+    /// From the heal to the last of those lines shown.
+    pub converge: Duration,
+    /// Bytes on every link from the heal until then, per missing (line, node) pair.
+    pub bytes_per_missing: f64,
+}
+
+impl fmt::Display for HealFigures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "heal: {} lines of the cut, {} missing (line, node) pairs, converged {:?} after \
+             the heal, {:.1} bytes per missing pair",
+            self.lines, self.missing, self.converge, self.bytes_per_missing
+        )
+    }
 }
 
 /// The shape of the links a mesh made, among the running nodes, once quiet.
@@ -217,6 +248,10 @@ struct Run {
     halves: Option<Vec<bool>>,
     /// A member that forged lines: cut off by its neighbours, left out of the checks.
     outcast: Option<u32>,
+    /// What the partition's heal cost.
+    heal: Option<HealFigures>,
+    /// Bytes of the last summary round, per link.
+    sync_bytes_per_link: f64,
     /// Links come from discovery: `graph` is rebuilt from the open links after every
     /// quiet spell instead of being compared with them.
     mesh: bool,
@@ -274,6 +309,8 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         lines: Vec::new(),
         halves: None,
         outcast: None,
+        heal: None,
+        sync_bytes_per_link: 0.0,
         mesh,
         pings,
         target: crate::config::DEFAULT_TARGET_PEERS,
@@ -326,6 +363,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
             run.net.cut(halves.clone());
             run.halves = Some(halves);
             run.settle("the cut")?;
+            let cut_lines = run.lines.len()..run.lines.len() + third as usize;
             run.wave(third, false)?;
             run.net.heal();
             let halves = run.halves.take().expect("cut above");
@@ -335,9 +373,11 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
                 .filter(|&(a, b)| halves[a as usize] != halves[b as usize])
                 .collect();
             // The smaller index dialled at the start; it dials again.
+            let (heal_at, bytes_then) = (run.net.now(), run.net.stats().bytes);
             for (a, b) in crossing {
                 run.net.say(a, &format!("/connect {}", addr_of(b)));
             }
+            run.heal = Some(run.catch_up(heal_at, bytes_then, cut_lines)?);
             run.settle("the heal")?;
             run.wave(spec.lines - 2 * third, false)?;
         }
@@ -395,6 +435,8 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
     let mut report = run.judge()?;
     report.wall = wall.elapsed();
     report.mesh = run.figures;
+    report.heal = run.heal.take();
+    report.sync_bytes_per_link = run.sync_bytes_per_link;
     Ok(report)
 }
 
@@ -415,8 +457,21 @@ impl Run {
         } else {
             QUIET_WITHIN
         };
-        if !self.net.run_until(self.net.now() + spell) && !self.pings {
-            return Err(self.fail(format!("not quiet within {QUIET_WITHIN:?} after {after}")));
+        if self.pings {
+            self.net.run_until(self.net.now() + spell);
+        } else {
+            // The lines of a wave have spread by then; what comes after is the summary
+            // round, which nothing else shares the links with.
+            let flooded = self.net.run_until(self.net.now() + FLOODED_WITHIN);
+            let bytes = self.net.stats().bytes;
+            if !self.net.run_until(self.net.now() + spell) {
+                return Err(self.fail(format!("not quiet within {QUIET_WITHIN:?} after {after}")));
+            }
+            if !flooded {
+                let links = self.graph.edges().filter(|&(a, b)| self.linked(a, b)).count();
+                let round = self.net.stats().bytes - bytes;
+                self.sync_bytes_per_link = round as f64 / links.max(1) as f64;
+            }
         }
         if self.mesh {
             return self.settle_mesh(after);
@@ -622,6 +677,50 @@ impl Run {
         Ok(())
     }
 
+    /// Runs the network after the heal at `heal_at` until every node has shown every
+    /// line of the cut (`cut`) written on the other side, and says what that took: the
+    /// time, and the bytes on every link since `bytes_then` (the catch-up, the flood of
+    /// what it brought, the summaries) per (line, node) pair that was missing.
+    fn catch_up(
+        &mut self,
+        heal_at: Duration,
+        bytes_then: u64,
+        cut: std::ops::Range<usize>,
+    ) -> Result<HealFigures, SimError> {
+        let n = self.graph.len() as u32;
+        let half = |v: u32| v < n / 2;
+        let other_side = |origin: u32| if half(origin) { n - n / 2 } else { n / 2 };
+        let missing: u64 = (self.lines[cut.clone()].iter())
+            .map(|l| u64::from(other_side(l.origin)))
+            .sum();
+        let shown = |run: &Run| -> u64 {
+            (0..n)
+                .map(|v| {
+                    (run.net.received(v).iter())
+                        .filter(|r| cut.contains(&(r.line as usize)))
+                        .filter(|r| half(v) != half(run.lines[r.line as usize].origin))
+                        .count() as u64
+                })
+                .sum()
+        };
+        while shown(self) < missing {
+            let step = self.net.now() + Duration::from_millis(100);
+            if self.net.run_until(step) && shown(self) < missing {
+                return Err(self.fail(format!(
+                    "quiet after the heal with {} of {missing} caught-up lines shown",
+                    shown(self)
+                )));
+            }
+        }
+        let bytes = self.net.stats().bytes - bytes_then;
+        Ok(HealFigures {
+            lines: cut.len() as u64,
+            missing,
+            converge: self.net.now() - heal_at,
+            bytes_per_missing: bytes as f64 / missing.max(1) as f64,
+        })
+    }
+
     /// The churn scenario's wave: see [`Kind::Churn`].
     fn churn(&mut self, count: u32) -> Result<(), SimError> {
         let n = self.graph.len() as u32;
@@ -790,6 +889,8 @@ impl Run {
             trace_hash: self.net.trace_hash(),
             wall: Duration::ZERO,
             mesh: Vec::new(),
+            heal: None,
+            sync_bytes_per_link: self.sync_bytes_per_link,
         })
     }
 }
@@ -811,8 +912,16 @@ impl fmt::Display for Report {
             self.trace_hash,
             self.wall
         )?;
+        write!(
+            f,
+            " summary-round {:.0} bytes per link",
+            self.sync_bytes_per_link
+        )?;
         for figures in &self.mesh {
             write!(f, "\n  {figures}")?;
+        }
+        if let Some(heal) = &self.heal {
+            write!(f, "\n  {heal}")?;
         }
         Ok(())
     }
