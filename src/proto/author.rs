@@ -55,7 +55,9 @@ impl Author {
         let full = self.draft.as_ref().is_some_and(|d| !d.fits(nick, text));
         let sealed = if full { self.seal() } else { None };
         let (key, epoch, first) = (&self.key, self.epoch, self.next_seq);
-        let draft = self.draft.get_or_insert_with(|| Draft::new(key, epoch, first));
+        let draft = self
+            .draft
+            .get_or_insert_with(|| Draft::new(key, epoch, first));
         draft.push(time_ms, nick, text);
         self.next_seq += 1;
         sealed

@@ -37,4 +37,3 @@ impl fmt::Display for ConnId {
         write!(f, "#{}", self.serial)
     }
 }
-

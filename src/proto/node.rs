@@ -27,12 +27,12 @@ use crate::wire::frame::Decoder;
 use crate::wire::peer::{Hello, Message, MAX_BODY_LEN};
 use crate::wire::text;
 
+use super::author::{Author, Verifier};
 use super::book::AddressBook;
 use super::cause::Cause;
 use super::conn::{
     Backlog, Client, Conn, Direction, Peer, Phase, Remote, Retired, Role, SendQueue,
 };
-use super::author::{Author, Verifier};
 use super::ids::{ConnId, NodeId};
 use super::logs::{Delivery, Logs};
 use super::nicks::Nicks;

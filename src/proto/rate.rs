@@ -207,7 +207,11 @@ mod tests {
         for id in 0..CAPACITY as u64 {
             rl.admit(NodeId(id), 1, t + Duration::from_millis(id));
         }
-        rl.admit(NodeId(u64::MAX), 1, t + Duration::from_millis(CAPACITY as u64));
+        rl.admit(
+            NodeId(u64::MAX),
+            1,
+            t + Duration::from_millis(CAPACITY as u64),
+        );
         assert_eq!(rl.buckets.len(), CAPACITY - CAPACITY / 4 + 1);
         assert!(!rl.buckets.contains_key(&NodeId(0)));
         assert!(rl.buckets.contains_key(&NodeId(CAPACITY as u64 / 4)));

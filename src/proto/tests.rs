@@ -1539,7 +1539,11 @@ fn catch_up_fills_a_link_to_a_quarter_of_the_pause_mark_and_goes_on_as_it_drains
         }
         rounds.push(sent);
     }
-    assert!(rounds.len() >= 3, "the rest as it drained: {} rounds", rounds.len());
+    assert!(
+        rounds.len() >= 3,
+        "the rest as it drained: {} rounds",
+        rounds.len()
+    );
     let lines: Vec<u64> = rounds.iter().flatten().map(|c| c.seq).collect();
     assert_eq!(
         lines,

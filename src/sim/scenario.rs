@@ -468,7 +468,11 @@ impl Run {
                 return Err(self.fail(format!("not quiet within {QUIET_WITHIN:?} after {after}")));
             }
             if !flooded {
-                let links = self.graph.edges().filter(|&(a, b)| self.linked(a, b)).count();
+                let links = self
+                    .graph
+                    .edges()
+                    .filter(|&(a, b)| self.linked(a, b))
+                    .count();
                 let round = self.net.stats().bytes - bytes;
                 self.sync_bytes_per_link = round as f64 / links.max(1) as f64;
             }
@@ -745,7 +749,8 @@ impl Run {
             let restart = crash + millis(&mut self.net, 200, 600);
             down[v as usize] = Some((crash, restart));
             self.net.crash_at(crash, v);
-            self.net.start_at(restart, v, self.graph.neighbours(v).to_vec());
+            self.net
+                .start_at(restart, v, self.graph.neighbours(v).to_vec());
         }
         for _ in 0..count {
             let at = start + Duration::from_micros(self.net.rng().below(3_000_000));

@@ -56,7 +56,8 @@ const FLAG_COMPLETE: u8 = 1;
 /// The summary flag of every message of a whole summary but the last.
 const FLAG_MORE: u8 = 2;
 
-const _: () = assert!(SIGNED_FIXED_LEN + LINE_FIXED_LEN + MAX_NICK_LEN + MAX_TEXT_LEN <= MAX_SIGNED_LEN);
+const _: () =
+    assert!(SIGNED_FIXED_LEN + LINE_FIXED_LEN + MAX_NICK_LEN + MAX_TEXT_LEN <= MAX_SIGNED_LEN);
 
 /// A validated batch, read in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +131,9 @@ impl<'a> Record<'a> {
             return Err(PeerError::BatchTooLong(bytes.len()));
         }
         let signed_len = bytes.len().checked_sub(SIGNATURE_LEN).ok_or(truncated)?;
-        let head = bytes.get(..SIGNED_FIXED_LEN).filter(|_| signed_len >= SIGNED_FIXED_LEN);
+        let head = bytes
+            .get(..SIGNED_FIXED_LEN)
+            .filter(|_| signed_len >= SIGNED_FIXED_LEN);
         let head = head.ok_or(truncated)?;
         let author = head[..KEY_LEN].try_into().expect("32 bytes");
         let epoch = BigEndian::read_u64(&head[KEY_LEN..]);
@@ -139,7 +142,10 @@ impl<'a> Record<'a> {
         if count == 0 || usize::from(count) > MAX_BATCH_LINES {
             return Err(PeerError::BatchCount(count));
         }
-        if first.checked_add(u64::from(count)).is_none_or(|end| end > MAX_SEQ) {
+        if first
+            .checked_add(u64::from(count))
+            .is_none_or(|end| end > MAX_SEQ)
+        {
             return Err(PeerError::SeqOutOfRange(first));
         }
         let mut rest = &bytes[SIGNED_FIXED_LEN..signed_len];
@@ -148,7 +154,10 @@ impl<'a> Record<'a> {
         }
         if !rest.is_empty() {
             let extra = rest.len();
-            return Err(PeerError::Trailing { kind: "lines", extra });
+            return Err(PeerError::Trailing {
+                kind: "lines",
+                extra,
+            });
         }
         Ok(Record {
             bytes,
@@ -246,7 +255,8 @@ impl Draft {
     pub fn push(&mut self, time_ms: u64, nick: &str, text: &str) {
         debug_assert!(self.fits(nick, text) && text.len() <= MAX_TEXT_LEN);
         self.buf.extend_from_slice(&time_ms.to_be_bytes());
-        self.buf.push(u8::try_from(nick.len()).expect("nicks are at most 32 bytes"));
+        self.buf
+            .push(u8::try_from(nick.len()).expect("nicks are at most 32 bytes"));
         self.buf.extend_from_slice(nick.as_bytes());
         let text_len = u16::try_from(text.len()).expect("texts are at most 4096 bytes");
         self.buf.extend_from_slice(&text_len.to_be_bytes());
@@ -337,7 +347,10 @@ impl<'a> Have<'a> {
         }
         if !rest.is_empty() {
             let extra = rest.len();
-            return Err(PeerError::Trailing { kind: "have", extra });
+            return Err(PeerError::Trailing {
+                kind: "have",
+                extra,
+            });
         }
         Ok(Have {
             complete: head[0] & FLAG_COMPLETE != 0,
@@ -438,11 +451,20 @@ mod tests {
         };
         assert_eq!((batch.hops, batch.late), (3, true));
         let r = batch.record;
-        assert_eq!((r.author, r.epoch, r.first, r.count, r.end()), (&[7; 32], 99, 10, 2, 12));
+        assert_eq!(
+            (r.author, r.epoch, r.first, r.count, r.end()),
+            (&[7; 32], 99, 10, 2, 12)
+        );
         assert_eq!(r.bytes(), &rec[..]);
         assert_eq!(r.signature(), &[5; SIGNATURE_LEN]);
-        let lines: Vec<_> = r.lines().map(|l| (l.seq, l.time_ms, l.nick, l.text)).collect();
-        assert_eq!(lines, [(10, 1000, "alice", "hi"), (11, 1001, "bob", "hello, wörld")]);
+        let lines: Vec<_> = r
+            .lines()
+            .map(|l| (l.seq, l.time_ms, l.nick, l.text))
+            .collect();
+        assert_eq!(
+            lines,
+            [(10, 1000, "alice", "hi"), (11, 1001, "bob", "hello, wörld")]
+        );
     }
 
     #[test]
@@ -459,9 +481,15 @@ mod tests {
         zero[KEY_LEN + 17] = 0;
         assert_eq!(Record::parse(&zero), Err(PeerError::BatchCount(0)));
         let huge = record(MAX_SEQ - 1, &[("a", "x"), ("a", "y")]);
-        assert_eq!(Record::parse(&huge), Err(PeerError::SeqOutOfRange(MAX_SEQ - 1)));
+        assert_eq!(
+            Record::parse(&huge),
+            Err(PeerError::SeqOutOfRange(MAX_SEQ - 1))
+        );
         let mut bad_nick = record(0, &[("a#b", "x")]);
-        assert!(matches!(Record::parse(&bad_nick), Err(PeerError::BadNick(_))));
+        assert!(matches!(
+            Record::parse(&bad_nick),
+            Err(PeerError::BadNick(_))
+        ));
         bad_nick[SIGNED_FIXED_LEN + 10] = b'c';
         assert!(Record::parse(&bad_nick).is_ok());
         let mut bad_text = record(0, &[("a", "xy")]);
@@ -482,7 +510,10 @@ mod tests {
         assert!(draft.count() >= 14);
         let rec = draft.into_record(&[0; SIGNATURE_LEN]);
         assert!(rec.len() <= MAX_RECORD_LEN);
-        assert!(matches!(Message::parse(&body(&rec, 1, false)), Ok(Message::Lines(_))));
+        assert!(matches!(
+            Message::parse(&body(&rec, 1, false)),
+            Ok(Message::Lines(_))
+        ));
         let mut short = Draft::new(&[1; KEY_LEN], 0, 0);
         while short.fits("a", "") {
             short.push(0, "a", "");
@@ -494,7 +525,9 @@ mod tests {
         HaveEntry {
             author: i,
             epoch: i * 2,
-            ranges: (0..ranges as u64).map(|r| (i + r * 10, i + r * 10 + 5)).collect(),
+            ranges: (0..ranges as u64)
+                .map(|r| (i + r * 10, i + r * 10 + 5))
+                .collect(),
         }
     }
 
@@ -553,18 +586,33 @@ mod tests {
         }
         let mut long = body.to_vec();
         long.push(0);
-        assert!(matches!(Message::parse(&long), Err(PeerError::Trailing { .. })));
+        assert!(matches!(
+            Message::parse(&long),
+            Err(PeerError::Trailing { .. })
+        ));
         let mut many = body.to_vec();
         many[2..4].copy_from_slice(&(MAX_HAVE_ENTRIES as u16 + 1).to_be_bytes());
-        assert!(matches!(Message::parse(&many), Err(PeerError::TooManyEntries(_))));
+        assert!(matches!(
+            Message::parse(&many),
+            Err(PeerError::TooManyEntries(_))
+        ));
         let mut overlapping = body.to_vec();
         overlapping[4 + 17 + 16..4 + 17 + 24].copy_from_slice(&2u64.to_be_bytes());
-        assert!(matches!(Message::parse(&overlapping), Err(PeerError::BadRange { .. })));
+        assert!(matches!(
+            Message::parse(&overlapping),
+            Err(PeerError::BadRange { .. })
+        ));
         let mut empty_range = body.to_vec();
         empty_range[4 + 17 + 8..4 + 17 + 16].copy_from_slice(&1u64.to_be_bytes());
-        assert!(matches!(Message::parse(&empty_range), Err(PeerError::BadRange { .. })));
+        assert!(matches!(
+            Message::parse(&empty_range),
+            Err(PeerError::BadRange { .. })
+        ));
         let mut wide = body.to_vec();
         wide[4 + 16] = MAX_HAVE_RANGES as u8 + 1;
-        assert!(matches!(Message::parse(&wide), Err(PeerError::TooManyRanges(_))));
+        assert!(matches!(
+            Message::parse(&wide),
+            Err(PeerError::TooManyRanges(_))
+        ));
     }
 }

@@ -12,8 +12,7 @@ use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
 use super::frame;
 use super::lines::{
     Batch, Have, MAX_BATCH_BODY_LEN, MAX_BATCH_LINES, MAX_HAVE_BODY_LEN, MAX_HAVE_ENTRIES,
-    MAX_HAVE_RANGES,
-    MAX_RECORD_LEN, MAX_SEQ,
+    MAX_HAVE_RANGES, MAX_RECORD_LEN, MAX_SEQ,
 };
 use super::text::{self, NickError, MAX_TEXT_LEN};
 
@@ -185,10 +184,16 @@ impl fmt::Display for PeerError {
                 write!(f, "batch from sequence number {seq} runs past {MAX_SEQ}")
             }
             PeerError::TooManyEntries(n) => {
-                write!(f, "{n} entries in one summary, the limit is {MAX_HAVE_ENTRIES}")
+                write!(
+                    f,
+                    "{n} entries in one summary, the limit is {MAX_HAVE_ENTRIES}"
+                )
             }
             PeerError::TooManyRanges(n) => {
-                write!(f, "{n} ranges in one summary entry, the limit is {MAX_HAVE_RANGES}")
+                write!(
+                    f,
+                    "{n} ranges in one summary entry, the limit is {MAX_HAVE_RANGES}"
+                )
             }
             PeerError::BadRange { start, end } => {
                 write!(f, "summary range {start}..{end} is empty or out of order")

@@ -20,8 +20,8 @@ use crate::wire::lines::{HaveEntry, Record, KEY_LEN};
 use super::ids::NodeId;
 use super::secure::node_id_of;
 pub use seen::Seen;
-pub use store::StoreLimits;
 use store::Store;
+pub use store::StoreLimits;
 
 /// How long a line waits for a missing predecessor of its author before it is
 /// delivered anyway, with word of the gap.
@@ -82,8 +82,13 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::Forgotten => f.write_str("its author was forgotten for being quiet, and these lines are not newer"),
-            Refusal::TooFarAhead => write!(f, "more than {MAX_AHEAD} lines past what was seen of its author"),
+            Refusal::Forgotten => f.write_str(
+                "its author was forgotten for being quiet, and these lines are not newer",
+            ),
+            Refusal::TooFarAhead => write!(
+                f,
+                "more than {MAX_AHEAD} lines past what was seen of its author"
+            ),
             Refusal::KeyMismatch => f.write_str("another key with the same node id is known"),
         }
     }
@@ -249,9 +254,13 @@ impl Logs {
         }
         self.counters.lines += lines;
         let rc: Rc<[u8]> = Rc::from(record.bytes());
-        let index = self
-            .store
-            .push(now, key, record.first, usize::from(record.count), rc.clone());
+        let index = self.store.push(
+            now,
+            key,
+            record.first,
+            usize::from(record.count),
+            rc.clone(),
+        );
         feed.stored.insert(record.first, (index, record.end()));
         if key != self.own {
             self.quiet.remove(&(feed.last_heard, key));
@@ -271,7 +280,11 @@ impl Logs {
                 if let Some(cursor) = feed.cursor.filter(|&c| a < c) {
                     // A gap filled after it was given up on, or history.
                     let to = b.min(cursor);
-                    let from = if feed.old { first_news(record, a, to, start_ms) } else { a };
+                    let from = if feed.old {
+                        first_news(record, a, to, start_ms)
+                    } else {
+                        a
+                    };
                     if from < to {
                         out.push(delivery(&rc, from, to, true, 0));
                     }
@@ -341,7 +354,10 @@ impl Logs {
     /// Per author run, the lines this node has seen: what a peer compares with what
     /// it holds to send this node exactly what it lacks.
     pub fn summary(&self) -> Vec<HaveEntry> {
-        self.feeds.keys().filter_map(|&key| self.summary_of(key)).collect()
+        self.feeds
+            .keys()
+            .filter_map(|&key| self.summary_of(key))
+            .collect()
     }
 
     /// The summary entry of one author run: to ask peers for a gap in it.
@@ -473,13 +489,24 @@ impl Logs {
 
     /// Makes a place for a run not known yet, evicting the one quiet the longest when
     /// the table is full.
-    fn make_room(&mut self, now: Instant, key: FeedKey, record: &Record<'_>) -> Result<(), Refusal> {
+    fn make_room(
+        &mut self,
+        now: Instant,
+        key: FeedKey,
+        record: &Record<'_>,
+    ) -> Result<(), Refusal> {
         let newest = record.lines().map(|l| l.time_ms).max().unwrap_or(0);
-        if self.forgotten_ms.is_some_and(|forgotten| newest <= forgotten) {
+        if self
+            .forgotten_ms
+            .is_some_and(|forgotten| newest <= forgotten)
+        {
             return Err(Refusal::Forgotten);
         }
         if self.feeds.len() >= self.max_authors {
-            let (_, evicted) = self.quiet.pop_first().expect("a full table holds other runs");
+            let (_, evicted) = self
+                .quiet
+                .pop_first()
+                .expect("a full table holds other runs");
             let feed = self.feeds.remove(&evicted).expect("quiet runs are known");
             self.forgotten_ms = self.forgotten_ms.max(Some(feed.newest_ms));
             if let Some(at) = feed.deadline {

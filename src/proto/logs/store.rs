@@ -72,7 +72,9 @@ impl Store {
     /// Drops the record at `index` (its author run is forgotten); its place stays until
     /// it is the oldest.
     pub fn forget(&mut self, index: u64) {
-        let Some(at) = index.checked_sub(self.base).and_then(|i| usize::try_from(i).ok())
+        let Some(at) = index
+            .checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok())
         else {
             return;
         };

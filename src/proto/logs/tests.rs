@@ -18,7 +18,10 @@ fn new_logs(now: Instant) -> Logs {
 
 /// An author whose run started `offset_ns` after the node's.
 fn author(seed: u8, offset_ns: i64) -> Author {
-    Author::new(&Secret([seed; 32]), NODE_EPOCH.wrapping_add_signed(offset_ns))
+    Author::new(
+        &Secret([seed; 32]),
+        NODE_EPOCH.wrapping_add_signed(offset_ns),
+    )
 }
 
 /// One record of `n` lines, written at `time_ms`.
@@ -29,7 +32,12 @@ fn batch(author: &mut Author, n: usize, time_ms: u64) -> Vec<u8> {
     author.seal().expect("lines written")
 }
 
-fn admit(logs: &mut Logs, now: Instant, record: &[u8], late: bool) -> (Admission, Vec<(u64, u64, bool, u64)>) {
+fn admit(
+    logs: &mut Logs,
+    now: Instant,
+    record: &[u8],
+    late: bool,
+) -> (Admission, Vec<(u64, u64, bool, u64)>) {
     let mut out = Vec::new();
     let parsed = Record::parse(record).unwrap();
     let admission = logs.admit(now, &parsed, late, &mut out);
@@ -37,7 +45,9 @@ fn admit(logs: &mut Logs, now: Instant, record: &[u8], late: bool) -> (Admission
 }
 
 fn shown(out: &[Delivery]) -> Vec<(u64, u64, bool, u64)> {
-    out.iter().map(|d| (d.from, d.to, d.late, d.missing)).collect()
+    out.iter()
+        .map(|d| (d.from, d.to, d.late, d.missing))
+        .collect()
 }
 
 const NOW_MS: u64 = NODE_EPOCH / 1_000_000 + 5;
@@ -49,7 +59,16 @@ fn lines_in_order_are_delivered_at_once_and_copies_are_known() {
     let mut al = author(1, 1);
     let a = batch(&mut al, 3, NOW_MS);
     let b = batch(&mut al, 2, NOW_MS);
-    assert_eq!(admit(&mut logs, now, &a, false), (Admission::New { lines: 3, gap: false }, vec![(0, 3, false, 0)]));
+    assert_eq!(
+        admit(&mut logs, now, &a, false),
+        (
+            Admission::New {
+                lines: 3,
+                gap: false
+            },
+            vec![(0, 3, false, 0)]
+        )
+    );
     assert_eq!(admit(&mut logs, now, &b, false).1, [(3, 5, false, 0)]);
     assert!(logs.is_copy(&Record::parse(&a).unwrap()));
     assert_eq!(admit(&mut logs, now, &a, false), (Admission::Known, vec![]));
@@ -64,9 +83,21 @@ fn a_line_waits_for_its_predecessor_and_both_come_in_order() {
     let mut al = author(1, 1);
     let a = batch(&mut al, 2, NOW_MS);
     let b = batch(&mut al, 1, NOW_MS);
-    assert_eq!(admit(&mut logs, now, &b, false), (Admission::New { lines: 1, gap: true }, vec![]));
+    assert_eq!(
+        admit(&mut logs, now, &b, false),
+        (
+            Admission::New {
+                lines: 1,
+                gap: true
+            },
+            vec![]
+        )
+    );
     assert_eq!(logs.next_deadline(), Some(now + ORDER_WAIT));
-    assert_eq!(admit(&mut logs, now, &a, false).1, [(0, 2, false, 0), (2, 3, false, 0)]);
+    assert_eq!(
+        admit(&mut logs, now, &a, false).1,
+        [(0, 2, false, 0), (2, 3, false, 0)]
+    );
     assert_eq!(logs.next_deadline(), None);
     assert_eq!(logs.held(), 0);
 }
@@ -96,8 +127,20 @@ fn a_run_older_than_the_node_is_history_until_news_of_it_arrives() {
     let history = batch(&mut old, 4, NOW_MS - 1000);
     let written_since = batch(&mut old, 2, NOW_MS);
     let live = batch(&mut old, 1, NOW_MS);
-    assert_eq!(admit(&mut logs, now, &history, true), (Admission::New { lines: 4, gap: false }, vec![]));
-    assert_eq!(admit(&mut logs, now, &written_since, true).1, [(4, 6, true, 0)]);
+    assert_eq!(
+        admit(&mut logs, now, &history, true),
+        (
+            Admission::New {
+                lines: 4,
+                gap: false
+            },
+            vec![]
+        )
+    );
+    assert_eq!(
+        admit(&mut logs, now, &written_since, true).1,
+        [(4, 6, true, 0)]
+    );
     assert_eq!(admit(&mut logs, now, &live, false).1, [(6, 7, false, 0)]);
     assert_eq!(logs.history(100).len(), 7, "history holds all of it");
 
@@ -109,12 +152,22 @@ fn a_run_older_than_the_node_is_history_until_news_of_it_arrives() {
     };
     assert_eq!(
         admit(&mut fresh, now, &first_live, false),
-        (Admission::New { lines: 1, gap: true }, vec![]),
+        (
+            Admission::New {
+                lines: 1,
+                gap: true
+            },
+            vec![]
+        ),
         "it waits: its predecessor may be news too"
     );
     let mut out = Vec::new();
     fresh.expire(now + ORDER_WAIT, &mut out);
-    assert_eq!(shown(&out), [(5, 6, false, 0)], "what came before is not known to be missing");
+    assert_eq!(
+        shown(&out),
+        [(5, 6, false, 0)],
+        "what came before is not known to be missing"
+    );
 }
 
 #[test]
@@ -125,8 +178,16 @@ fn a_restarted_node_shows_what_was_written_since_it_started_in_order_whatever_co
     let history = batch(&mut old, 3, NOW_MS - 1000);
     let since = batch(&mut old, 2, NOW_MS);
     let live = batch(&mut old, 1, NOW_MS);
-    assert_eq!(admit(&mut logs, now, &live, false).1, [], "held: the lines before it may be news");
-    assert_eq!(admit(&mut logs, now, &since, true).1, [], "still not known where the news begins");
+    assert_eq!(
+        admit(&mut logs, now, &live, false).1,
+        [],
+        "held: the lines before it may be news"
+    );
+    assert_eq!(
+        admit(&mut logs, now, &since, true).1,
+        [],
+        "still not known where the news begins"
+    );
     assert_eq!(
         admit(&mut logs, now, &history, true).1,
         [(3, 5, true, 0), (5, 6, false, 0)],
@@ -148,7 +209,10 @@ fn the_quietest_author_is_forgotten_and_its_old_lines_stay_out() {
     assert_eq!(logs.authors(), 8, "the own run and the seven heard of last");
     let forgotten = &records[0];
     assert!(!logs.is_copy(&Record::parse(forgotten).unwrap()));
-    assert_eq!(admit(&mut logs, now, forgotten, true).0, Admission::Refused(Refusal::Forgotten));
+    assert_eq!(
+        admit(&mut logs, now, forgotten, true).0,
+        Admission::Refused(Refusal::Forgotten)
+    );
 }
 
 #[test]
@@ -172,29 +236,61 @@ fn a_plan_names_what_a_peer_lacks_and_records_are_found_from_any_line() {
         out
     };
     let mut have = BTreeMap::new();
-    assert!(sent(&logs, &have, false).is_empty(), "a question about other runs only");
-    assert_eq!(sent(&logs, &have, true), records, "a peer with nothing gets it all");
+    assert!(
+        sent(&logs, &have, false).is_empty(),
+        "a question about other runs only"
+    );
+    assert_eq!(
+        sent(&logs, &have, true),
+        records,
+        "a peer with nothing gets it all"
+    );
     have.insert(key, Seen::from_ranges(vec![(0, 3)]));
-    assert_eq!(sent(&logs, &have, false), &records[1..], "the record with line 3 on");
+    assert_eq!(
+        sent(&logs, &have, false),
+        &records[1..],
+        "the record with line 3 on"
+    );
     have.insert(key, Seen::from_ranges(vec![(0, 2), (4, 6)]));
     assert_eq!(sent(&logs, &have, false), &records[1..2], "exactly the gap");
     have.insert(key, Seen::from_ranges(vec![(0, 6)]));
-    assert!(sent(&logs, &have, true).is_empty(), "nothing lacking, nothing sent");
+    assert!(
+        sent(&logs, &have, true).is_empty(),
+        "nothing lacking, nothing sent"
+    );
 }
 
 #[test]
 fn the_backlog_keeps_within_its_bounds() {
     let now = Instant::now();
-    let mut logs = Logs::new(now, &[0; KEY_LEN], NODE_EPOCH, 8, StoreLimits { lines: 10, ..LIMITS });
+    let mut logs = Logs::new(
+        now,
+        &[0; KEY_LEN],
+        NODE_EPOCH,
+        8,
+        StoreLimits {
+            lines: 10,
+            ..LIMITS
+        },
+    );
     let mut al = author(1, 1);
     for _ in 0..20 {
         admit(&mut logs, now, &batch(&mut al, 3, NOW_MS), false);
     }
     assert!(logs.backlog_lines() <= 10);
     let key = key_of(&Record::parse(&batch(&mut al, 1, NOW_MS)).unwrap());
-    let mut plan = logs.plan(&BTreeMap::new(), true).pop_front().expect("records held");
+    let mut plan = logs
+        .plan(&BTreeMap::new(), true)
+        .pop_front()
+        .expect("records held");
     assert_eq!(plan.key, key);
-    let record = logs.next_for(&mut plan).expect("the newest records are held");
+    let record = logs
+        .next_for(&mut plan)
+        .expect("the newest records are held");
     assert!(Record::parse(&record).unwrap().first >= 50);
-    assert_eq!(logs.counters().lines, 60, "seen is not forgotten with the backlog");
+    assert_eq!(
+        logs.counters().lines,
+        60,
+        "seen is not forgotten with the backlog"
+    );
 }
