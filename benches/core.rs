@@ -1,8 +1,9 @@
-//! Micro-benchmarks of the parts on the relay path: framing and parsing, the duplicate
-//! ring at capacity, the secure channel (sealing and opening transport messages, a whole
-//! handshake), and the node's whole relay step (a batch of chat frames in from one peer,
-//! forwarded bytes out to the others), driven through the node's public API with peers
-//! that run the real secure channel.
+//! Micro-benchmarks of the parts on the relay path: building, framing and parsing
+//! batches of signed lines, signing and verifying them per line, the per-author check
+//! of what was seen already, the secure channel (sealing and opening transport
+//! messages, a whole handshake), and the node's whole relay step (a signed batch in
+//! from one peer, checked, kept and forwarded to the others), driven through the
+//! node's public API with peers that run the real secure channel.
 //!
 //! `cargo bench --bench core`; the figures are discussed in BENCHMARKS.md.
 
@@ -14,117 +15,183 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use p2pchat::config::{NodeConfig, Secret};
-use p2pchat::proto::dedup::DedupRing;
-use p2pchat::proto::secure::{Channel, Credentials, MAX_PLAINTEXT_LEN};
-use p2pchat::proto::{Accepted, ConnId, MessageId, Node, NodeId, Output};
+use p2pchat::config::{
+    NodeConfig, Secret, DEFAULT_BACKLOG, DEFAULT_HOP_LIMIT, DEFAULT_MAX_AUTHORS,
+};
+use p2pchat::proto::author::{Author, Verifier};
+use p2pchat::proto::logs::{Admission, Logs};
+use p2pchat::proto::secure::{public_key, Channel, Credentials, MAX_PLAINTEXT_LEN};
+use p2pchat::proto::{Accepted, ConnId, Node, Output};
 use p2pchat::wire::frame::Decoder;
-use p2pchat::wire::peer::{Chat, Hello, Message, MAX_BODY_LEN};
+use p2pchat::wire::lines::{Batch, Draft, Record, SIGNATURE_LEN};
+use p2pchat::wire::peer::{Hello, Message, MAX_BODY_LEN};
 
-/// Frames per relay batch: about what one 64 KiB read holds at this text length.
+/// Lines per relay batch: what a node signs as one batch when a client writes this
+/// many lines in one read (about 41 KiB of the 60 KiB a batch may hold).
 const BATCH: u64 = 512;
+
+/// Lines per batch in the signing group: a lone line, a short burst, a long one.
+const SIGNING_BATCHES: [u64; 3] = [1, 16, 256];
 
 /// 64 bytes of text, the size the end-to-end benchmark uses.
 const TEXT: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const NICK: &str = "bench";
 
-fn chat_frames(origin: u64, first_seq: u64, count: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(count as usize * 100);
-    for seq in first_seq..first_seq + count {
-        Chat {
-            origin,
-            epoch: 1,
-            seq,
-            hops: 16,
-            nick: "bench",
-            text: TEXT,
-        }
-        .encode(&mut out);
+/// The run of every author of the bench.
+const EPOCH: u64 = 1;
+
+/// The record of `count` lines of [`TEXT`] from `first` on by an author with public key
+/// `key`, with a signature of zeros: the wire and the logs check no signature.
+fn unsigned_record(key: &[u8; 32], first: u64, count: u64) -> Vec<u8> {
+    let mut draft = Draft::new(key, EPOCH, first);
+    for i in 0..count {
+        draft.push(1_000 + i, NICK, TEXT);
     }
+    draft.into_record(&[0; SIGNATURE_LEN])
+}
+
+/// A signed record: `count` lines of [`TEXT`] that `author` writes in one burst.
+fn signed_record(author: &mut Author, count: u64) -> Vec<u8> {
+    for i in 0..count {
+        let sealed = author.write(1_000 + i, NICK, TEXT);
+        assert!(sealed.is_none(), "a burst of the bench fits one batch");
+    }
+    author.seal().expect("lines were written")
+}
+
+/// `record` as a whole batch frame, sent with the default hop limit.
+fn batch_frame(record: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(record.len() + 8);
+    Batch::encode(&mut out, DEFAULT_HOP_LIMIT, false, record);
     out
 }
 
 fn wire(c: &mut Criterion) {
     let mut group = c.benchmark_group("wire");
-    let stream = chat_frames(1, 0, BATCH);
+    let key = public_key(&identity(7));
+    let record = unsigned_record(&key, 0, BATCH);
+    let stream = batch_frame(&record);
     group.throughput(Throughput::Elements(BATCH));
-    group.bench_function("encode chat", |b| {
+    group.bench_function(BenchmarkId::new("encode batch, lines", BATCH), |b| {
         let mut out = Vec::with_capacity(stream.len());
         b.iter(|| {
-            out.clear();
-            for seq in 0..BATCH {
-                Chat {
-                    origin: 1,
-                    epoch: 1,
-                    seq,
-                    hops: 16,
-                    nick: "bench",
-                    text: black_box(TEXT),
-                }
-                .encode(&mut out);
+            let mut draft = Draft::new(&key, EPOCH, 0);
+            for i in 0..BATCH {
+                draft.push(1_000 + i, NICK, black_box(TEXT));
             }
+            let record = draft.into_record(&[0; SIGNATURE_LEN]);
+            out.clear();
+            Batch::encode(&mut out, DEFAULT_HOP_LIMIT, false, &record);
             black_box(out.len())
         })
     });
     group.throughput(Throughput::Bytes(stream.len() as u64));
-    group.bench_function("decode and parse chat", |b| {
-        b.iter(|| {
-            let mut decoder = Decoder::new(MAX_BODY_LEN);
-            let mut input = black_box(&stream[..]);
-            let mut hops = 0u64;
-            while let Some(body) = decoder.next(&mut input).expect("valid stream") {
-                if let Ok(Message::Chat(chat)) = Message::parse(body) {
-                    hops += u64::from(chat.hops);
+    group.bench_function(
+        BenchmarkId::new("decode and parse batch, lines", BATCH),
+        |b| {
+            b.iter(|| {
+                let mut decoder = Decoder::new(MAX_BODY_LEN);
+                let mut input = black_box(&stream[..]);
+                let mut lines = 0u64;
+                while let Some(body) = decoder.next(&mut input).expect("valid stream") {
+                    if let Ok(Message::Lines(batch)) = Message::parse(body) {
+                        lines += u64::from(batch.record.count);
+                    }
                 }
-            }
-            hops
-        })
-    });
+                lines
+            })
+        },
+    );
     group.finish();
 }
 
-fn dedup(c: &mut Criterion) {
-    let mut group = c.benchmark_group("dedup");
-    group.throughput(Throughput::Elements(1));
-    for capacity in [1 << 12, 1 << 18] {
-        let mut ring = DedupRing::new(capacity, 0x5eed);
-        let mut seq = 0;
-        while ring.len() < capacity {
-            ring.insert(MessageId {
-                origin: NodeId(seq % 16),
-                epoch: 1,
-                seq,
-            });
-            seq += 1;
-        }
+/// Signing and verifying, per line, at several batch sizes: what batching a burst
+/// saves, since either costs about the same for one line or a few hundred. Then the
+/// per-author check of a batch against what was seen, before and instead of a
+/// signature check.
+fn signing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("signing");
+    for lines in SIGNING_BATCHES {
+        group.throughput(Throughput::Elements(lines));
+        let mut author = Author::at(&identity(7), EPOCH, 0);
         group.bench_with_input(
-            BenchmarkId::new("insert new id at capacity", capacity),
-            &capacity,
+            BenchmarkId::new("write and seal, lines per batch", lines),
+            &lines,
+            |b, &lines| b.iter(|| signed_record(&mut author, black_box(lines))),
+        );
+        let record = signed_record(&mut author, lines);
+        let parsed = Record::parse(&record).expect("a valid record");
+        let mut verifier = Verifier::default();
+        group.bench_with_input(
+            BenchmarkId::new("verify, lines per batch", lines),
+            &lines,
             |b, _| {
                 b.iter(|| {
-                    seq += 1;
-                    ring.insert(black_box(MessageId {
-                        origin: NodeId(seq % 16),
-                        epoch: 1,
-                        seq,
-                    }))
+                    let valid = verifier.verify(black_box(&parsed));
+                    assert!(valid, "the author's own batch verifies");
                 })
             },
         );
-        group.bench_with_input(
-            BenchmarkId::new("check duplicate", capacity),
-            &capacity,
-            |b, _| {
-                b.iter(|| {
-                    ring.insert(black_box(MessageId {
-                        origin: NodeId(seq % 16),
-                        epoch: 1,
-                        seq,
-                    }))
-                })
-            },
-        );
+        seen_check(&mut group, lines);
     }
     group.finish();
+}
+
+/// A relay's logs, within the default bounds.
+fn relay_logs(now: Instant) -> Logs {
+    let own = public_key(&identity(0));
+    Logs::new(now, &own, EPOCH, DEFAULT_MAX_AUTHORS, DEFAULT_BACKLOG)
+}
+
+/// `Logs::is_copy` on a batch seen already (the check that spares a signature check),
+/// and `Logs::admit` of new batches of one author in order, in logs of the default
+/// bounds (so that at steady state the oldest batches leave the backlog as new ones
+/// come).
+fn seen_check(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    lines: u64,
+) {
+    let now = Instant::now();
+    let key = public_key(&identity(7));
+    let mut logs = relay_logs(now);
+    let record = unsigned_record(&key, 0, lines);
+    let parsed = Record::parse(&record).expect("a valid record");
+    let mut out = Vec::new();
+    let admitted = logs.admit(now, &parsed, false, &mut out);
+    assert!(matches!(admitted, Admission::New { .. }));
+    group.bench_with_input(
+        BenchmarkId::new("is_copy of a copy, lines per batch", lines),
+        &lines,
+        |b, _| b.iter(|| assert!(logs.is_copy(black_box(&parsed)))),
+    );
+    let mut next = lines;
+    group.bench_with_input(
+        BenchmarkId::new("admit in order, lines per batch", lines),
+        &lines,
+        |b, &lines| {
+            b.iter_custom(|iters| {
+                // The records are made before the clock starts, and parsed: only the
+                // check and the keeping are timed.
+                let records: Vec<Vec<u8>> = (0..iters)
+                    .map(|i| unsigned_record(&key, next + i * lines, lines))
+                    .collect();
+                next += iters * lines;
+                let parsed: Vec<Record<'_>> = records
+                    .iter()
+                    .map(|r| Record::parse(r).expect("a valid record"))
+                    .collect();
+                let start = Instant::now();
+                for record in &parsed {
+                    let admitted = logs.admit(now, record, false, &mut out);
+                    assert!(matches!(admitted, Admission::New { .. }), "new lines");
+                    out.clear();
+                }
+                let took = start.elapsed();
+                drop(parsed);
+                took
+            })
+        },
+    );
 }
 
 /// Identity key number `k` of the bench (the relay node is 0).
@@ -222,29 +289,55 @@ fn relay(c: &mut Criterion) {
         let (mut node, conns, mut ends) = relay_node(peers, now);
         drain(&mut node, now);
         let sender = &mut ends[0];
-        let mut next_seq = 0;
+        // An author of its own, as a batch written at another node and relayed by the
+        // sender would have.
+        let mut author = Author::at(&identity(100 + peers), EPOCH, 0);
+        let mut last = Vec::new();
         group.bench_with_input(
-            BenchmarkId::new("frames in, forwarded to peers", peers - 1),
+            BenchmarkId::new("signed batch in, verified, forwarded to peers", peers - 1),
             &peers,
             |b, _| {
                 b.iter_batched_ref(
-                    // The sender seals the batch (one transport message, as a node
-                    // would send it) outside the timed part; the node opens it, relays
-                    // and seals a copy for every other peer inside.
+                    // The author signs the batch and the sender seals it (one transport
+                    // message, as a node would send it) outside the timed part; the
+                    // node opens it, checks what it has seen, verifies the signature,
+                    // keeps the batch and seals a copy for every other peer inside.
                     || {
-                        next_seq += BATCH;
+                        last = signed_record(&mut author, BATCH);
                         let mut wire = Vec::new();
-                        sender.seal(&chat_frames(7, next_seq, BATCH), &mut wire);
+                        sender.seal(&batch_frame(&last), &mut wire);
                         wire
                     },
-                    |frames| {
-                        node.handle_recv(now, conns[0], frames);
+                    |wire| {
+                        node.handle_recv(now, conns[0], wire);
                         drain(&mut node, now)
                     },
                     BatchSize::SmallInput,
                 )
             },
         );
+        // A copy of the last batch again: dropped by the seen check, no signature
+        // checked and nothing forwarded.
+        group.bench_with_input(
+            BenchmarkId::new("copy of a batch in, dropped, peers", peers - 1),
+            &peers,
+            |b, _| {
+                b.iter_batched_ref(
+                    || {
+                        let mut wire = Vec::new();
+                        sender.seal(&batch_frame(&last), &mut wire);
+                        wire
+                    },
+                    |wire| {
+                        node.handle_recv(now, conns[0], wire);
+                        drain(&mut node, now)
+                    },
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+        let forged = node.counters().forged;
+        assert_eq!(forged, 0, "every batch of the bench verifies");
     }
     group.finish();
 }
@@ -273,23 +366,31 @@ fn handshake(a: &Credentials, b: &Credentials, rng: &mut ChaCha20Rng) -> (Channe
     (ca, cb)
 }
 
-/// Chat frames of 64 bytes of text cut to `len` bytes: what a transport message carries
-/// (the cipher does not care where the frames end).
+/// Batch frames of [`BATCH`] lines of 64 bytes of text, one after the other, cut to
+/// `len` bytes: what a transport message carries (the cipher does not care where the
+/// frames end).
 fn plaintext(len: usize) -> Vec<u8> {
-    let frames = chat_frames(1, 0, (len / chat_frame_len() + 1) as u64);
-    frames[..len].to_vec()
+    let key = public_key(&identity(7));
+    let mut out = Vec::with_capacity(len + MAX_BODY_LEN);
+    let mut first = 0;
+    while out.len() < len {
+        out.extend_from_slice(&batch_frame(&unsigned_record(&key, first, BATCH)));
+        first += BATCH;
+    }
+    out.truncate(len);
+    out
 }
 
-/// Bytes of one chat frame with the bench's 64 bytes of text and nick.
-fn chat_frame_len() -> usize {
-    chat_frames(1, 0, 1).len()
+/// Bytes of the batch frame of one line of the bench's 64 bytes of text and nick.
+fn one_line_frame_len() -> usize {
+    batch_frame(&unsigned_record(&public_key(&identity(7)), 0, 1)).len()
 }
 
 fn secure(c: &mut Criterion) {
     let mut group = c.benchmark_group("secure");
-    let frame = chat_frame_len();
-    // One 64-byte frame, one chat frame with 64 bytes of text (a line), and the fullest
-    // transport message, which holds MAX_PLAINTEXT_LEN / frame chat frames.
+    let frame = one_line_frame_len();
+    // One 64-byte frame, the batch frame of one line of 64 bytes of text (a line written
+    // alone), and the fullest transport message, which holds most of a full batch.
     for len in [64, frame, MAX_PLAINTEXT_LEN] {
         let (mut ca, _, mut cb, b) = open_pair();
         let message = plaintext(len);
@@ -315,5 +416,5 @@ fn secure(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, wire, dedup, secure, relay);
+criterion_group!(benches, wire, signing, secure, relay);
 criterion_main!(benches);

@@ -1,13 +1,18 @@
 //! The chat lines the bench writes: their text (an index, for W2 also a send time,
-//! then filler), whole payloads of them, the chat frames that carry them from fake
-//! peers, and reading the numbers back.
+//! then filler), whole payloads of them, the signed batches that carry them from fake
+//! authors, and reading the numbers back.
 
 use std::fmt::{self, Write as _};
+use std::ops::Range;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use p2pchat::config::DEFAULT_HOP_LIMIT;
-use p2pchat::wire::peer::Chat;
+use p2pchat::config::{Secret, DEFAULT_HOP_LIMIT};
+use p2pchat::proto::author::Author;
+use p2pchat::wire::lines::Batch;
 
-/// The run (hello and chat epoch) of every fake peer: one run each, so any constant does.
+/// The run (hello and author epoch) of every fake peer: one run each, so any constant
+/// does. It is older than any daemon's run, so a daemon shows a fake author's lines
+/// from the first one it gets, as it would a node's that was up before it.
 pub const EPOCH: u64 = 1;
 /// Bytes of text in every chat line the bench writes.
 pub const TEXT_LEN: usize = 64;
@@ -17,6 +22,9 @@ const INDEX_DIGITS: usize = 12;
 const SENT_DIGITS: usize = 20;
 /// What fills a line's text up to [`TEXT_LEN`] after its numbers.
 const FILLER: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+
+/// The identity key of the author of [`batch_payload`]: node `n0` of the raw chain.
+const RAW_AUTHOR: Secret = Secret([0x30; 32]);
 
 /// N lines for a client to write: each an indexed text of [`TEXT_LEN`] bytes and a LF.
 pub fn line_payload(lines: u64) -> Vec<u8> {
@@ -28,51 +36,86 @@ pub fn line_payload(lines: u64) -> Vec<u8> {
     payload.into_bytes()
 }
 
-/// N chat frames as node `n0` would send the lines of [`line_payload`] to its peers, in
-/// plain framing: the plaintext of a secure channel. Only the raw relay carries them as
-/// they are, since it talks to no daemon (see raw_relay.rs).
-pub fn frame_payload(frames: u64) -> Vec<u8> {
-    let mut payload = Vec::new();
-    let mut n0 = ChatFrames::new(1, "n0");
-    for seq in 0..frames {
-        n0.push(&mut payload, seq, seq);
-    }
-    payload
+/// The lines of [`line_payload`] as node `n0` sends them to its peers when its client
+/// writes them faster than it reads them: in full signed batches of about 800 lines
+/// (60 KiB) each, in plain framing, the plaintext of a secure channel. Only the raw relay
+/// carries them as they are, since it talks to no daemon (see raw_relay.rs). Returns
+/// the payload and its frames.
+pub fn batch_payload(lines: u64) -> (Vec<u8>, u64) {
+    let mut payload = Vec::with_capacity(to_usize(lines) * (TEXT_LEN + 16));
+    let mut n0 = FakeAuthor::new(&RAW_AUTHOR, "n0");
+    let frames = n0.burst(&mut payload, 0..lines);
+    (payload, frames)
 }
 
-/// The chat frames of one origin, as a peer sends them: each carries the text of an
-/// indexed line.
-pub struct ChatFrames {
-    origin: u64,
+/// A fake node as an author: its identity key signs the lines it writes, batch by
+/// batch, as a node signs what its clients wrote in one read, and each line carries the
+/// text of an indexed line.
+pub struct FakeAuthor {
+    author: Author,
     nick: String,
-    /// The text of the frame being encoded, kept to spare an allocation per frame.
+    /// The text of the line being written, kept to spare an allocation per line.
     text: String,
 }
 
-impl ChatFrames {
-    pub fn new(origin: u64, nick: &str) -> ChatFrames {
-        ChatFrames {
-            origin,
+impl FakeAuthor {
+    /// The author of run [`EPOCH`] with identity key `identity`, from line 0 on.
+    pub fn new(identity: &Secret, nick: &str) -> FakeAuthor {
+        FakeAuthor {
+            author: Author::at(identity, EPOCH, 0),
             nick: nick.to_owned(),
             text: String::with_capacity(TEXT_LEN),
         }
     }
 
-    /// Appends the frame of message `seq` of this origin, carrying line `index`, with the
-    /// default hop limit.
-    pub fn push(&mut self, out: &mut Vec<u8>, seq: u64, index: u64) {
-        self.text.clear();
-        push_indexed_text(&mut self.text, index);
-        Chat {
-            origin: self.origin,
-            epoch: EPOCH,
-            seq,
-            hops: DEFAULT_HOP_LIMIT,
-            nick: &self.nick,
-            text: &self.text,
-        }
-        .encode(out);
+    /// Writes the lines `indices` as one burst and appends the batch frames that carry
+    /// them, with the default hop limit: as many full batches as they fill, then one for
+    /// the rest. Returns the frames appended.
+    pub fn burst(&mut self, out: &mut Vec<u8>, indices: Range<u64>) -> u64 {
+        let mut frames = 0;
+        self.burst_each(indices, |frame, _| {
+            out.extend_from_slice(frame);
+            frames += 1;
+        });
+        frames
     }
+
+    /// Like [`FakeAuthor::burst`], passing each batch frame to `each` with the number of
+    /// lines it carries.
+    pub fn burst_each(&mut self, indices: Range<u64>, mut each: impl FnMut(&[u8], u64)) {
+        let time_ms = wall_ms();
+        let mut frame = Vec::new();
+        let mut send = |record: &[u8], lines: u64| {
+            frame.clear();
+            Batch::encode(&mut frame, DEFAULT_HOP_LIMIT, false, record);
+            each(&frame, lines);
+        };
+        // Lines in the batch being written: a line that does not fit seals the batch
+        // before it and starts the next one.
+        let mut pending = 0;
+        for index in indices {
+            self.text.clear();
+            push_indexed_text(&mut self.text, index);
+            match self.author.write(time_ms, &self.nick, &self.text) {
+                Some(record) => {
+                    send(&record, pending);
+                    pending = 1;
+                }
+                None => pending += 1,
+            }
+        }
+        if let Some(record) = self.author.seal() {
+            send(&record, pending);
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, as an author stamps its lines.
+fn wall_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is past 1970");
+    u64::try_from(since.as_millis()).expect("a time in milliseconds fits 64 bits")
 }
 
 /// Appends the text of line `index`: the index in [`INDEX_DIGITS`] digits, then filler

@@ -1,6 +1,6 @@
-//! Reading many fake peer links at once and tallying the chat lines each is sent, opened
-//! by each link's end of its secure channel. A fake peer must read: a node cuts a peer
-//! whose send queue it cannot empty, as it should.
+//! Reading many fake peer links at once and tallying the chat lines each is sent in
+//! signed batches, opened by each link's end of its secure channel. A fake peer must
+//! read: a node cuts a peer whose send queue it cannot empty, as it should.
 //! A thread per link would be a thousand threads woken per line, so each of a few threads
 //! reads its share of the links through one mio poll.
 
@@ -199,7 +199,9 @@ impl Link {
         result
     }
 
-    /// Tallies the chat lines in plaintext `bytes`; other messages (pings) are dropped.
+    /// Tallies the lines of every batch in plaintext `bytes`; other messages (pings,
+    /// summaries of what the node holds) are dropped. The signatures are the node's
+    /// business: a reader only counts.
     fn frames(&mut self, mut bytes: &[u8]) -> Result<()> {
         let at = Instant::now();
         while let Some(body) = self
@@ -208,8 +210,10 @@ impl Link {
             .map_err(|err| format!("bad framing: {err}"))?
         {
             match Message::parse(body) {
-                Ok(Message::Chat(chat)) => {
-                    self.tally.record(chat.text.as_bytes(), at);
+                Ok(Message::Lines(batch)) => {
+                    for line in batch.record.lines() {
+                        self.tally.record(line.text.as_bytes(), at);
+                    }
                 }
                 Ok(_) => {}
                 Err(err) => return Err(format!("a bad message: {err}")),

@@ -9,8 +9,9 @@
 //! What it measures, in the order it runs:
 //!
 //! - **Raw-relay ceiling**: five processes in a line that only copy bytes from one socket
-//!   to the next (256 KiB reads, `write_all`) carry N length-prefixed frames, each the
-//!   size of a p2pchat chat frame with 64 bytes of text. Frames per second: what the
+//!   to the next (256 KiB reads, `write_all`) carry N lines of 64 bytes of text in the
+//!   batch frames a node sends them in when its client writes faster than it reads: full
+//!   signed batches of about 800 lines (60 KiB) each. Lines per second: what the
 //!   loopback and five copies cost before any protocol work. The relays are this binary
 //!   run again in a hidden mode (`__raw-relay DOWNSTREAM`).
 //! - **W1 throughput**: five daemons in a line A-B-C-D-E. A client of A writes N lines
@@ -29,18 +30,20 @@
 //!   link.
 //! - **W5 load**: one daemon holding 1,000 such peer links, all read by this process,
 //!   and 100 control clients. For 5 s, 20 of the clients write 50 lines/s each and 10
-//!   of the links send 100 chat frames/s each, of origins of their own: 2,000 lines/s.
+//!   of the links send 100 lines/s each, as authors of their own (each line a batch of
+//!   its own, signed with the link's identity key): 2,000 lines/s.
 //!   Every line must reach every client but its writer and every link but its sender
 //!   exactly once. Lines and copies delivered per second, the fraction delivered, the
 //!   daemon's CPU while the lines flow, and the round trip of a probe client's `/nick`
 //!   every 5 ms meanwhile (p50, p99, max): a bound, seen from outside, on how long one
 //!   turn of the event loop took.
-//! - **W6 flood RSS**: one daemon that a peer link floods with new chat lines as fast
-//!   as it takes them for 10 s, while a client and another peer link read nothing; the
-//!   daemon's RSS, sampled every 100 ms, before the flood, at its highest and at the end,
-//!   and the frames per second the node took.
+//! - **W6 flood RSS**: one daemon that a peer link floods with new signed lines (full
+//!   batches of an author of its own, signed as fast as it can) as fast as it takes them
+//!   for 10 s, while a client and another peer link read nothing; the daemon's RSS,
+//!   sampled every 100 ms, before the flood, at its highest and at the end, and the lines
+//!   per second the node took.
 //!
-//! Environment: `P2PCHAT_BENCH_N`, lines of W1 and frames of the raw relay (default
+//! Environment: `P2PCHAT_BENCH_N`, lines of W1 and of the raw relay (default
 //! 1,000,000); `P2PCHAT_BENCH_RUNS`, runs of every workload (default 5);
 //! `P2PCHAT_BENCH_ONLY`, a comma-separated list of the workloads to run, such as `W1,W2`
 //! (W1 brings the raw relay along; default all); `P2PCHAT_BENCH_LOW_LATENCY=1` holds
@@ -81,7 +84,7 @@ use std::process::ExitCode;
 use error::Result;
 use report::Report;
 
-/// Lines of W1 and frames of the raw relay when `P2PCHAT_BENCH_N` is not set.
+/// Lines of W1 and of the raw relay when `P2PCHAT_BENCH_N` is not set.
 const DEFAULT_LINES: u64 = 1_000_000;
 /// Runs of every workload when `P2PCHAT_BENCH_RUNS` is not set.
 const DEFAULT_RUNS: u64 = 5;
@@ -143,7 +146,7 @@ type Workload = fn(&Progress, &mut Report) -> Result<()>;
 
 /// What the environment asks for.
 struct Settings {
-    /// Lines of W1 and frames of the raw relay.
+    /// Lines of W1 and of the raw relay.
     lines: u64,
     runs: u64,
     /// `P2PCHAT_BENCH_ONLY`: the workloads to run (W1 includes the raw relay), or all.

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use p2pchat::config::Secret;
-use p2pchat::proto::secure::{node_id_of, public_key, Channel, Credentials};
+use p2pchat::proto::secure::{Channel, Credentials};
 use p2pchat::wire::frame::HEADER_LEN;
 use p2pchat::wire::peer::{Hello, MAX_BODY_LEN};
 use rand_chacha::ChaCha20Rng;
@@ -31,21 +31,16 @@ const FULL_BUFFER_BACKOFF: Duration = Duration::from_millis(1);
 /// Bytes per read while the handshake runs.
 const HANDSHAKE_READ: usize = 4096;
 
-/// The identity key of fake peer `number`: "benc", the number, then filler.
-fn fake_peer_identity(number: usize) -> Secret {
+/// The identity key of fake peer `number`: "benc", the number, then filler. It also
+/// signs the lines the peer writes as an author.
+pub fn fake_peer_identity(number: usize) -> Secret {
     let mut key = [0x42; 32];
     key[..4].copy_from_slice(b"benc");
     key[4..12].copy_from_slice(&(number as u64).to_be_bytes());
     Secret(key)
 }
 
-/// The node id of fake peer `number`, derived from its identity key like any node's;
-/// also the origin of the chat lines it originates.
-pub fn fake_peer_id(number: usize) -> u64 {
-    node_id_of(&public_key(&fake_peer_identity(number))).0
-}
-
-/// The nick in the hello of fake peer `number`, and in the chat lines it originates.
+/// The nick in the hello of fake peer `number`, and in the lines it writes.
 pub fn fake_peer_nick(number: usize) -> String {
     format!("r{number}")
 }

@@ -1,6 +1,6 @@
 //! The raw relay: this binary run again in a hidden mode that only copies bytes from
-//! one socket to the next; a chain of such processes, and counting the frames that come
-//! out of its end.
+//! one socket to the next; a chain of such processes, and counting the lines in the
+//! batch frames that come out of its end.
 //!
 //! It carries plain 4-byte-length frames, not the secure channel that links between
 //! daemons run: nothing in the chain is a daemon, and it is the ceiling of moving the
@@ -15,7 +15,7 @@ use std::process::{ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use p2pchat::wire::frame::Decoder;
-use p2pchat::wire::peer::MAX_BODY_LEN;
+use p2pchat::wire::peer::{Message, MAX_BODY_LEN};
 
 use crate::daemon::Guarded;
 use crate::error::{Context, Result};
@@ -156,19 +156,35 @@ impl RelayChain {
     }
 }
 
-/// Frames that came out of the raw chain.
-pub struct FrameCount {
+/// Where a batch message's body holds its line count: after the kind, the envelope
+/// (hops, flags) and the record's author key, epoch and first sequence number
+/// (src/wire/lines.rs). The counter reads it there rather than parse the batch: the
+/// chain's end must do no protocol work either. [`LineCount::read`] checks it against a
+/// parse of the first frame.
+const COUNT_AT: usize = 1 + 2 + 32 + 8 + 8;
+
+/// The line count of a batch body, read in place; 0 for a body too short to hold one.
+fn lines_in(body: &[u8]) -> u64 {
+    body.get(COUNT_AT..COUNT_AT + 2).map_or(0, |count| {
+        u64::from(u16::from_be_bytes([count[0], count[1]]))
+    })
+}
+
+/// Batch frames that came out of the raw chain, and the lines they carry.
+pub struct LineCount {
     pub frames: u64,
+    pub lines: u64,
     pub last_at: Option<Instant>,
     pub end: ReadEnd,
 }
 
-impl FrameCount {
-    /// Counts whole frames on `stream` until `expected` arrived, it ends, it stalls or
-    /// `deadline` passes.
-    pub fn read(mut stream: TcpStream, expected: u64, deadline: Instant) -> FrameCount {
-        let mut count = FrameCount {
+impl LineCount {
+    /// Counts whole frames and their lines on `stream` until `expected` lines arrived,
+    /// it ends, it stalls or `deadline` passes.
+    pub fn read(mut stream: TcpStream, expected: u64, deadline: Instant) -> LineCount {
+        let mut count = LineCount {
             frames: 0,
+            lines: 0,
             last_at: None,
             end: ReadEnd::Complete,
         };
@@ -180,7 +196,7 @@ impl FrameCount {
     fn read_from(&mut self, stream: &mut TcpStream, expected: u64, deadline: Instant) -> ReadEnd {
         let mut decoder = Decoder::new(MAX_BODY_LEN);
         let mut chunk = vec![0; CHUNK];
-        while self.frames < expected {
+        while self.lines < expected {
             let Some(patience) = read_patience(deadline) else {
                 return ReadEnd::OutOfTime;
             };
@@ -195,18 +211,38 @@ impl FrameCount {
                     None => continue,
                 },
             };
-            let before = self.frames;
+            let before = self.lines;
             loop {
                 match decoder.next(&mut input) {
-                    Ok(Some(_)) => self.frames += 1,
+                    Ok(Some(body)) => {
+                        if self.frames == 0 {
+                            if let Err(why) = check_count_at(body) {
+                                return ReadEnd::Failed(why);
+                            }
+                        }
+                        self.frames += 1;
+                        self.lines += lines_in(body);
+                    }
                     Ok(None) => break,
                     Err(err) => return ReadEnd::Failed(format!("bad framing: {err}")),
                 }
             }
-            if self.frames > before {
+            if self.lines > before {
                 self.last_at = Some(Instant::now());
             }
         }
         ReadEnd::Complete
+    }
+}
+
+/// Whether [`COUNT_AT`] is where the crate puts a batch's line count.
+fn check_count_at(body: &[u8]) -> Result<(), String> {
+    match Message::parse(body) {
+        Ok(Message::Lines(batch)) if u64::from(batch.record.count) == lines_in(body) => Ok(()),
+        Ok(Message::Lines(_)) => Err(format!(
+            "a batch's line count is not at byte {COUNT_AT} of its body"
+        )),
+        Ok(other) => Err(format!("a {} message instead of a batch", other.kind())),
+        Err(err) => Err(format!("a bad batch: {err}")),
     }
 }

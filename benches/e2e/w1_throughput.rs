@@ -7,27 +7,27 @@ use std::time::Instant;
 
 use crate::control_reader::ControlReader;
 use crate::error::{Context, Result};
-use crate::lines::{frame_payload, line_payload};
+use crate::lines::{batch_payload, line_payload};
 use crate::network::{Network, LINE_LEN};
-use crate::raw_relay::{FrameCount, RelayChain};
+use crate::raw_relay::{LineCount, RelayChain};
 use crate::report::{metric, per_second, seconds, Metric, Report};
 use crate::streams::{accept_within, connect_tcp, write_by};
 use crate::tally::{explain_loss, spawn_tally, Tally};
 use crate::wait::{join, PATIENCE, RUN_LIMIT};
 use crate::{Progress, Settings};
 
-const RAW_RATE: Metric = metric("raw-relay ceiling", "frames/s", 0);
+const RAW_RATE: Metric = metric("raw-relay ceiling", "lines/s", 0);
 const W1_RATE: Metric = metric("W1 throughput of delivered lines", "msgs/s", 0);
 const W1_DELIVERED: Metric = metric("W1 delivered", "fraction of N", 4);
 const W1_RATIO: Metric = metric("W1 / raw-relay ceiling", "ratio", 3);
 
 /// Raw relay, then W1, `runs` times, each W1 figure also as a fraction of the raw one.
 pub fn throughput_runs(settings: &Settings, report: &mut Report) -> Result<()> {
-    let frames = frame_payload(settings.lines);
+    let (batches, frames) = batch_payload(settings.lines);
     let lines = line_payload(settings.lines);
     for run in 1..=settings.runs {
         let progress = Progress::new("raw", run, settings.runs);
-        let raw = raw_relay_run(&progress, &frames, settings.lines, report)?;
+        let raw = raw_relay_run(&progress, &batches, frames, settings.lines, report)?;
         let progress = Progress::new("W1", run, settings.runs);
         let w1 = line_throughput_run(&progress, &lines, settings.lines, report)?;
         if raw > 0.0 {
@@ -39,11 +39,13 @@ pub fn throughput_runs(settings: &Settings, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// One raw-relay run; returns its frames per second.
+/// One raw-relay run of `lines` lines in `frames` batch frames; returns its lines per
+/// second.
 fn raw_relay_run(
     progress: &Progress,
     payload: &[u8],
     frames: u64,
+    lines: u64,
     report: &mut Report,
 ) -> Result<f64> {
     let sink = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -59,19 +61,21 @@ fn raw_relay_run(
 
     let started = Instant::now();
     let deadline = started + RUN_LIMIT;
-    let counter = thread::spawn(move || FrameCount::read(arriving, frames, deadline));
+    let counter = thread::spawn(move || LineCount::read(arriving, lines, deadline));
     let written = write_by(&mut writer, payload, deadline, || !counter.is_finished());
     // Ends the chain: each relay ends its downstream once its upstream has ended.
     let _ = writer.shutdown(Shutdown::Write);
-    let count = join(counter, "the raw chain's frame counter")?;
+    let count = join(counter, "the raw chain's line counter")?;
 
-    let rate = per_second(count.frames, started, count.last_at);
+    let rate = per_second(count.lines, started, count.last_at);
     println!(
-        "{progress}: {rate:.0} frames/s ({}/{frames} frames in {:.2} s)",
+        "{progress}: {rate:.0} lines/s ({}/{lines} lines in {}/{frames} batch frames in \
+         {:.2} s)",
+        count.lines,
         count.frames,
         seconds(started, count.last_at)
     );
-    if count.frames < frames {
+    if count.lines < lines {
         println!("  incomplete: the reader stopped: {}", count.end);
         if let Err(why) = written {
             println!("  the writer stopped: {why}");

@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 use crate::control_reader::ControlReader;
 use crate::daemon::Daemon;
 use crate::error::{Context, Result};
-use crate::lines::{push_indexed_text, ChatFrames, TEXT_LEN};
+use crate::lines::{push_indexed_text, FakeAuthor, TEXT_LEN};
 use crate::link_reader::LinkReaders;
-use crate::peer_links::{fake_peer_id, fake_peer_nick, open_peer_links, write_until, PeerLink};
+use crate::peer_links::{
+    fake_peer_identity, fake_peer_nick, open_peer_links, write_until, PeerLink,
+};
 use crate::report::{metric, nanos_since, per_second, Metric, Percentiles, Report};
 use crate::streams::describe_write_error;
 use crate::tally::{spawn_tally, Reading, Tally};
@@ -29,7 +31,7 @@ const PEER_LINKS: usize = 1_000;
 const CLIENTS: usize = 100;
 /// The first clients write lines too.
 const CLIENT_WRITERS: usize = 20;
-/// The first peer links send chat lines too, each as an origin of its own.
+/// The first peer links send chat lines too, each as an author of its own.
 const PEER_WRITERS: usize = 10;
 /// Lines per second from each writing client and each writing link: 2,000 in all, a
 /// load the node carries while it shares two cores with the bench's 1,100 readers. At
@@ -312,19 +314,20 @@ fn write_client_lines(
     })
 }
 
-/// The lines fake peer `j` sends, as chat frames of its own origin, each sealed as a
-/// transport message of its own (as a node sends a line that is alone in its queue).
-/// They are sealed before the lines flow: the link's channel then goes to the thread that
-/// reads the link, and the writer only writes the messages in order, which is all the
-/// channel's sending half asks of them.
+/// The lines fake peer `j` sends as an author of its own, signed with its identity key:
+/// each written alone, so each a batch of one line (as a node signs a line its client
+/// wrote alone), sealed as a transport message of its own (as a node sends a frame that
+/// is alone in its queue). They are signed and sealed before the lines flow: the link's
+/// channel then goes to the thread that reads the link, and the writer only writes the
+/// messages in order, which is all the channel's sending half asks of them.
 fn seal_peer_lines(link: &mut PeerLink, j: usize) -> Vec<Vec<u8>> {
     let lines = peer_lines(j);
-    let mut frames = ChatFrames::new(fake_peer_id(j), &fake_peer_nick(j));
+    let mut author = FakeAuthor::new(&fake_peer_identity(j), &fake_peer_nick(j));
     let mut frame = Vec::new();
-    (0..PEER_LINES)
-        .map(|seq| {
+    lines
+        .map(|index| {
             frame.clear();
-            frames.push(&mut frame, seq, lines.start + seq);
+            author.burst(&mut frame, index..index + 1);
             let mut sealed = Vec::new();
             link.channel.seal(&frame, &mut sealed);
             sealed

@@ -1,5 +1,5 @@
-//! W6 flood RSS: one daemon that a hostile peer floods with new chat lines as fast as it
-//! can, while a client and another peer link take nothing of what the node sends them;
+//! W6 flood RSS: one daemon that a hostile peer floods with new signed lines as fast as
+//! it can, while a client and another peer link take nothing of what the node sends them;
 //! the daemon's RSS, sampled every 100 ms, and its peak (VmHWM) show whether its
 //! per-connection bounds (a peer is cut past 16 MiB queued, a client past 4 MiB) keep
 //! memory flat.
@@ -12,8 +12,10 @@ use crate::daemon::Daemon;
 use crate::error::{Context, Result};
 use p2pchat::proto::secure::MAX_PLAINTEXT_LEN;
 
-use crate::lines::ChatFrames;
-use crate::peer_links::{fake_peer_id, fake_peer_nick, open_peer_links, write_until, PeerLink};
+use crate::lines::FakeAuthor;
+use crate::peer_links::{
+    fake_peer_identity, fake_peer_nick, open_peer_links, write_until, PeerLink,
+};
 use crate::report::{metric, Metric, Report};
 use crate::wait::{join, paced};
 use crate::Progress;
@@ -22,9 +24,10 @@ use crate::Progress;
 const FLOOD_TIME: Duration = Duration::from_secs(10);
 /// Between two readings of the daemon's RSS.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
-/// Frames encoded per write of the flood: about 360 KiB, more than a loopback socket
-/// takes at once, so the flooder always has bytes waiting for the node.
-const FLOOD_BATCH: u64 = 4096;
+/// Lines signed per write of the flood, as one burst: five full batches and a part,
+/// about 310 KiB, more than a loopback socket takes at once, so the flooder always has
+/// bytes waiting for the node.
+const FLOOD_BURST: u64 = 4096;
 /// Samples shown per line of the run's summary: one a second.
 const SAMPLES_SHOWN_EVERY: usize = 10;
 /// The flooding peer is link 0, the one that never reads link 1.
@@ -35,7 +38,7 @@ const W6_START: Metric = metric("W6 RSS before the flood", "KiB", 0);
 const W6_MAX: Metric = metric("W6 RSS max of the samples", "KiB", 0);
 const W6_PEAK: Metric = metric("W6 peak RSS (VmHWM)", "KiB", 0);
 const W6_END: Metric = metric("W6 RSS at the end of the flood", "KiB", 0);
-const W6_RATE: Metric = metric("W6 flood taken by the node", "frames/s", 0);
+const W6_RATE: Metric = metric("W6 flood taken by the node", "lines/s", 0);
 
 pub fn flood_run(progress: &Progress, report: &mut Report) -> Result<()> {
     let node = Daemon::start(0)?;
@@ -73,15 +76,15 @@ pub fn flood_run(progress: &Progress, report: &mut Report) -> Result<()> {
     let end = node.rss_kib()?;
     samples.push(end);
     sampled?;
-    let frames = flooded?;
+    let Flooded { lines, making } = flooded?;
     let max = samples.iter().copied().max().expect("samples were taken");
     let peak = node.peak_rss_kib()?;
-    let rate = frames as f64 / FLOOD_TIME.as_secs_f64();
+    let rate = lines as f64 / FLOOD_TIME.as_secs_f64();
     let status = node.status_within(Duration::from_secs(2))?;
     let field = |key: &str| status.get(key).map_or("?", String::as_str).to_owned();
     println!(
         "{progress}: RSS {before} KiB before, max {max} KiB of {} samples, peak {peak} KiB, \
-         {end} KiB at the end; {rate:.0} frames/s taken; then peers {}, clients {} (this \
+         {end} KiB at the end; {rate:.0} lines/s taken; then peers {}, clients {} (this \
          request's included), messages {}",
         samples.len(),
         field("peers"),
@@ -94,6 +97,11 @@ pub fn flood_run(progress: &Progress, report: &mut Report) -> Result<()> {
         .map(u64::to_string)
         .collect();
     println!("  RSS each second (KiB): {}", by_second.join(", "));
+    println!(
+        "  the flooder spent {:.1} s of the {FLOOD_TIME:?} signing and sealing: the rest it \
+         waited for the node",
+        making.as_secs_f64()
+    );
     for warning in node.last_warnings() {
         println!("  {node} log: {warning}");
     }
@@ -105,40 +113,58 @@ pub fn flood_run(progress: &Progress, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// Sends new chat lines on `link` as fast as the node takes them until `until`; returns
-/// how many whole frames the node could open. Every frame has a new id, so the node must
-/// forward it to everyone but the flooder. The frames are sealed as a node seals a full
-/// queue: as many whole frames per transport message as fit.
-fn flood(mut link: PeerLink, until: Instant) -> Result<u64> {
-    let mut frames = ChatFrames::new(fake_peer_id(FLOODER), &fake_peer_nick(FLOODER));
-    let (mut plain, mut batch) = (Vec::new(), Vec::new());
-    // Where each transport message of the batch ends, and the frames sent up to it.
+/// Sends new signed lines on `link` as fast as the node takes them until `until`;
+/// returns how many lines were in the transport messages the node could open. The
+/// flooder is an author of its own that writes [`FLOOD_BURST`] lines at a time and signs
+/// them as a node signs a burst, in full batches: every line is new, so the node must
+/// verify every batch and forward it to everyone but the flooder. The batches are
+/// sealed as a node seals a full queue: as many whole frames per transport message as
+/// fit, which for full batches is one.
+fn flood(mut link: PeerLink, until: Instant) -> Result<Flooded> {
+    let mut author = FakeAuthor::new(&fake_peer_identity(FLOODER), &fake_peer_nick(FLOODER));
+    let (mut plain, mut wire) = (Vec::new(), Vec::new());
+    // Where each transport message of the burst ends, and the lines sent up to it.
     let mut ends: Vec<(usize, u64)> = Vec::new();
     let mut sent = 0;
+    let mut making = Duration::ZERO;
     while Instant::now() < until {
-        batch.clear();
+        let started = Instant::now();
+        wire.clear();
         ends.clear();
-        let mut seq = sent;
-        while seq < sent + FLOOD_BATCH {
-            plain.clear();
-            frames.push(&mut plain, seq, seq);
-            let frame_len = plain.len();
-            let per_message = (MAX_PLAINTEXT_LEN / frame_len) as u64;
-            for next in seq + 1..(seq + per_message).min(sent + FLOOD_BATCH) {
-                frames.push(&mut plain, next, next);
+        plain.clear();
+        let mut upto = sent;
+        author.burst_each(sent..sent + FLOOD_BURST, |frame, lines| {
+            if !plain.is_empty() && plain.len() + frame.len() > MAX_PLAINTEXT_LEN {
+                link.channel.seal(&plain, &mut wire);
+                ends.push((wire.len(), upto));
+                plain.clear();
             }
-            seq += (plain.len() / frame_len) as u64;
-            link.channel.seal(&plain, &mut batch);
-            ends.push((batch.len(), seq));
-        }
-        let written = write_until(&mut link.stream, &batch, until)
+            plain.extend_from_slice(frame);
+            upto += lines;
+        });
+        link.channel.seal(&plain, &mut wire);
+        ends.push((wire.len(), upto));
+        making += started.elapsed();
+        let written = write_until(&mut link.stream, &wire, until)
             .context(|| "the flooding peer's link".to_owned())?;
-        if written < batch.len() {
+        if written < wire.len() {
             // Only whole transport messages open.
             let whole = ends.iter().take_while(|&&(end, _)| end <= written).last();
-            return Ok(whole.map_or(sent, |&(_, upto)| upto));
+            let lines = whole.map_or(sent, |&(_, upto)| upto);
+            return Ok(Flooded { lines, making });
         }
-        sent = seq;
+        sent = upto;
     }
-    Ok(sent)
+    Ok(Flooded {
+        lines: sent,
+        making,
+    })
+}
+
+/// What the flooder did.
+struct Flooded {
+    /// Lines in the transport messages the node could open.
+    lines: u64,
+    /// The time it took to sign and seal them: the time the node did not wait for it.
+    making: Duration,
 }

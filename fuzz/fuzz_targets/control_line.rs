@@ -10,8 +10,8 @@
 //! - each line handed out holds no LF, is at most `MAX_LINE_LEN` bytes and is the
 //!   UTF-8 it claims to be; after the lines run out, the buffer holds at most one
 //!   unfinished line (`MAX_LINE_LEN` plus a CR), however long the client's line is;
-//! - `parse_command` keeps the text of `Say` (`//TEXT` says `/TEXT`) and
-//!   gives `/nick` and `/connect` one word;
+//! - `parse_command` keeps the text of `Say` (`//TEXT` says `/TEXT`), gives `/nick`
+//!   and `/connect` one word, and `/history` the number it was given (or the default);
 //! - `sanitize` leaves no character for which `is_unsafe_char` holds, replaces
 //!   character for character, and changes nothing in text that has none of them;
 //! - a formatted `<nick> text` or `! ...` line (an error quoting the client's line)
@@ -20,7 +20,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use p2pchat::wire::control::{self, Command, LineBuffer, MAX_LINE_LEN};
+use p2pchat::wire::control::{self, Command, LineBuffer, DEFAULT_HISTORY, MAX_LINE_LEN};
 use p2pchat::wire::text;
 use p2pchat_fuzz::Chunks;
 
@@ -73,6 +73,19 @@ fn check_line(line: &str) {
             if text::check_nick(word).is_ok() {
                 assert_eq!(text::sanitize(word), word, "a valid nick needs sanitising");
             }
+        }
+        Ok(Command::History(n)) => {
+            let rest = line
+                .strip_prefix("/history")
+                .expect("only /history asks for it");
+            let arg = rest.trim();
+            assert!(rest.is_empty() || rest.starts_with(char::is_whitespace));
+            let expected = if arg.is_empty() {
+                Ok(DEFAULT_HISTORY)
+            } else {
+                arg.parse()
+            };
+            assert_eq!(expected, Ok(n), "/history took another number");
         }
         Ok(Command::Peers | Command::Status | Command::Help | Command::Quit) => {}
         Err(err) => {

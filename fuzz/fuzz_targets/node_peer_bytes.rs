@@ -11,7 +11,12 @@
 //! reached too), peers that send raw bytes instead (the preamble and handshake path),
 //! hellos from new, duplicate or the node's own identity key, dials answered, ends of
 //! stream and errors, and a local client whose input comes from the same stream.
-//! `poll_output` is drained after every call.
+//! Batches of chat lines signed by real authors (`proto::author::Author`, identity keys
+//! of their own or the node's in another run), in order, with gaps, again or far ahead,
+//! some with a byte altered after signing, go in with the peers' arbitrary frames, which
+//! may hold summaries (`have`) and garbage too. `poll_output` is drained after every
+//! call. The node's limits are small (4 author runs, a backlog of 48 lines or 8 KiB), so
+//! that forgetting runs and dropping records are reached.
 //!
 //! Input: one flags byte (see `Flags`), one byte `n`, `n` schedule bytes (see `Op`),
 //! then the byte stream that peers and the client send: plaintext for a channel peer,
@@ -27,30 +32,40 @@
 //! - what the node writes to a peer is valid protocol: its preamble, a handshake that
 //!   proves the node's own id, transport messages that all open, and inside them
 //!   frames within `MAX_BODY_LEN` that all parse, its own hello first and only once,
-//!   chat hops within the hop limit; to a raw peer a valid preamble and well-framed
-//!   handshake messages; nothing is queued on a link after `Output::Finish`;
+//!   batches whose hops are within the hop limit and whose signature holds (the node's
+//!   own, and those it relays or sends to catch a peer up); to a raw peer a valid
+//!   preamble and well-framed handshake messages; nothing is queued on a link after
+//!   `Output::Finish`;
 //! - what it writes to a client is UTF-8 lines starting with `<`, `* ` or `! ` with no
 //!   unsafe character (`text::is_unsafe_char`) but the final LF;
+//! - no line of a batch whose signature fails reaches a client, live or in `/history`:
+//!   the harness checks the signature of every batch its peers send, and no text the
+//!   clients are shown may be one that came only in batches that fail (a text that also
+//!   came in a batch that holds, or from a client, may be shown);
 //! - every log record is formatted, as the daemon's logger would (so the `Display` of
 //!   every cause runs too), and holds no unsafe character: a terminal showing the log
 //!   must not obey what a peer or a client sent.
 
 #![no_main]
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use p2pchat::config::{Limits, MaxRate, NodeConfig, Secret};
+use p2pchat::config::{BacklogLimits, Limits, MaxRate, NodeConfig, Secret};
+use p2pchat::proto::author::{Author, Verifier};
+use p2pchat::proto::logs::MAX_AHEAD;
 use p2pchat::proto::secure::{Channel, Credentials};
 use p2pchat::proto::{Accepted, ConnId, Node, Output};
+use p2pchat::wire::control::{self, Command, LineBuffer};
 use p2pchat::wire::frame::Decoder;
 use p2pchat::wire::handshake::{Preamble, PREAMBLE_LEN};
+use p2pchat::wire::lines::Batch;
 use p2pchat::wire::peer::{Hello, Message, MAX_BODY_LEN};
-use p2pchat::wire::text;
+use p2pchat::wire::text::{self, MAX_TEXT_LEN};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -63,6 +78,9 @@ const ME_KEY: u8 = 7;
 const HOP_LIMIT: u8 = 8;
 /// Connections the harness opens at the most, so that an input stays cheap.
 const MAX_OPENED: u8 = 8;
+/// `PeerSends` arguments from this one on are `PeerSigns`: they would read more than the
+/// longest input holds anyway.
+const SIGNS_FROM: u8 = 24;
 
 /// The first input byte.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +98,7 @@ impl Flags {
     const NO_KEEPALIVE: u8 = 1 << 4;
     /// The default limits (16 MiB queues) instead of small ones.
     const DEFAULT_LIMITS: u8 = 1 << 5;
-    /// `--max-rate 2 --max-burst 3`: lines relayed from each origin are throttled.
+    /// `--max-rate 2 --max-burst 3`: lines relayed from each author are throttled.
     const MAX_RATE: u8 = 1 << 6;
     /// Peer 0 sends raw bytes, not a channel: the stream goes to the node as it is.
     const RAW_FIRST: u8 = 1 << 7;
@@ -129,8 +147,14 @@ fn config(flags: Flags) -> NodeConfig {
     let mut cfg = NodeConfig::new(identity(ME_KEY), ME_SEED, "me".into());
     cfg.listen_addr = Some(SocketAddr::from(([127, 0, 0, 1], 7654)));
     cfg.hop_limit = HOP_LIMIT;
-    // A small ring, so that forgetting old ids is reached too.
-    cfg.dedup_capacity = 16;
+    // Few author runs and a small backlog, so that forgetting runs and letting records
+    // go are reached too.
+    cfg.max_authors = 4;
+    cfg.backlog = BacklogLimits {
+        lines: 48,
+        bytes: 8 * 1024,
+        age: Duration::from_secs(60),
+    };
     cfg.target_peers = 2;
     cfg.discovery = !flags.has(Flags::NO_DISCOVERY);
     if flags.has(Flags::CONNECT) {
@@ -156,6 +180,9 @@ fn config(flags: Flags) -> NodeConfig {
 enum Op {
     /// The current peer sends the next `read_len(arg)` bytes of the stream.
     PeerSends(u8),
+    /// The current peer sends batches signed by a real author, variant `arg - 24` (see
+    /// `Harness::peer_signs`), made from the next bytes of the stream.
+    PeerSigns(u8),
     /// Time passes: `arg² × 100 ms`, up to about 96 s.
     Wait(u8),
     /// The current peer takes `arg / 31` of its send queue.
@@ -180,6 +207,7 @@ impl Op {
     fn decode(byte: u8) -> Op {
         let arg = byte >> 3;
         match byte & 7 {
+            0 if arg >= SIGNS_FROM => Op::PeerSigns(arg - SIGNS_FROM),
             0 => Op::PeerSends(arg),
             1 => Op::Wait(arg),
             2 => Op::PeerTakes(arg),
@@ -192,7 +220,7 @@ impl Op {
     }
 }
 
-/// Read sizes: 1 to 16 bytes, then powers of two from 64 bytes on.
+/// Read sizes: 1 to 16 bytes, then powers of two from 64 bytes to 8 KiB.
 fn read_len(arg: u8) -> usize {
     if arg < 16 {
         usize::from(arg) + 1
@@ -221,6 +249,63 @@ impl log::Log for CheckLogs {
     fn flush(&self) {}
 }
 
+/// The chat texts that went to the node, by whether a signature vouches for them, and
+/// those its clients were shown; sanitised, as a client sees them.
+#[derive(Debug, Default)]
+struct Texts {
+    verifier: Verifier,
+    /// In batches whose signature holds, or written by a local client.
+    vouched: HashSet<String>,
+    /// In batches whose signature fails.
+    forged: HashSet<String>,
+    shown: Vec<String>,
+}
+
+impl Texts {
+    /// Sorts the lines of a frame body a peer sends, if it is a batch.
+    fn sent(&mut self, body: &[u8]) {
+        let Ok(Message::Lines(batch)) = Message::parse(body) else {
+            return;
+        };
+        let set = if self.verifier.verify(&batch.record) {
+            &mut self.vouched
+        } else {
+            &mut self.forged
+        };
+        for line in batch.record.lines() {
+            set.insert(text::sanitize(line.text).into_owned());
+        }
+    }
+
+    /// A text a local client said.
+    fn said(&mut self, said: &str) {
+        self.vouched.insert(text::sanitize(said).into_owned());
+    }
+
+    /// Notes the text of a line to a client, if it shows a chat line: `<NICK> TEXT`, or
+    /// `* history TIME <NICK> TEXT`.
+    fn show(&mut self, body: &str) {
+        let line = body.strip_prefix('<').or_else(|| {
+            let rest = body.strip_prefix("* history ")?;
+            Some(rest.split_once(" <")?.1)
+        });
+        // A nick holds no `>`.
+        if let Some((_, shown)) = line.and_then(|line| line.split_once("> ")) {
+            self.shown.push(shown.to_owned());
+        }
+    }
+
+    /// No client was shown a text that came only in batches whose signature fails.
+    fn check(&self) {
+        for shown in &self.shown {
+            assert!(
+                !self.forged.contains(shown) || self.vouched.contains(shown),
+                "a client was shown a line of a batch whose signature fails: {shown:?}"
+            );
+        }
+    }
+}
+
 /// Every run starts at the same instant: only differences matter to the node.
 fn base() -> Instant {
     static BASE: OnceLock<Instant> = OnceLock::new();
@@ -238,6 +323,9 @@ enum Link {
         pending: Vec<u8>,
         /// Decrypted bytes from the node, cut into frames.
         frames: Decoder,
+        /// Plaintext for the node, cut into frames as the node will cut it; `None` once
+        /// it is badly framed, when the node reads no more of it.
+        sent: Option<Decoder>,
         /// The handshake proved the node's id.
         proven: bool,
     },
@@ -261,6 +349,8 @@ struct PeerEnd {
     greeted: bool,
     /// The node shut down its writing half (`Output::Finish`).
     finished: bool,
+    /// Checks the signatures of the batches the node sends.
+    verifier: Verifier,
 }
 
 impl PeerEnd {
@@ -276,11 +366,13 @@ impl PeerEnd {
                 channel: Box::new(channel),
                 pending: Vec::new(),
                 frames: Decoder::new(MAX_BODY_LEN),
+                sent: Some(Decoder::new(MAX_BODY_LEN)),
                 proven: false,
             },
             outbox,
             greeted: false,
             finished: false,
+            verifier: Verifier::default(),
         }
     }
 
@@ -294,6 +386,7 @@ impl PeerEnd {
             outbox: Vec::new(),
             greeted: false,
             finished: false,
+            verifier: Verifier::default(),
         }
     }
 
@@ -302,12 +395,23 @@ impl PeerEnd {
     }
 
     /// Queues `plain` for the node: sealed if the channel is open, kept until it is if
-    /// not; a raw peer sends the bytes as they are.
-    fn say(&mut self, plain: &[u8]) {
+    /// not; a raw peer sends the bytes as they are. The batches in it go to `texts`.
+    fn say(&mut self, plain: &[u8], texts: &mut Texts) {
         match &mut self.link {
             Link::Channel {
-                channel, pending, ..
+                channel,
+                pending,
+                sent,
+                ..
             } => {
+                let mut rest = plain;
+                while let Some(decoder) = sent {
+                    match decoder.next(&mut rest) {
+                        Ok(Some(body)) => texts.sent(body),
+                        Ok(None) => break,
+                        Err(_) => *sent = None,
+                    }
+                }
                 if channel.is_open() {
                     channel.seal(plain, &mut self.outbox);
                 } else {
@@ -327,12 +431,14 @@ impl PeerEnd {
                 preamble.extend_from_slice(&bytes[..take]);
                 let mut rest = &bytes[take..];
                 if let Ok(complete) = <&[u8; PREAMBLE_LEN]>::try_from(&preamble[..]) {
-                    assert!(Preamble::parse(complete).is_ok(), "the node's preamble is invalid");
+                    assert!(
+                        Preamble::parse(complete).is_ok(),
+                        "the node's preamble is invalid"
+                    );
                 }
-                while let Some(_message) = messages
-                    .next(&mut rest)
-                    .unwrap_or_else(|err| panic!("the node framed a handshake message badly: {err}"))
-                {}
+                while let Some(_message) = messages.next(&mut rest).unwrap_or_else(|err| {
+                    panic!("the node framed a handshake message badly: {err}")
+                }) {}
                 return;
             }
             Link::Channel {
@@ -375,12 +481,22 @@ impl PeerEnd {
                     self.greeted = true;
                 }
                 _ if !self.greeted => panic!("a {} before the hello", message.kind()),
-                Message::Chat(chat) => assert!(
-                    chat.hops <= HOP_LIMIT,
-                    "a chat with {} hops, over the limit of {HOP_LIMIT}",
-                    chat.hops
-                ),
-                Message::Ping | Message::Pong | Message::Addrs(_) | Message::Retire => {}
+                Message::Lines(batch) => {
+                    assert!(
+                        batch.hops <= HOP_LIMIT,
+                        "a batch with {} hops, over the limit of {HOP_LIMIT}",
+                        batch.hops
+                    );
+                    assert!(
+                        self.verifier.verify(&batch.record),
+                        "the node sent a batch whose signature fails"
+                    );
+                }
+                Message::Have(_)
+                | Message::Ping
+                | Message::Pong
+                | Message::Addrs(_)
+                | Message::Retire => {}
             }
         }
     }
@@ -392,19 +508,49 @@ struct ClientEnd {
     id: ConnId,
     /// Bytes written after the last LF.
     partial: Vec<u8>,
+    /// What the client sent the node, cut into lines as the node cuts it.
+    said: LineBuffer,
 }
 
 impl ClientEnd {
-    fn receive(&mut self, bytes: &[u8]) {
+    fn new(id: ConnId) -> Self {
+        ClientEnd {
+            id,
+            partial: Vec::new(),
+            said: LineBuffer::default(),
+        }
+    }
+
+    fn receive(&mut self, bytes: &[u8], texts: &mut Texts) {
         self.partial.extend_from_slice(bytes);
         let Some(last_lf) = self.partial.iter().rposition(|&b| b == b'\n') else {
             return;
         };
         let rest = self.partial.split_off(last_lf + 1);
         for line in self.partial.split_inclusive(|&b| b == b'\n') {
-            check_client_line(line);
+            texts.show(check_client_line(line));
         }
         self.partial = rest;
+    }
+
+    /// The client sent `bytes` (and the node took them): what it says goes to `texts`.
+    fn send(&mut self, bytes: &[u8], texts: &mut Texts) {
+        self.said.push(bytes);
+        self.said_lines(texts);
+    }
+
+    /// The client closed its end: its last line counts, finished or not.
+    fn send_eof(&mut self, texts: &mut Texts) {
+        self.said.finish();
+        self.said_lines(texts);
+    }
+
+    fn said_lines(&mut self, texts: &mut Texts) {
+        while let Some(line) = self.said.next_line() {
+            if let Ok(Ok(Command::Say(said))) = line.map(control::parse_command) {
+                texts.said(said);
+            }
+        }
     }
 
     /// The connection is gone: an unfinished last line may be cut anywhere, even inside
@@ -418,7 +564,8 @@ impl ClientEnd {
     }
 }
 
-fn check_client_line(line: &[u8]) {
+/// Checks a whole line to a client; returns it without its LF.
+fn check_client_line(line: &[u8]) -> &str {
     let line = std::str::from_utf8(line)
         .unwrap_or_else(|err| panic!("a line to a client is not UTF-8 ({err}): {line:?}"));
     let body = line.strip_suffix('\n').expect("split at LFs");
@@ -430,6 +577,7 @@ fn check_client_line(line: &[u8]) {
         !body.chars().any(text::is_unsafe_char),
         "unsafe character in a line to a client: {line:?}"
     );
+    body
 }
 
 /// The driver's side of one node, on a virtual clock.
@@ -447,6 +595,9 @@ struct Harness {
     dials: VecDeque<(ConnId, String)>,
     /// Connections opened by the harness, accepted or dialled.
     opened: u8,
+    texts: Texts,
+    /// The next line each author run writes, by author identity and run.
+    authors: BTreeMap<(u8, u64), u64>,
 }
 
 impl Harness {
@@ -464,6 +615,8 @@ impl Harness {
             clients: Vec::new(),
             dials: VecDeque::new(),
             opened: 0,
+            texts: Texts::default(),
+            authors: BTreeMap::new(),
         };
         harness.settle();
         harness
@@ -556,10 +709,7 @@ impl Harness {
         }
         self.opened += 1;
         let id = self.node.handle_accepted(self.now, Accepted::Client);
-        self.clients.push(ClientEnd {
-            id,
-            partial: Vec::new(),
-        });
+        self.clients.push(ClientEnd::new(id));
         self.settle();
     }
 
@@ -569,7 +719,7 @@ impl Harness {
         let Some(peer) = self.peers.get_mut(self.current) else {
             return;
         };
-        peer.say(bytes);
+        peer.say(bytes, &mut self.texts);
         self.flush_current();
     }
 
@@ -587,13 +737,85 @@ impl Harness {
     }
 
     fn client_sends(&mut self, bytes: &[u8]) {
-        let Some(conn) = self.clients.first().map(|c| c.id) else {
+        let Some(client) = self.clients.first_mut() else {
             return;
         };
+        let conn = client.id;
         if self.node.accepts_input(conn) {
+            client.send(bytes, &mut self.texts);
             self.node.handle_recv(self.now, conn, bytes);
             self.settle();
         }
+    }
+
+    /// The node's clock on the Unix clock, in milliseconds, as it stamps its own lines
+    /// (its run started at `ME_SEED` ns, at `base()`).
+    fn wall_ms(&self) -> u64 {
+        let since = self.now.duration_since(base()).as_millis();
+        ME_SEED / 1_000_000 + u64::try_from(since).expect("a short run")
+    }
+
+    /// The current peer sends batches of lines written and signed by a real author,
+    /// variant `v`: `v & 3` is the author (identity keys 0 to 2, as the peers', or 3
+    /// for the node's own key, in another run), and with `v & 4` a byte of each record
+    /// is altered after it is signed. The stream gives the rest: a flags byte (bit 0
+    /// late; bit 1 a run newer than the node's instead of an older one; bits 2-3 where
+    /// the lines start: next in order, after a gap of `amount + 1`,
+    /// `amount + 1` back over lines sent before, or `MAX_AHEAD + amount` ahead; bits 4-7
+    /// the hops), `amount`, the number of lines less 1 (modulo 64), the bytes of text
+    /// per line, then each line's text; with `v & 4`, per record, where to alter it (2
+    /// bytes) and how (1 byte). A burst too big for one batch is several.
+    fn peer_signs(&mut self, v: u8, stream: &mut &[u8]) {
+        let spec = next_bytes(stream, 4);
+        let byte = |i: usize| spec.get(i).copied().unwrap_or(0);
+        let (flags, amount, count, text_len) = (byte(0), u64::from(byte(1)), byte(2), byte(3));
+        let k = if v & 3 == 3 { ME_KEY } else { v & 3 };
+        // Never the node's own run: lines of it from a peer take the node's key and its
+        // run, and then the node's next own line is not new (`Logs::write_own` asserts
+        // it is, in a debug build).
+        let epoch = if flags & 2 != 0 { 100 } else { 1 };
+        let next = self.authors.entry((k, epoch)).or_insert(0);
+        let first = match flags >> 2 & 3 {
+            0 => *next,
+            1 => *next + 1 + amount,
+            2 => next.saturating_sub(1 + amount),
+            _ => *next + MAX_AHEAD + amount,
+        };
+        let lines = u64::from(count % 64) + 1;
+        *next = (*next).max(first + lines);
+        let late = flags & 1 != 0;
+        let time_ms = 1 + self
+            .wall_ms()
+            .saturating_sub(if late { amount * 1_000 } else { 0 });
+        let mut author = Author::at(&identity(k), epoch, first);
+        let nick = format!("a{k}");
+        let mut records = Vec::new();
+        for _ in 0..lines {
+            let mut text =
+                String::from_utf8_lossy(next_bytes(stream, text_len.into())).into_owned();
+            let mut end = text.len().min(MAX_TEXT_LEN);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            records.extend(author.write(time_ms, &nick, &text));
+        }
+        records.extend(author.seal());
+        let mut frames = Vec::new();
+        for mut record in records {
+            if v & 4 != 0 {
+                let at = next_bytes(stream, 2);
+                let at = usize::from(u16::from_be_bytes([
+                    at.first().copied().unwrap_or(0),
+                    at.get(1).copied().unwrap_or(0),
+                ]));
+                let mask = next_bytes(stream, 1).first().copied().unwrap_or(1).max(1);
+                let i = at % record.len();
+                record[i] ^= mask;
+            }
+            Batch::encode(&mut frames, flags >> 4, late, &record);
+        }
+        self.peer_sends(&frames);
     }
 
     /// Runs the current peer's handshake to its end, as far as the node takes part:
@@ -661,7 +883,7 @@ impl Harness {
         if let Some(peer) = self.peers.iter_mut().find(|p| p.id == conn) {
             peer.receive(me, &written);
         } else if let Some(client) = self.clients.iter_mut().find(|c| c.id == conn) {
-            client.receive(&written);
+            client.receive(&written, &mut self.texts);
         }
         self.node.handle_sent(self.now, conn, n);
         self.settle();
@@ -691,6 +913,7 @@ impl Harness {
     fn run(&mut self, op: Op, stream: &mut &[u8]) {
         match op {
             Op::PeerSends(arg) => self.peer_sends(next_bytes(stream, read_len(arg))),
+            Op::PeerSigns(v) => self.peer_signs(v, stream),
             Op::Wait(arg) => self.wait(Duration::from_millis(100) * u32::from(arg).pow(2)),
             Op::PeerTakes(arg) => {
                 if let Some(conn) = self.current_peer() {
@@ -725,7 +948,9 @@ impl Harness {
                     }
                 }
                 2 => {
-                    if let Some(conn) = self.clients.first().map(|c| c.id) {
+                    if let Some(client) = self.clients.first_mut() {
+                        let conn = client.id;
+                        client.send_eof(&mut self.texts);
                         self.node.handle_eof(self.now, conn);
                         self.settle();
                     }
@@ -788,6 +1013,7 @@ fn run_input(data: &[u8]) {
     }
     harness.peer_sends(stream);
     harness.wind_down();
+    harness.texts.check();
 }
 
 fuzz_target!(

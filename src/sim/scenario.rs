@@ -697,23 +697,34 @@ impl Run {
         let missing: u64 = (self.lines[cut.clone()].iter())
             .map(|l| u64::from(other_side(l.origin)))
             .sum();
-        let shown = |run: &Run| -> u64 {
-            (0..n)
-                .map(|v| {
-                    (run.net.received(v).iter())
-                        .filter(|r| cut.contains(&(r.line as usize)))
-                        .filter(|r| half(v) != half(run.lines[r.line as usize].origin))
-                        .count() as u64
-                })
-                .sum()
-        };
-        while shown(self) < missing {
+        // Counted as they arrive: each check reads only what was received since the last.
+        let mut read = vec![0usize; n as usize];
+        let mut shown = 0u64;
+        loop {
+            for v in 0..n {
+                let received = self.net.received(v);
+                for r in &received[read[v as usize]..] {
+                    let i = r.line as usize;
+                    if cut.contains(&i) && half(v) != half(self.lines[i].origin) {
+                        shown += 1;
+                    }
+                }
+                read[v as usize] = received.len();
+            }
+            if shown >= missing {
+                break;
+            }
             let step = self.net.now() + Duration::from_millis(100);
-            if self.net.run_until(step) && shown(self) < missing {
-                return Err(self.fail(format!(
-                    "quiet after the heal with {} of {missing} caught-up lines shown",
-                    shown(self)
-                )));
+            if self.net.run_until(step) && shown < missing {
+                // Quiet: what is not shown yet never will be, unless it arrived last.
+                let late: usize = (0..n)
+                    .map(|v| self.net.received(v).len() - read[v as usize])
+                    .sum();
+                if late == 0 {
+                    return Err(self.fail(format!(
+                        "quiet after the heal with {shown} of {missing} caught-up lines shown"
+                    )));
+                }
             }
         }
         let bytes = self.net.stats().bytes - bytes_then;

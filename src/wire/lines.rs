@@ -82,6 +82,8 @@ pub struct Record<'a> {
     pub first: u64,
     /// How many lines, at least 1.
     pub count: u16,
+    /// The latest time of its lines, by the author's clock (milliseconds).
+    pub newest_ms: u64,
 }
 
 /// One line of a batch.
@@ -149,8 +151,9 @@ impl<'a> Record<'a> {
             return Err(PeerError::SeqOutOfRange(first));
         }
         let mut rest = &bytes[SIGNED_FIXED_LEN..signed_len];
+        let mut newest_ms = 0;
         for _ in 0..count {
-            parse_line(&mut rest)?;
+            newest_ms = newest_ms.max(parse_line(&mut rest)?.0);
         }
         if !rest.is_empty() {
             let extra = rest.len();
@@ -165,6 +168,7 @@ impl<'a> Record<'a> {
             epoch,
             first,
             count,
+            newest_ms,
         })
     }
 
