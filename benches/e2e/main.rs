@@ -42,6 +42,9 @@
 //!   for 10 s, while a client and another peer link read nothing; the daemon's RSS,
 //!   sampled every 100 ms, before the flood, at its highest and at the end, and the lines
 //!   per second the node took.
+//! - **W7 logs memory**: one daemon with the default bounds sent the lines of 10,000
+//!   authors, ten each (a full backlog, 10,000 authors known), then of 10,000 more: its
+//!   RSS after each, and what it holds by `/status`.
 //!
 //! Environment: `P2PCHAT_BENCH_N`, lines of W1 and of the raw relay (default
 //! 1,000,000); `P2PCHAT_BENCH_RUNS`, runs of every workload (default 5);
@@ -75,6 +78,7 @@ mod w3_mesh;
 mod w4_memory;
 mod w5_load;
 mod w6_flood;
+mod w7_logs;
 mod wait;
 
 use std::env;
@@ -121,12 +125,13 @@ fn run_benchmarks() -> Result<()> {
     if settings.selects("W1") {
         w1_throughput::throughput_runs(&settings, &mut report)?;
     }
-    let workloads: [(&str, Workload); 5] = [
+    let workloads: [(&str, Workload); 6] = [
         ("W2", w2_latency::latency_run),
         ("W3", w3_mesh::mesh_run),
         ("W4", w4_memory::memory_run),
         ("W5", w5_load::load_run),
         ("W6", w6_flood::flood_run),
+        ("W7", w7_logs::logs_run),
     ];
     for (name, workload) in workloads {
         if settings.selects(name) {
