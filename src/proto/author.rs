@@ -13,10 +13,27 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use crate::config::Secret;
 use crate::wire::lines::{Draft, Record, KEY_LEN, SIGNATURE_LEN};
 
-/// Put before a batch's signed part in what is signed, so that no signature over a
-/// batch is ever valid for anything else a node key signs (the link handshake's
-/// proof has a context of its own).
+/// Put before a batch's digest in what is signed, so that no signature over a batch is
+/// ever valid for anything else a node key signs (the link handshake's proof has a
+/// context of its own).
 const BATCH_CONTEXT: &[u8] = b"p2pchat v2 lines:";
+
+/// The BLAKE3 key-derivation context of a batch's digest.
+const DIGEST_CONTEXT: &str = "p2pchat v2 2026-12-02 batch of signed lines";
+
+/// What an author signs for a batch: the context and a BLAKE3 digest of the signed
+/// part. Ed25519 hashes what it signs with SHA-512, twice to sign and once to check,
+/// at some 0.5 GB/s here; BLAKE3 digests a full batch about eight times as fast, so a
+/// signature costs per batch, not per byte.
+fn message(signed: &[u8]) -> [u8; BATCH_CONTEXT.len() + blake3::OUT_LEN] {
+    let digest = blake3::Hasher::new_derive_key(DIGEST_CONTEXT)
+        .update(signed)
+        .finalize();
+    let mut message = [0; BATCH_CONTEXT.len() + blake3::OUT_LEN];
+    message[..BATCH_CONTEXT.len()].copy_from_slice(BATCH_CONTEXT);
+    message[BATCH_CONTEXT.len()..].copy_from_slice(digest.as_bytes());
+    message
+}
 
 /// This node as an author: its key, its run, and the batch its clients are writing.
 #[derive(Debug)]
@@ -27,8 +44,6 @@ pub struct Author {
     /// The sequence number of the next line written here.
     next_seq: u64,
     draft: Option<Draft>,
-    /// Context and signed part, put together for the signature; reused.
-    message: Vec<u8>,
 }
 
 impl Author {
@@ -47,7 +62,6 @@ impl Author {
             epoch,
             next_seq,
             draft: None,
-            message: Vec::new(),
         }
     }
 
@@ -68,10 +82,7 @@ impl Author {
     /// Signs the batch being written and returns its record, if it holds any line.
     pub fn seal(&mut self) -> Option<Vec<u8>> {
         let draft = self.draft.take()?;
-        self.message.clear();
-        self.message.extend_from_slice(BATCH_CONTEXT);
-        self.message.extend_from_slice(draft.signed());
-        let signature = self.signing.sign(&self.message).to_bytes();
+        let signature = self.signing.sign(&message(draft.signed())).to_bytes();
         Some(draft.into_record(&signature))
     }
 }
@@ -79,11 +90,10 @@ impl Author {
 /// Author keys whose decoded form is kept: a busy relay's authors, most of the time.
 const KEYS_KEPT: usize = 4096;
 
-/// Checks batch signatures; holds a buffer so that checking allocates nothing, and the
-/// decoded keys of recent authors, since decoding a key costs a quarter of a check.
+/// Checks batch signatures; keeps the decoded keys of recent authors, since decoding
+/// a key costs a fifth of a check.
 #[derive(Debug, Default)]
 pub struct Verifier {
-    message: Vec<u8>,
     keys: BTreeMap<[u8; KEY_LEN], VerifyingKey>,
 }
 
@@ -104,11 +114,8 @@ impl Verifier {
                 key
             }
         };
-        self.message.clear();
-        self.message.extend_from_slice(BATCH_CONTEXT);
-        self.message.extend_from_slice(record.signed());
         let signature: &[u8; SIGNATURE_LEN] = record.signature();
-        key.verify_strict(&self.message, &Signature::from_bytes(signature))
+        key.verify_strict(&message(record.signed()), &Signature::from_bytes(signature))
             .is_ok()
     }
 }
