@@ -5,13 +5,16 @@ The frames are built from docs/PROTOCOL.md, independently of the crate's encoder
 the seeds also check that the document and the code agree (the peer_message target
 round-trips every seed that parses). The batches of signed lines follow the layout of
 src/wire/lines.rs and are signed here, with an Ed25519 of this file's own (RFC 8032's
-reference code), over the context of src/proto/author.rs: a node that gets one checks
-the signature for real. Run from anywhere: python3 fuzz/make-seeds.py
+reference code), over the context and BLAKE3 digest of src/proto/author.rs: a node
+that gets one checks the signature for real. Needs the blake3 module
+(`pip install blake3`). Run from anywhere: python3 fuzz/make-seeds.py
 """
 
 import hashlib
 import os
 import struct
+
+import blake3
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
@@ -96,8 +99,10 @@ def ed_sign(secret, message):
     return big_r + int.to_bytes((r + h * a) % ED_Q, 32, "little")
 
 
-# What an author's signature covers, before the signed part of a batch.
+# What an author's signature covers: this context, then a BLAKE3 digest of the signed
+# part in key-derivation mode with DIGEST_CONTEXT.
 BATCH_CONTEXT = b"p2pchat v2 lines:"
+DIGEST_CONTEXT = "p2pchat v2 2026-12-02 batch of signed lines"
 
 
 def record(secret, epoch, first, lines):
@@ -108,7 +113,8 @@ def record(secret, epoch, first, lines):
     for time_ms, name, text in lines:
         raw = text.encode()
         signed += struct.pack(">Q", time_ms) + nick(name) + struct.pack(">H", len(raw)) + raw
-    return signed + ed_sign(secret, BATCH_CONTEXT + signed)
+    digest = blake3.blake3(signed, derive_key_context=DIGEST_CONTEXT).digest()
+    return signed + ed_sign(secret, BATCH_CONTEXT + digest)
 
 
 def batch(rec, hops, flags=0):
