@@ -98,6 +98,8 @@ pub struct Remote {
     pub summary: BTreeMap<FeedKey, Seen>,
     /// What the peer lacks and is being sent, author run by author run.
     pub catch_up: VecDeque<Plan>,
+    /// When this node last sent the peer a whole summary.
+    pub summary_sent: Option<Instant>,
 }
 
 /// A link to another node.

@@ -49,6 +49,19 @@ impl Nicks {
         }
     }
 
+    /// How an old line is shown, as [`Nicks::display`] would show it now but without
+    /// taking a free nick for its author: history gives nobody a nick.
+    pub fn shown<'a>(&self, now: Instant, nick: &'a str, author: NodeId) -> Cow<'a, str> {
+        match self.holders.get(nick) {
+            Some(&(holder, used))
+                if holder != author && now.saturating_duration_since(used) < NICK_HOLD =>
+            {
+                Cow::Owned(format!("{nick}#{}", distinct_prefix(author, holder)))
+            }
+            _ => Cow::Borrowed(nick),
+        }
+    }
+
     fn hold(&mut self, now: Instant, nick: &str, author: NodeId) {
         if let Some((_, used)) = self.holders.insert(nick.to_owned(), (author, now)) {
             self.by_use.remove(&(used, nick.to_owned()));
@@ -85,6 +98,15 @@ mod tests {
         assert_eq!(nicks.display(now, "alice", TWIN), "alice#aaaa1");
         assert_eq!(nicks.display(now, "alice", ALICE), "alice");
         assert_eq!(nicks.display(now, "mallory", MALLORY), "mallory");
+    }
+
+    #[test]
+    fn history_gives_nobody_a_nick() {
+        let mut nicks = Nicks::default();
+        let now = Instant::now();
+        assert_eq!(nicks.shown(now, "alice", MALLORY), "alice");
+        assert_eq!(nicks.display(now, "alice", ALICE), "alice", "still free");
+        assert_eq!(nicks.shown(now, "alice", MALLORY), "alice#bbbb");
     }
 
     #[test]

@@ -1065,6 +1065,7 @@ impl Node {
             peer_finished: false,
             summary: BTreeMap::new(),
             catch_up: VecDeque::new(),
+            summary_sent: None,
         }));
         let (addr, direction) = (peer.addr_label(), peer.direction);
         info!(

@@ -1455,6 +1455,26 @@ fn a_gap_that_nobody_holds_costs_nothing_on_later_rounds() {
 }
 
 #[test]
+fn a_node_that_writes_nothing_asks_for_what_a_peers_summary_shows_it_lacks() {
+    let mut h = Harness::new();
+    let from = h.peer(1);
+    // Just after link up the peer is answering this node's own summary: no question.
+    h.send(from, &have_ranges(&[(0, 3)], true));
+    assert!(h.sent_summaries(from).is_empty());
+    // Later, a round of the peer's alone: the node asks about the run it lacks.
+    h.advance(Duration::from_secs(31));
+    h.send(from, &have_ranges(&[(0, 3)], true));
+    let question = Summary::asking((id_of(AUTHOR), FAR_EPOCH, vec![]));
+    assert_eq!(h.sent_summaries(from), [question]);
+    // What the node has already, it does not ask for.
+    h.send(from, &THEM.batch(0, 4, &["zero", "one", "two"]));
+    h.advance(Duration::from_secs(31));
+    h.sent_summaries(from);
+    h.send(from, &have_ranges(&[(0, 3)], true));
+    assert!(h.sent_summaries(from).is_empty());
+}
+
+#[test]
 fn a_catch_up_never_holds_the_other_connections_back() {
     let mut h = Harness::new();
     let from = h.peer(1);

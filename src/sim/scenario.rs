@@ -60,7 +60,7 @@ pub enum Kind {
     SlowLink,
     /// The mesh building itself, with discovery on: every node starts with one random
     /// earlier node's address (node 0 with none); a wave; a fifth of the nodes crashed;
-    /// a wave; the crashed nodes restarted with fresh ids and one random running node's
+    /// a wave; the crashed nodes restarted (with their keys) and one random running node's
     /// address each; a wave. The graph family is not used: links are whatever the
     /// nodes made, and after every quiet spell they must form one component with every
     /// degree between `min(target, live - 1)` and `max_peers`.

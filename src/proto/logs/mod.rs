@@ -400,6 +400,29 @@ impl Logs {
         plans
     }
 
+    /// Questions to a peer whose whole summary is `have`: this node's entry for every
+    /// run of which the peer has seen lines this node has not. A summary answers only
+    /// what its sender lacks, so without them a node that writes nothing would never be
+    /// sent what only its peers have (beyond a hop limit, say).
+    pub fn lacking(&self, have: &BTreeMap<FeedKey, Seen>) -> Vec<HaveEntry> {
+        let none = Seen::default();
+        have.iter()
+            .filter(|&(key, _)| *key != self.own)
+            .filter(|&(key, peer)| {
+                let ours = self.feeds.get(key).map_or(&none, |f| &f.seen);
+                peer.ranges().iter().any(|&(a, b)| !ours.covers(a, b))
+            })
+            .map(|(&key, _)| HaveEntry {
+                author: key.author.0,
+                epoch: key.epoch,
+                ranges: self
+                    .feeds
+                    .get(&key)
+                    .map_or(Vec::new(), |f| f.seen.ranges().to_vec()),
+            })
+            .collect()
+    }
+
     /// The next record of `plan` the peer lacks, moving the plan past it; `None` once
     /// the plan is done.
     pub fn next_for(&self, plan: &mut Plan) -> Option<Rc<[u8]>> {
@@ -437,21 +460,32 @@ impl Logs {
         }
     }
 
-    /// The newest `n` lines of the backlog, by arrival, oldest first.
+    /// The newest `n` lines of the backlog by their authors' clocks, oldest first (an
+    /// author's own lines in its order): lines caught up after a cut arrive after newer
+    /// ones, and take their places by time.
     pub fn history(&self, n: usize) -> Vec<(Rc<[u8]>, u64)> {
-        let mut lines = Vec::new();
-        for record in self.store.newest_first() {
+        let mut lines: Vec<(u64, u64, Rc<[u8]>, u64)> = Vec::new();
+        for (arrival, record) in self.store.newest_first().enumerate() {
             let parsed = Record::parse(record).expect("stored records were valid");
-            for seq in (parsed.first..parsed.end()).rev() {
-                if lines.len() == n {
-                    lines.reverse();
-                    return lines;
-                }
-                lines.push((record.clone(), seq));
+            for line in parsed.lines() {
+                lines.push((
+                    line.time_ms,
+                    u64::MAX - arrival as u64,
+                    record.clone(),
+                    line.seq,
+                ));
             }
         }
-        lines.reverse();
-        lines
+        let keep = lines.len().saturating_sub(n);
+        if keep > 0 {
+            lines.select_nth_unstable_by_key(keep - 1, |l| (l.0, l.1, l.3));
+        }
+        let mut newest = lines.split_off(keep);
+        newest.sort_unstable_by_key(|l| (l.0, l.1, l.3));
+        newest
+            .into_iter()
+            .map(|(_, _, record, seq)| (record, seq))
+            .collect()
     }
 
     /// The key of a known author, by node id (any of its runs).

@@ -294,3 +294,20 @@ fn the_backlog_keeps_within_its_bounds() {
         "seen is not forgotten with the backlog"
     );
 }
+
+#[test]
+fn history_is_the_newest_lines_by_their_authors_clocks() {
+    let now = Instant::now();
+    let mut logs = new_logs(now);
+    let (mut early, mut late) = (author(1, 1), author(2, 1));
+    admit(&mut logs, now, &batch(&mut late, 2, NOW_MS + 20), false);
+    // Caught up after a cut: it arrives last, and was written first.
+    admit(&mut logs, now, &batch(&mut early, 2, NOW_MS + 10), true);
+    let times: Vec<u64> = (logs.history(3).iter())
+        .map(|(record, seq)| {
+            let parsed = Record::parse(record).unwrap();
+            parsed.lines().find(|l| l.seq == *seq).unwrap().time_ms
+        })
+        .collect();
+    assert_eq!(times, [NOW_MS + 10, NOW_MS + 20, NOW_MS + 20]);
+}

@@ -183,12 +183,14 @@ impl Node {
     pub(super) fn send_summary(&mut self, now: Instant, to: Option<ConnId>) {
         self.frame_buf.clear();
         Have::encode(&mut self.frame_buf, &self.logs.summary(), true);
-        match to {
-            Some(id) => {
-                let conn = &mut self.conns[id.slot];
-                (self.fx).enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
+        for (_, conn) in &mut self.conns {
+            if !conn.is_linked() || to.is_some_and(|id| id != conn.id) {
+                continue;
             }
-            None => self.send_frame_to_peers(now, None),
+            (self.fx).enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
+            if let Some(remote) = conn.peer_mut().and_then(|p| p.remote_mut()) {
+                remote.summary_sent = Some(now);
+            }
         }
     }
 
@@ -229,6 +231,19 @@ impl Node {
         let summary = mem::take(&mut remote.summary);
         let plan = self.logs.plan(&summary, have.complete);
         Logs::merge_plans(&mut remote.catch_up, plan);
+        // A peer that had a whole summary from this node lately is sending what it lacks
+        // already. Questions are answered with records, never with questions.
+        let answering = (remote.summary_sent)
+            .is_some_and(|at| now.saturating_duration_since(at) < SYNC_INTERVAL);
+        if have.complete && !answering {
+            let questions = self.logs.lacking(&summary);
+            if !questions.is_empty() {
+                self.frame_buf.clear();
+                Have::encode(&mut self.frame_buf, &questions, false);
+                let conn = &mut self.conns[id.slot];
+                (self.fx).enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
+            }
+        }
         self.top_up(now, id);
     }
 
@@ -276,7 +291,7 @@ impl Node {
             let author = node_id_of(parsed.author);
             let skip = usize::try_from(seq - parsed.first).expect("within a batch");
             let line = parsed.lines().nth(skip).expect("within a batch");
-            let nick = self.nicks.display(now, line.nick, author);
+            let nick = self.nicks.shown(now, line.nick, author);
             let time = text::rfc3339(line.time_ms);
             let text = text::sanitize(line.text);
             self.reply(now, id, format_args!("history {time} <{nick}> {text}"));
