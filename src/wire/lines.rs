@@ -292,7 +292,8 @@ impl Draft {
 /// such as one whose lines wait for a gap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Have<'a> {
-    /// The last message of a whole summary (see [`FLAG_COMPLETE`]).
+    /// The last message of a whole summary: a run it does not name is one the sender
+    /// holds nothing of.
     pub complete: bool,
     /// More messages of this summary follow.
     pub more: bool,
