@@ -82,7 +82,9 @@ pub struct Record<'a> {
     pub first: u64,
     /// How many lines, at least 1.
     pub count: u16,
-    /// The latest time of its lines, by the author's clock (milliseconds).
+    /// The earliest and the latest time of its lines, by the author's clock
+    /// (milliseconds).
+    pub oldest_ms: u64,
     pub newest_ms: u64,
 }
 
@@ -151,23 +153,20 @@ impl<'a> Record<'a> {
             return Err(PeerError::SeqOutOfRange(first));
         }
         let mut rest = &bytes[SIGNED_FIXED_LEN..signed_len];
-        let mut newest_ms = 0;
+        let (mut oldest_ms, mut newest_ms) = (u64::MAX, 0);
         for _ in 0..count {
-            newest_ms = newest_ms.max(parse_line(&mut rest)?.0);
+            let time_ms = parse_line(&mut rest)?.0;
+            oldest_ms = oldest_ms.min(time_ms);
+            newest_ms = newest_ms.max(time_ms);
         }
-        if !rest.is_empty() {
-            let extra = rest.len();
-            return Err(PeerError::Trailing {
-                kind: "lines",
-                extra,
-            });
-        }
+        no_trailing(rest, "lines")?;
         Ok(Record {
             bytes,
             author,
             epoch,
             first,
             count,
+            oldest_ms,
             newest_ms,
         })
     }
@@ -210,6 +209,14 @@ impl<'a> Record<'a> {
 
 /// Sequence numbers stay below this, so that no sum of them overflows.
 pub const MAX_SEQ: u64 = 1 << 62;
+
+/// Refuses bytes after the last field of a message of `kind`.
+fn no_trailing(rest: &[u8], kind: &'static str) -> Result<(), PeerError> {
+    match rest.len() {
+        0 => Ok(()),
+        extra => Err(PeerError::Trailing { kind, extra }),
+    }
+}
 
 fn parse_line<'a>(rest: &mut &'a [u8]) -> Result<(u64, &'a str, &'a str), PeerError> {
     let truncated = PeerError::Truncated { kind: "lines" };
@@ -350,13 +357,7 @@ impl<'a> Have<'a> {
             }
             rest = &rest[len..];
         }
-        if !rest.is_empty() {
-            let extra = rest.len();
-            return Err(PeerError::Trailing {
-                kind: "have",
-                extra,
-            });
-        }
+        no_trailing(rest, "have")?;
         Ok(Have {
             complete: head[0] & FLAG_COMPLETE != 0,
             more: head[0] & FLAG_MORE != 0,

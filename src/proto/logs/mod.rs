@@ -298,33 +298,38 @@ impl Logs {
                     }
                     from = news;
                 }
-                if b > from {
-                    let held = Held {
-                        record: rc.clone(),
-                        to: b,
-                        late,
-                    };
-                    self.held_bytes += rc.len();
-                    feed.held.insert(from, held);
+                if b <= from {
+                    continue;
                 }
+                if feed.held.is_empty() && feed.cursor == Some(from) {
+                    // The usual case: next in order, nothing waiting. Shown at once.
+                    out.push(delivery(&rc, from, b, late, 0));
+                    feed.cursor = Some(b);
+                    continue;
+                }
+                let held = Held {
+                    record: rc.clone(),
+                    to: b,
+                    late,
+                };
+                self.held_bytes += rc.len();
+                feed.held.insert(from, held);
             }
-            {
-                self.held_bytes -= feed.release(out);
-                if feed.held.len() > MAX_HELD_PER_AUTHOR || self.held_bytes > MAX_HELD_BYTES {
-                    self.held_bytes -= feed.give_up(&mut self.counters, out);
+            self.held_bytes -= feed.release(out);
+            if feed.held.len() > MAX_HELD_PER_AUTHOR || self.held_bytes > MAX_HELD_BYTES {
+                self.held_bytes -= feed.give_up(&mut self.counters, out);
+            }
+            let waiting = !feed.held.is_empty();
+            gap = waiting && feed.deadline.is_none();
+            let deadline = waiting.then(|| feed.deadline.unwrap_or(now + ORDER_WAIT));
+            if deadline != feed.deadline {
+                if let Some(old) = feed.deadline {
+                    self.waiting.remove(&(old, key));
                 }
-                let waiting = !feed.held.is_empty();
-                gap = waiting && feed.deadline.is_none();
-                let deadline = waiting.then(|| feed.deadline.unwrap_or(now + ORDER_WAIT));
-                if deadline != feed.deadline {
-                    if let Some(old) = feed.deadline {
-                        self.waiting.remove(&(old, key));
-                    }
-                    if let Some(at) = deadline {
-                        self.waiting.insert((at, key));
-                    }
-                    feed.deadline = deadline;
+                if let Some(at) = deadline {
+                    self.waiting.insert((at, key));
                 }
+                feed.deadline = deadline;
             }
         }
         self.new_ranges = new;
@@ -488,13 +493,6 @@ impl Logs {
             .collect()
     }
 
-    /// The key of a known author, by node id (any of its runs).
-    pub fn key_of(&self, author: NodeId) -> Option<&[u8; KEY_LEN]> {
-        let from = FeedKey { author, epoch: 0 };
-        let (key, feed) = self.feeds.range(from..).next()?;
-        (key.author == author).then_some(&feed.key)
-    }
-
     pub fn counters(&self) -> LogCounters {
         self.counters
     }
@@ -652,6 +650,10 @@ fn start_of_news(record: &Record<'_>, new: &[(u64, u64)], start_ms: u64) -> Opti
 
 /// The first line in `from..to` of `record` written since `start_ms`, or `to`.
 fn first_news(record: &Record<'_>, from: u64, to: u64, start_ms: u64) -> u64 {
+    // The usual case, without reading the lines: all of the batch is news.
+    if record.oldest_ms >= start_ms {
+        return from;
+    }
     (record.lines())
         .filter(|l| (from..to).contains(&l.seq))
         .find(|l| l.time_ms >= start_ms)
