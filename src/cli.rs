@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,8 +11,9 @@ use getopts::Options;
 use log::LevelFilter;
 
 use crate::config::{
-    Config, Keepalive, MaxRate, NodeConfig, Secret, DEFAULT_LISTEN, DEFAULT_PEER_TIMEOUT,
-    DEFAULT_PING_INTERVAL, DEFAULT_SOCKET_MODE, MAX_MAX_AUTHORS,
+    Config, IrcConfig, Keepalive, MaxRate, NodeConfig, Secret, DEFAULT_IRC_CHANNEL, DEFAULT_LISTEN,
+    DEFAULT_PEER_TIMEOUT, DEFAULT_PING_INTERVAL, DEFAULT_SOCKET_MODE, MAX_MAX_AUTHORS,
+    MAX_MAX_MEMBERS,
 };
 use crate::wire::{control, text};
 
@@ -120,6 +122,11 @@ fn options() -> Options {
         .optopt("", "max-peers", "peer connections at the most (default 64)", "N")
         .optopt("", "max-clients", "control clients at the most (default 64)", "N")
         .optopt("", "max-authors", "author runs tracked at the most; the quietest is forgotten past it (default 16384)", "N")
+        .optopt("", "irc", "also serve IRC clients on this TCP address, e.g. 127.0.0.1:6667 (default off)", "ADDR")
+        .optopt("", "irc-channel", "the IRC channel that is the whole mesh (default #p2pchat)", "NAME")
+        .optopt("", "irc-password-file", "IRC clients must give the first line of FILE with PASS; needed for an --irc address that is not on loopback", "FILE")
+        .optopt("", "max-members", "members of the mesh listed at the most; the quietest is forgotten past it (default 131072)", "N")
+        .optopt("", "announce-interval", "shortest period between this node's announcements of itself; it grows with the mesh (default 30)", "SECS")
         .optopt("", "backlog-lines", "signed lines kept for catch-up and /history (default 100000)", "N")
         .optopt("", "backlog-mib", "MiB of signed lines kept at the most (default 64)", "N")
         .optopt("", "backlog-hours", "hours a signed line is kept at the most (default 24)", "N")
@@ -169,6 +176,33 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
             addr.unwrap_or(DEFAULT_LISTEN.into()),
         )?),
     };
+    let irc_listen = m
+        .opt_str("irc")
+        .map(|a| host_port("--irc", a))
+        .transpose()?;
+    let irc_password_file = m
+        .opt_str("irc-password-file")
+        .map(|p| absolute(Path::new(&p)))
+        .transpose()?;
+    if let Some(addr) = &irc_listen {
+        let loopback = addr
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback())
+            || addr.starts_with("localhost:");
+        if !loopback && irc_password_file.is_none() {
+            return Err(UsageError(format!(
+                "--irc {addr} is not on loopback: give --irc-password-file too, or anyone who reaches the port speaks as this node"
+            )));
+        }
+    }
+    let irc_channel = m
+        .opt_str("irc-channel")
+        .unwrap_or(DEFAULT_IRC_CHANNEL.into());
+    if !crate::wire::irc::check_channel(&irc_channel) {
+        return Err(UsageError(format!(
+            "--irc-channel {irc_channel}: expected # and up to 49 letters, digits, - or _"
+        )));
+    }
     let connect = m
         .opt_strs("connect")
         .into_iter()
@@ -205,6 +239,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
     if let Some(n) = number(&m, "max-authors", 2, MAX_MAX_AUTHORS)? {
         node.max_authors = n;
     }
+    if let Some(n) = number(&m, "max-members", 2, MAX_MAX_MEMBERS)? {
+        node.max_members = n;
+    }
+    if let Some(n) = number(&m, "announce-interval", 1, 24 * 3600)? {
+        node.announce_interval = Some(Duration::from_secs(n as u64));
+    }
     if let Some(n) = number(&m, "backlog-lines", 0, 100_000_000)? {
         node.backlog.lines = n;
     }
@@ -231,8 +271,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
         _ => LevelFilter::Trace,
     };
 
+    node.irc = irc_listen.as_ref().map(|_| IrcConfig {
+        channel: irc_channel,
+        password: None,
+    });
     Ok(Parsed::Run(Box::new(Config {
         listen,
+        irc_listen,
+        irc_password_file,
         socket: absolute(&socket)?,
         socket_mode: socket_mode(&m)?,
         daemon: m.opt_present("daemon"),

@@ -25,6 +25,16 @@ pub const DEFAULT_MAX_AUTHORS: usize = 16_384;
 /// The largest `--max-authors`.
 pub const MAX_MAX_AUTHORS: usize = 1 << 22;
 
+/// Members (nodes of the mesh) listed at the most when `--max-members` is not given,
+/// at about 300 bytes each; past it the member heard of least lately is forgotten.
+pub const DEFAULT_MAX_MEMBERS: usize = 131_072;
+/// The largest `--max-members`.
+pub const MAX_MAX_MEMBERS: usize = 1 << 22;
+
+/// The shortest period between a node's announcements of itself when
+/// `--announce-interval` is not given; in a large mesh the period grows past it.
+pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(30);
+
 /// The backlog when `--backlog-lines`, `--backlog-bytes` and `--backlog-hours` are not
 /// given: a day of a busy chat, or the last 100,000 lines, within 64 MiB.
 pub const DEFAULT_BACKLOG: BacklogLimits = BacklogLimits {
@@ -74,11 +84,24 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The IRC channel that is the whole mesh when `--irc-channel` is not given.
+pub const DEFAULT_IRC_CHANNEL: &str = "#p2pchat";
+
+/// What IRC clients find (`--irc`, `--irc-channel`, `--irc-password-file`).
+#[derive(Debug, Clone)]
+pub struct IrcConfig {
+    pub channel: String,
+    /// What `PASS` must give before a client registers, if anything.
+    pub password: Option<String>,
+}
+
 /// The whole run: what the shell needs and what the core needs.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where to accept peers; `None` with `--no-listen`.
     pub listen: Option<String>,
+    /// Where to serve IRC clients (`--irc`); `None` when off.
+    pub irc_listen: Option<String>,
     pub socket: PathBuf,
     /// Permission bits of the control socket: who may attach.
     pub socket_mode: u32,
@@ -90,6 +113,8 @@ pub struct Config {
     pub key_file: PathBuf,
     /// `--network-key`: the shared secret's file, if any.
     pub network_key_file: Option<PathBuf>,
+    /// `--irc-password-file`: what IRC clients must give with `PASS`.
+    pub irc_password_file: Option<PathBuf>,
     pub node: NodeConfig,
 }
 
@@ -118,6 +143,14 @@ pub struct NodeConfig {
     pub max_authors: usize,
     /// What the backlog of signed lines may hold.
     pub backlog: BacklogLimits,
+    /// The IRC front end's settings, when `--irc` is on.
+    pub irc: Option<IrcConfig>,
+    /// Members listed at the most (`--max-members`).
+    pub max_members: usize,
+    /// The shortest period between this node's announcements (`--announce-interval`);
+    /// `None` announces nothing and judges no member, for tests of other things whose
+    /// nodes must fall quiet.
+    pub announce_interval: Option<Duration>,
     /// Links a locally written chat line may cross.
     pub hop_limit: u8,
     /// Dial addresses learned from peers (off with `--no-discovery`).
@@ -258,6 +291,9 @@ impl NodeConfig {
             connect: Vec::new(),
             max_authors: DEFAULT_MAX_AUTHORS,
             backlog: DEFAULT_BACKLOG,
+            irc: None,
+            max_members: DEFAULT_MAX_MEMBERS,
+            announce_interval: Some(DEFAULT_ANNOUNCE_INTERVAL),
             hop_limit: DEFAULT_HOP_LIMIT,
             discovery: true,
             target_peers: DEFAULT_TARGET_PEERS,

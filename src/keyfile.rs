@@ -58,8 +58,35 @@ pub fn new_network_key(path: &Path) -> io::Result<()> {
     write_new(path, &Secret(driver::random_bytes()?), Kind::Network)
 }
 
+/// The IRC clients' password: the first line of `path`, a file of the same rule as a
+/// key file (only its owner may read or write it).
+pub fn password(path: &Path) -> io::Result<String> {
+    let what = "IRC password file";
+    let text = read_private(path, what)?;
+    let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match std::str::from_utf8(line) {
+        Ok(password) if !password.is_empty() && !password.contains(' ') => Ok(password.to_owned()),
+        _ => Err(io::Error::other(format!(
+            "{what} {}: expected a first line of UTF-8 without spaces",
+            path.display()
+        ))),
+    }
+}
+
 fn read(path: &Path, kind: Kind) -> io::Result<Secret> {
     let what = kind.name();
+    let text = read_private(path, what)?;
+    parse(&text).ok_or_else(|| {
+        io::Error::other(format!(
+            "{what} {}: expected 64 hex digits and an optional newline",
+            path.display()
+        ))
+    })
+}
+
+/// The first bytes of a file only its owner may read or write.
+fn read_private(path: &Path, what: &str) -> io::Result<Vec<u8>> {
     let cannot =
         |err: &io::Error| failed(format_args!("cannot read {what} {}", path.display()), err);
     // Non-blocking, so that a FIFO put in the key's place cannot hang the start.
@@ -86,18 +113,14 @@ fn read(path: &Path, kind: Kind) -> io::Result<Secret> {
             mode & 0o7777
         )));
     }
-    // A key file is tiny: read a little more than a key to tell a wrong file.
+    // A key file is tiny: read a little more than a key to tell a wrong file (and a
+    // password no longer than that).
     let mut text = Vec::new();
     (&mut file)
         .take(128)
         .read_to_end(&mut text)
         .map_err(|err| cannot(&err))?;
-    parse(&text).ok_or_else(|| {
-        io::Error::other(format!(
-            "{what} {}: expected 64 hex digits and an optional newline",
-            path.display()
-        ))
-    })
+    Ok(text)
 }
 
 fn parse(text: &[u8]) -> Option<Secret> {

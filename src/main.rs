@@ -51,6 +51,9 @@ fn run(mut config: Config) -> io::Result<()> {
     init_logging(&config)?;
     // Keys first: a refused key file is reported before anything is bound.
     config.node.identity = keyfile::identity(&config.key_file)?;
+    if let (Some(irc), Some(path)) = (&mut config.node.irc, &config.irc_password_file) {
+        irc.password = Some(keyfile::password(path)?);
+    }
     config.node.network_key = (config.network_key_file.as_deref())
         .map(keyfile::network_key)
         .transpose()?;
@@ -61,8 +64,12 @@ fn run(mut config: Config) -> io::Result<()> {
             describe_io_error(&err)
         ),
     }
-    let (listeners, socket_file) =
-        Listeners::bind(config.listen.as_deref(), &config.socket, config.socket_mode)?;
+    let (listeners, socket_file) = Listeners::bind(
+        config.listen.as_deref(),
+        config.irc_listen.as_deref(),
+        &config.socket,
+        config.socket_mode,
+    )?;
     config.node.listen_addr = listeners.peer_addr()?;
     let mut detached = if config.daemon {
         Some(daemon::detach()?)

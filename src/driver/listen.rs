@@ -23,19 +23,23 @@ pub const BACKLOG: i32 = 1024;
 pub struct Listeners {
     pub peer: Option<TcpListener>,
     pub control: UnixListener,
+    /// IRC clients' listener, with `--irc`.
+    pub irc: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds the peer listener (unless `listen` is `None`) and the control socket, the
-    /// latter with permission bits `mode`.
+    /// Binds the peer listener (unless `listen` is `None`), the IRC listener (if
+    /// `irc` is given) and the control socket, the latter with permission bits `mode`.
     pub fn bind(
         listen: Option<&str>,
+        irc: Option<&str>,
         control: &Path,
         mode: u32,
     ) -> io::Result<(Listeners, SocketFile)> {
-        let peer = listen.map(bind_peer).transpose()?;
+        let peer = listen.map(bind_tcp).transpose()?;
+        let irc = irc.map(bind_tcp).transpose()?;
         let (control, file) = bind_control(control, mode)?;
-        Ok((Listeners { peer, control }, file))
+        Ok((Listeners { peer, control, irc }, file))
     }
 
     /// The address peers reach this node on, port 0 resolved to the real port.
@@ -45,7 +49,7 @@ impl Listeners {
 }
 
 /// Binds the first address `addr` resolves to that can be bound.
-fn bind_peer(addr: &str) -> io::Result<TcpListener> {
+fn bind_tcp(addr: &str) -> io::Result<TcpListener> {
     let bind = || -> io::Result<TcpListener> {
         let mut last_err = io::Error::new(io::ErrorKind::NotFound, "no address");
         for resolved in addr.to_socket_addrs()? {

@@ -105,6 +105,12 @@ impl Driver {
                 .register(&mut listener, Token(entry.key()), Interest::READABLE)?;
             entry.insert(Socket::PeerListener(listener));
         }
+        if let Some(mut listener) = listeners.irc {
+            let entry = sockets.vacant_entry();
+            poll.registry()
+                .register(&mut listener, Token(entry.key()), Interest::READABLE)?;
+            entry.insert(Socket::IrcListener(listener));
+        }
         let mut control = listeners.control;
         let entry = sockets.vacant_entry();
         poll.registry()
@@ -155,6 +161,11 @@ impl Driver {
                 }
                 if token == tokens::SIGNALS {
                     if let Some(signal) = self.stop_signal() {
+                        // The leave is written if the sockets take it at once: a stop
+                        // waits for no peer.
+                        self.node.handle_stop(now);
+                        self.carry_out(now);
+                        self.write_dirty(now);
                         return Ok(signal);
                     }
                     continue;
@@ -230,7 +241,9 @@ impl Driver {
     fn on_event(&mut self, now: Instant, token: Token, readable: bool, writable: bool) {
         match self.sockets.get_mut(token.0) {
             None => {}
-            Some(Socket::PeerListener(_) | Socket::ControlListener(_)) => self.accept(now, token),
+            Some(Socket::PeerListener(_) | Socket::ControlListener(_) | Socket::IrcListener(_)) => {
+                self.accept(now, token)
+            }
             Some(Socket::Stream(stream)) => {
                 if stream.connecting {
                     self.finish_dial(now, token);
@@ -261,6 +274,12 @@ impl Driver {
                         debug!("cannot set TCP_NODELAY for {addr}: {err}");
                     }
                     (Accepted::Peer(addr), Stream::Tcp(stream))
+                }),
+                Some(Socket::IrcListener(listener)) => listener.accept().map(|(stream, addr)| {
+                    if let Err(err) = stream.set_nodelay(true) {
+                        debug!("cannot set TCP_NODELAY for IRC client {addr}: {err}");
+                    }
+                    (Accepted::Irc(addr), Stream::Tcp(stream))
                 }),
                 Some(Socket::ControlListener(listener)) => listener
                     .accept()

@@ -156,5 +156,6 @@ impl StreamEntry {
 pub enum Socket {
     PeerListener(TcpListener),
     ControlListener(UnixListener),
+    IrcListener(TcpListener),
     Stream(StreamEntry),
 }

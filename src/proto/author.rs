@@ -1,5 +1,6 @@
-//! Signing the lines this node's clients write, and checking the signature of every
-//! batch that arrives: the only place that knows how a batch is signed.
+//! Signing the lines this node's clients write and the node's announcements of itself,
+//! and checking the signature of every batch and announcement that arrives: the only
+//! place that knows how either is signed.
 //!
 //! The lines a node reads from its clients in one go become one batch with one Ed25519
 //! signature, so that signing and verifying cost per batch, not per line, under load,
@@ -12,11 +13,16 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::config::Secret;
 use crate::wire::lines::{Draft, Record, KEY_LEN, SIGNATURE_LEN};
+use crate::wire::member::{MemberDraft, MemberRecord};
 
 /// Put before a batch's digest in what is signed, so that no signature over a batch is
 /// ever valid for anything else a node key signs (the link handshake's proof has a
 /// context of its own).
 const BATCH_CONTEXT: &[u8] = b"p2pchat v2 lines:";
+
+/// Put before an announcement's signed part (a few hundred bytes at most, so signed
+/// as it is) in what is signed.
+const MEMBER_CONTEXT: &[u8] = b"p2pchat v2 member:";
 
 /// The BLAKE3 key-derivation context of a batch's digest.
 const DIGEST_CONTEXT: &str = "p2pchat v2 2026-12-02 batch of signed lines";
@@ -85,6 +91,30 @@ impl Author {
         let signature = self.signing.sign(&message(draft.signed())).to_bytes();
         Some(draft.into_record(&signature))
     }
+
+    /// Signs an announcement of this node's run; returns its record.
+    pub fn announce(
+        &self,
+        serial: u64,
+        time_ms: u64,
+        leaving: bool,
+        period_s: u32,
+        nicks: &[String],
+    ) -> Vec<u8> {
+        let mut record = MemberDraft {
+            key: &self.key,
+            epoch: self.epoch,
+            serial,
+            time_ms,
+            leaving,
+            period_s,
+            nicks,
+        }
+        .signed();
+        let signature = self.signing.sign(&[MEMBER_CONTEXT, &record].concat());
+        record.extend_from_slice(&signature.to_bytes());
+        record
+    }
 }
 
 /// Author keys whose decoded form is kept: a busy relay's authors, most of the time.
@@ -101,21 +131,35 @@ impl Verifier {
     /// Whether `record` was signed by the key it names. Strict verification: no weak
     /// key and no second encoding of a signature passes.
     pub fn verify(&mut self, record: &Record<'_>) -> bool {
-        let key = match self.keys.get(record.author) {
-            Some(key) => *key,
+        self.holds(record.author, &message(record.signed()), record.signature())
+    }
+
+    /// Whether `record` was signed by the node it announces, as strictly.
+    pub fn verify_member(&mut self, record: &MemberRecord<'_>) -> bool {
+        let signed = [MEMBER_CONTEXT, record.signed()].concat();
+        self.holds(record.key, &signed, record.signature())
+    }
+
+    fn holds(
+        &mut self,
+        key: &[u8; KEY_LEN],
+        signed: &[u8],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> bool {
+        let key = match self.keys.get(key) {
+            Some(decoded) => *decoded,
             None => {
-                let Ok(key) = VerifyingKey::from_bytes(record.author) else {
+                let Ok(decoded) = VerifyingKey::from_bytes(key) else {
                     return false;
                 };
                 if self.keys.len() >= KEYS_KEPT {
                     self.keys.clear();
                 }
-                self.keys.insert(*record.author, key);
-                key
+                self.keys.insert(*key, decoded);
+                decoded
             }
         };
-        let signature: &[u8; SIGNATURE_LEN] = record.signature();
-        key.verify_strict(&message(record.signed()), &Signature::from_bytes(signature))
+        key.verify_strict(signed, &Signature::from_bytes(signature))
             .is_ok()
     }
 }
@@ -166,6 +210,25 @@ mod tests {
         record[..KEY_LEN].copy_from_slice(&author().key);
         let parsed = Record::parse(&record).unwrap();
         assert!(!Verifier::default().verify(&parsed));
+    }
+
+    #[test]
+    fn an_announcement_verifies_and_is_no_batch() {
+        let me = author();
+        let record = me.announce(4, 1000, false, 30, &["alice".to_owned()]);
+        let parsed = MemberRecord::parse(&record).unwrap();
+        let mut verifier = Verifier::default();
+        assert!(verifier.verify_member(&parsed));
+        for i in 0..record.len() {
+            let mut altered = record.clone();
+            altered[i] ^= 0x01;
+            if let Ok(parsed) = MemberRecord::parse(&altered) {
+                assert!(
+                    !verifier.verify_member(&parsed),
+                    "byte {i} altered yet verified"
+                );
+            }
+        }
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct Remote {
     pub catch_up: VecDeque<Plan>,
     /// When this node last sent the peer a whole summary.
     pub summary_sent: Option<Instant>,
+    /// While the peer is told every member: the last one sent (`Some(None)` before
+    /// the first).
+    pub members_cursor: Option<Option<NodeId>>,
 }
 
 /// A link to another node.
@@ -190,10 +193,12 @@ impl Peer {
     }
 }
 
-/// A local user or script on the control socket.
+/// A local user or script on the control socket, or an IRC client.
 #[derive(Debug)]
 pub struct Client {
     pub nick: String,
+    /// Where an IRC client stands; `None` on the control socket.
+    pub irc: Option<Box<IrcSession>>,
     /// Bytes read but not yet acted on: a partial line, or lines held while paused.
     pub lines: LineBuffer,
     /// Not read from while a peer's queue is over the pause mark.
@@ -203,6 +208,23 @@ pub struct Client {
     /// Done (by `/quit` or end of input): nothing more is read from it or sent to it,
     /// and it is closed once the replies queued for it are written.
     pub leaving: bool,
+}
+
+/// An IRC client's registration and channel.
+#[derive(Debug, Default)]
+pub struct IrcSession {
+    /// The welcome was sent: other commands are taken.
+    pub registered: bool,
+    /// `CAP LS` or `CAP REQ` came before registration: the welcome waits for `CAP END`.
+    pub negotiating: bool,
+    pub has_nick: bool,
+    pub has_user: bool,
+    /// `PASS` gave the listener's password.
+    pub password_ok: bool,
+    /// It asked for `server-time`: lines carry their time as a tag.
+    pub server_time: bool,
+    /// In the channel: it is sent the mesh's lines.
+    pub joined: bool,
 }
 
 #[derive(Debug)]

@@ -12,6 +12,7 @@ mod cause;
 mod conn;
 pub mod ids;
 pub mod logs;
+pub mod members;
 pub mod nicks;
 pub mod node;
 pub mod rate;

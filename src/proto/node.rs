@@ -31,10 +31,11 @@ use super::author::{Author, Verifier};
 use super::book::AddressBook;
 use super::cause::Cause;
 use super::conn::{
-    Backlog, Client, Conn, Direction, Peer, Phase, Remote, Retired, Role, SendQueue,
+    Backlog, Client, Conn, Direction, IrcSession, Peer, Phase, Remote, Retired, Role, SendQueue,
 };
 use super::ids::{ConnId, NodeId};
 use super::logs::{Delivery, Logs};
+use super::members::Members;
 use super::nicks::Nicks;
 use super::rate::{RateLimiter, Verdict};
 use super::secure::{Channel, ChannelError, Credentials, Proven};
@@ -42,9 +43,12 @@ use super::timers::{Timer, Timers};
 
 mod clients;
 mod discovery;
+mod irc;
 mod lines;
+mod members;
 
 use discovery::ADDRESS_BOOK_CAPACITY;
+use irc::IrcLines;
 
 /// Peer connections past `--max-peers` that are told some addresses before they are
 /// closed; more are closed at once.
@@ -79,6 +83,15 @@ pub struct Counters {
     pub forged: u64,
 }
 
+/// What this node last said of itself to the mesh.
+#[derive(Debug, Default)]
+struct Announced {
+    /// The serial of the next announcement.
+    serial: u64,
+    at: Option<Instant>,
+    nicks: Vec<String>,
+}
+
 /// A connection the driver accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
@@ -86,6 +99,8 @@ pub enum Accepted {
     Peer(SocketAddr),
     /// On the control socket.
     Client,
+    /// On the IRC listener, from this address.
+    Irc(SocketAddr),
 }
 
 /// Side effects collected while handling an event, kept apart from the connection slab
@@ -264,6 +279,16 @@ pub struct Node {
     /// Every author's lines: duplicates, order, backlog, history.
     logs: Logs,
     nicks: Nicks,
+    /// Every node heard from lately.
+    members: Members,
+    /// This node's latest announcement of itself.
+    announced: Announced,
+    announce_deadline: Option<Instant>,
+    members_deadline: Option<Instant>,
+    /// When the member table is swept next.
+    sweep_at: Instant,
+    /// Members that joined since the last gathered news.
+    joined: Vec<NodeId>,
     /// What the logs released for the clients, reused.
     deliveries: Vec<Delivery>,
     /// The last line shown was a late one, introduced as such.
@@ -283,6 +308,10 @@ pub struct Node {
     /// Clients whose input waits for congestion to clear, in the order they stopped.
     paused: Vec<ConnId>,
     clients: usize,
+    /// Of those, IRC clients.
+    irc_clients: usize,
+    /// What IRC clients are sent of the line in `line_buf`, if anything.
+    irc_lines: IrcLines,
     /// A frame and a client line, each encoded once per message and copied to every
     /// queue; reused so that relaying allocates nothing per message.
     frame_buf: Vec<u8>,
@@ -304,6 +333,12 @@ impl Node {
             verifier: Verifier::default(),
             logs,
             nicks: Nicks::default(),
+            members: Members::new(creds.id(), cfg.max_members),
+            announced: Announced::default(),
+            announce_deadline: None,
+            members_deadline: None,
+            sweep_at: now,
+            joined: Vec::new(),
             deliveries: Vec::new(),
             late_shown: false,
             forged: 0,
@@ -322,6 +357,8 @@ impl Node {
             fx: Effects::default(),
             paused: Vec::new(),
             clients: 0,
+            irc_clients: 0,
+            irc_lines: IrcLines::default(),
             frame_buf: Vec::new(),
             line_buf: Vec::new(),
             wire_buf: Vec::new(),
@@ -331,6 +368,10 @@ impl Node {
             node.dial(now, target, None);
         }
         node.schedule_degree_check(now);
+        if node.cfg.announce_interval.is_some() {
+            node.announce(now, false);
+            node.arm_members_timer(now);
+        }
         node
     }
 
@@ -389,12 +430,15 @@ impl Node {
                 }
                 id
             }
-            Accepted::Client => {
+            Accepted::Client | Accepted::Irc(_) => {
                 self.clients += 1;
+                let irc = matches!(accepted, Accepted::Irc(_)).then(Box::<IrcSession>::default);
+                self.irc_clients += usize::from(irc.is_some());
                 let id = self.insert(
                     now,
                     Role::Client(Client {
                         nick: self.cfg.nick.clone(),
+                        irc,
                         lines: Default::default(),
                         paused: false,
                         eof: false,
@@ -586,12 +630,15 @@ impl Node {
         let limits = &self.cfg.limits;
         let mut redial = Vec::new();
         let (mut degree_due, mut order_due, mut sync_due) = (false, false, false);
+        let (mut announce_due, mut members_due) = (false, false);
         while let Some((id, timer)) = self.fx.timers.pop_due(now) {
             if id == ConnId::NODE {
                 match timer {
                     Timer::Degree => (self.degree_deadline, degree_due) = (None, true),
                     Timer::Order => (self.order_deadline, order_due) = (None, true),
                     Timer::Sync => (self.sync_deadline, sync_due) = (None, true),
+                    Timer::Announce => (self.announce_deadline, announce_due) = (None, true),
+                    Timer::Members => (self.members_deadline, members_due) = (None, true),
                     _ => unreachable!("connection timers are armed under a connection"),
                 }
                 continue;
@@ -622,7 +669,7 @@ impl Node {
                 }
                 Timer::Keepalive => self.fx.keepalive_due(conn, now, limits),
                 Timer::Stall => self.fx.stall_due(conn, now, limits),
-                Timer::Degree | Timer::Order | Timer::Sync => {
+                Timer::Degree | Timer::Order | Timer::Sync | Timer::Announce | Timer::Members => {
                     unreachable!("armed under ConnId::NODE only")
                 }
             }
@@ -638,6 +685,12 @@ impl Node {
         }
         if sync_due {
             self.sync_due(now);
+        }
+        if announce_due {
+            self.announce(now, false);
+        }
+        if members_due {
+            self.members_due(now);
         }
         self.reap(now);
     }
@@ -787,7 +840,7 @@ impl Node {
             Timer::Deadline => &mut conn.deadline,
             Timer::Stall => &mut conn.stall_deadline,
             Timer::Keepalive => &mut conn.keepalive_deadline,
-            Timer::Degree | Timer::Order | Timer::Sync => {
+            Timer::Degree | Timer::Order | Timer::Sync | Timer::Announce | Timer::Members => {
                 unreachable!("a node-level timer, set by its own method")
             }
         };
@@ -948,11 +1001,14 @@ impl Node {
         let duplicate = matches!(&peer.phase,
             Phase::Retired(r) if matches!(r.cause, Cause::Duplicate { .. }));
         match message {
-            Message::Lines(_) | Message::Have(_) if peer.came_up().is_none() && !duplicate => {
+            Message::Lines(_) | Message::Have(_) | Message::Member(_)
+                if peer.came_up().is_none() && !duplicate =>
+            {
                 self.doom(id, Cause::NeverUp { kind })
             }
             Message::Lines(batch) => self.peer_lines(now, id, batch),
             Message::Have(have) => self.peer_have(now, id, have),
+            Message::Member(announce) => self.peer_member(now, id, announce),
             // Nothing more is written on a retired link.
             Message::Ping if !conn.is_linked() => {}
             Message::Ping => {
@@ -1066,6 +1122,7 @@ impl Node {
             summary: BTreeMap::new(),
             catch_up: VecDeque::new(),
             summary_sent: None,
+            members_cursor: Some(None),
         }));
         let (addr, direction) = (peer.addr_label(), peer.direction);
         info!(
@@ -1078,6 +1135,7 @@ impl Node {
         );
         self.exchange_addrs(now, id);
         self.send_summary(now, Some(id));
+        self.top_up(now, id);
     }
 
     /// Gives up a link (see [`Retired`]), whose hello has arrived or not, and tells the
@@ -1149,11 +1207,22 @@ impl Node {
         }
     }
 
-    /// Copies `line_buf` into the queue of every client but `except`.
+    /// Copies `line_buf` into the queue of every control client but `except`, and
+    /// `irc_lines` into that of every IRC client in the channel but `except`.
     fn send_line_to_clients(&mut self, now: Instant, except: Option<ConnId>) {
         for (_, conn) in &mut self.conns {
-            if conn.is_client() && Some(conn.id) != except {
-                self.fx.enqueue(conn, &self.line_buf, now, &self.cfg.limits);
+            if !conn.is_client() || Some(conn.id) == except {
+                continue;
+            }
+            let bytes = match &conn.role {
+                Role::Client(Client { irc: None, .. }) => &self.line_buf[..],
+                Role::Client(Client {
+                    irc: Some(session), ..
+                }) if session.joined => self.irc_lines.for_client(session.server_time),
+                _ => continue,
+            };
+            if !bytes.is_empty() {
+                self.fx.enqueue(conn, bytes, now, &self.cfg.limits);
             }
         }
     }
@@ -1227,9 +1296,11 @@ impl Node {
         self.fx.outputs.push_back(Output::Close(id));
         let misbehaved = cause.is_misbehaviour();
         let peer = match conn.role {
-            Role::Client(_) => {
+            Role::Client(client) => {
                 self.clients -= 1;
+                self.irc_clients -= usize::from(client.irc.is_some());
                 self.paused.retain(|&c| c != id);
+                self.nicks_changed(now);
                 let level = if misbehaved {
                     Level::Warn
                 } else {

@@ -17,6 +17,7 @@ use crate::config::{NodeConfig, Secret};
 use crate::wire::frame::{self, Decoder};
 use crate::wire::handshake::Preamble;
 use crate::wire::lines::{Batch, Have, HaveEntry, KEY_LEN, SIGNATURE_LEN};
+use crate::wire::member::Announce;
 use crate::wire::peer::{Hello, Message, MAX_BODY_LEN};
 
 use super::author::{Author, Verifier};
@@ -81,6 +82,8 @@ struct Far {
     /// Summaries the node sent that the test has not looked at yet: they come on link
     /// up and every 30 s, whatever else a test is about.
     summaries: Vec<Summary>,
+    /// Announcements the node sent, apart from the other messages.
+    members: Vec<Announce<'static>>,
     /// Handshake bytes for the node, not yet delivered.
     outbox: Vec<u8>,
     /// The node under test, once the handshake proved it.
@@ -110,6 +113,7 @@ impl Far {
             decoder: Decoder::new(MAX_BODY_LEN),
             inbox: Vec::new(),
             summaries: Vec::new(),
+            members: Vec::new(),
             outbox,
             proven: None,
             failed: None,
@@ -132,6 +136,7 @@ impl Far {
             let body: &'static [u8] = Box::leak(body.to_vec().into_boxed_slice());
             match Message::parse(body).expect("the node sends valid messages") {
                 Message::Have(have) => self.summaries.push(Summary::of(&have)),
+                Message::Member(announce) => self.members.push(announce),
                 message => self.inbox.push(message),
             }
         }
@@ -214,6 +219,7 @@ impl Summary {
 
 fn config(key: u8) -> NodeConfig {
     let mut cfg = NodeConfig::new(Secret([key; 32]), EPOCH, "me".into());
+    cfg.announce_interval = None;
     // Two nodes of one test draw different Noise keys.
     cfg.random = Secret([!key; 32]);
     cfg.listen_addr = Some(addr(7654));

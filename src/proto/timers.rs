@@ -21,6 +21,10 @@ pub enum Timer {
     Degree,
     /// Lines waiting for a missing predecessor give up waiting then (node-level).
     Order,
+    /// This node announces itself to the mesh then (node-level).
+    Announce,
+    /// Gathered joins are told, and the member table swept, then (node-level).
+    Members,
     /// Linked peers are sent a summary of what this node holds then, a while after it
     /// took new lines (node-level).
     Sync,

@@ -50,6 +50,9 @@ pub struct NetConfig {
     /// Whether nodes dial addresses learned from their peers; off unless a scenario
     /// is about the mesh growing, since the checks compare links with the graph.
     pub discovery: bool,
+    /// Every node's `--announce-interval`: announcements never stop, so with them on a
+    /// network never goes quiet.
+    pub announce: Option<Duration>,
     pub limits: Limits,
 }
 
@@ -64,6 +67,7 @@ impl Default for NetConfig {
             backlog_lines: 20_000,
             hop_limit: crate::config::DEFAULT_HOP_LIMIT,
             discovery: false,
+            announce: None,
             limits: Limits {
                 // Pings never stop, so with them a wave would never go quiet; crashes
                 // are seen as ends of stream here, which is what the scenarios test.
@@ -411,6 +415,7 @@ impl Net {
         cfg.backlog.lines = self.cfg.backlog_lines;
         cfg.hop_limit = self.cfg.hop_limit;
         cfg.discovery = self.cfg.discovery;
+        cfg.announce_interval = self.cfg.announce;
         cfg.limits = self.cfg.limits.clone();
         let now = self.instant();
         let mut node = Node::new(cfg, now);

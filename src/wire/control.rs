@@ -21,6 +21,7 @@ pub const HELP: &[&str] = &[
     "  /nick NAME         use NAME for the lines you send",
     "  /connect HOST:PORT link this node to another",
     "  /peers             list linked peers",
+    "  /who               list the members of the mesh",
     "  /history [N]       the last N chat lines this node holds (default 20)",
     "  /status            node facts and counters",
     "  /help              this list",
@@ -118,6 +119,8 @@ pub enum Command<'a> {
     Nick(&'a str),
     Connect(&'a str),
     Peers,
+    /// The members of the mesh.
+    Who,
     /// The last this many lines of the backlog.
     History(usize),
     Status,
@@ -168,6 +171,7 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, CommandError<'_>> {
         "nick" => one_word("/nick NAME").map(Command::Nick),
         "connect" => one_word("/connect HOST:PORT").map(Command::Connect),
         "peers" => no_args(Command::Peers, "/peers"),
+        "who" => no_args(Command::Who, "/who"),
         "history" => match arg {
             "" => Ok(Command::History(DEFAULT_HISTORY)),
             n => n

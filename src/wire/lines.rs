@@ -211,7 +211,7 @@ impl<'a> Record<'a> {
 pub const MAX_SEQ: u64 = 1 << 62;
 
 /// Refuses bytes after the last field of a message of `kind`.
-fn no_trailing(rest: &[u8], kind: &'static str) -> Result<(), PeerError> {
+pub(super) fn no_trailing(rest: &[u8], kind: &'static str) -> Result<(), PeerError> {
     match rest.len() {
         0 => Ok(()),
         extra => Err(PeerError::Trailing { kind, extra }),

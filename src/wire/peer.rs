@@ -14,6 +14,7 @@ use super::lines::{
     Batch, Have, MAX_BATCH_BODY_LEN, MAX_BATCH_LINES, MAX_HAVE_BODY_LEN, MAX_HAVE_ENTRIES,
     MAX_HAVE_RANGES, MAX_RECORD_LEN, MAX_SEQ,
 };
+use super::member::{Announce, MAX_MEMBER_RECORD_LEN, MAX_NICKS};
 use super::text::{self, NickError, MAX_TEXT_LEN};
 
 const KIND_HELLO: u8 = 1;
@@ -23,6 +24,7 @@ const KIND_PONG: u8 = 4;
 const KIND_ADDRS: u8 = 5;
 const KIND_RETIRE: u8 = 6;
 pub(super) const KIND_HAVE: u8 = 7;
+pub(super) const KIND_MEMBER: u8 = 8;
 
 /// The hello flag of a node that refuses the link (it has all the peers it takes).
 const FLAG_REFUSING: u8 = 1;
@@ -60,6 +62,8 @@ pub enum Message<'a> {
     Lines(Batch<'a>),
     /// What the sender holds of each author: the start of a catch-up.
     Have(Have<'a>),
+    /// A node's signed announcement of itself, for every member table.
+    Member(Announce<'a>),
     /// "Are you there?", sent on a link that has been quiet; the answer is a pong.
     Ping,
     /// The answer to a ping.
@@ -157,6 +161,10 @@ pub enum PeerError {
     BadFamily(u8),
     /// An advertised address with port 0.
     PortZero,
+    /// An announcement record over [`MAX_MEMBER_RECORD_LEN`] bytes.
+    MemberTooLong(usize),
+    /// An announcement of no nick, or of more than [`MAX_NICKS`].
+    NickCount(u8),
 }
 
 impl fmt::Display for PeerError {
@@ -203,6 +211,15 @@ impl fmt::Display for PeerError {
             }
             PeerError::BadFamily(family) => write!(f, "unknown address family {family}"),
             PeerError::PortZero => f.write_str("advertised address with port 0"),
+            PeerError::MemberTooLong(len) => {
+                write!(
+                    f,
+                    "announcement of {len} bytes exceeds {MAX_MEMBER_RECORD_LEN}"
+                )
+            }
+            PeerError::NickCount(n) => {
+                write!(f, "announcement of {n} nicks, expected 1 to {MAX_NICKS}")
+            }
         }
     }
 }
@@ -219,6 +236,7 @@ impl<'a> Message<'a> {
             KIND_HELLO => Hello::parse(Reader::new(rest, "hello")).map(Message::Hello),
             KIND_LINES => Batch::parse(rest).map(Message::Lines),
             KIND_HAVE => Have::parse(rest).map(Message::Have),
+            KIND_MEMBER => Announce::parse(rest).map(Message::Member),
             KIND_PING => Reader::new(rest, "ping").finish().map(|()| Message::Ping),
             KIND_PONG => Reader::new(rest, "pong").finish().map(|()| Message::Pong),
             KIND_ADDRS => Addrs::parse(Reader::new(rest, "addrs")).map(Message::Addrs),
@@ -275,6 +293,7 @@ impl<'a> Message<'a> {
             Message::Hello(_) => "hello",
             Message::Lines(_) => "lines",
             Message::Have(_) => "have",
+            Message::Member(_) => "member",
             Message::Ping => "ping",
             Message::Pong => "pong",
             Message::Addrs(_) => "addrs",
@@ -526,7 +545,7 @@ mod tests {
 
     #[test]
     fn unknown_kind_is_refused() {
-        assert_eq!(Message::parse(&[9, 1, 2]), Err(PeerError::UnknownKind(9)));
+        assert_eq!(Message::parse(&[99, 1, 2]), Err(PeerError::UnknownKind(99)));
     }
 
     #[test]

@@ -16,22 +16,42 @@ use crate::proto::timers::Timer;
 use super::Node;
 
 impl Node {
+    /// An event for every client: a `*` line, a notice in the IRC channel.
     pub(super) fn notify_clients(&mut self, now: Instant, event: fmt::Arguments<'_>) {
+        self.irc_event(&event.to_string());
+        self.line_buf.clear();
+        control::write_info(&mut self.line_buf, event);
+        self.send_line_to_clients(now, None);
+    }
+
+    /// An event for the control clients alone: IRC clients learn it otherwise.
+    pub(super) fn notify_control_clients(&mut self, now: Instant, event: fmt::Arguments<'_>) {
+        self.irc_lines.clear();
         self.line_buf.clear();
         control::write_info(&mut self.line_buf, event);
         self.send_line_to_clients(now, None);
     }
 
     pub(super) fn reply(&mut self, now: Instant, id: ConnId, reply: fmt::Arguments<'_>) {
+        if self.is_irc(id) {
+            return self.irc_notice(now, id, &reply.to_string());
+        }
         self.line_buf.clear();
         control::write_info(&mut self.line_buf, reply);
         self.send_line_to(now, id);
     }
 
     pub(super) fn reply_error(&mut self, now: Instant, id: ConnId, error: fmt::Arguments<'_>) {
+        if self.is_irc(id) {
+            return self.irc_notice(now, id, &error.to_string());
+        }
         self.line_buf.clear();
         control::write_error(&mut self.line_buf, error);
         self.send_line_to(now, id);
+    }
+
+    fn is_irc(&self, id: ConnId) -> bool {
+        matches!(self.get(id).map(|c| &c.role), Some(Role::Client(c)) if c.irc.is_some())
     }
 
     /// Acts on the complete lines a client has sent, until they run out or congestion
@@ -48,6 +68,7 @@ impl Node {
                 break;
             }
             match lines.next_line() {
+                Some(Ok(line)) if self.is_irc(id) => self.irc_line(now, id, line),
                 Some(Ok(line)) => self.client_line(now, id, line),
                 Some(Err(err)) => self.reply_error(now, id, format_args!("{err}")),
                 None => break,
@@ -102,6 +123,7 @@ impl Node {
                     let client = self.conns[id.slot].client_mut().expect("a client's line");
                     client.nick = nick.to_owned();
                     self.reply(now, id, format_args!("nick {nick}"));
+                    self.nicks_changed(now);
                 }
                 Err(err) => self.reply_error(now, id, format_args!("{err}")),
             },
@@ -125,6 +147,7 @@ impl Node {
                 }
             }
             Command::Peers => self.reply_peers(now, id),
+            Command::Who => self.reply_who(now, id),
             Command::History(n) => self.reply_history(now, id, n),
             Command::Status => self.reply_status(now, id),
             Command::Help => {

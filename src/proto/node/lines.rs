@@ -52,7 +52,8 @@ impl Node {
             unreachable!("only clients say lines");
         };
         let sealed = self.author.write(time_ms, &client.nick, text);
-        let shown = self.nicks.display(now, &client.nick, self.id);
+        let shown = self.nicks.display(now, &client.nick, self.id).into_owned();
+        self.irc_chat(self.id, &shown, text, time_ms);
         self.line_buf.clear();
         control::write_chat(&mut self.line_buf, &shown, text);
         self.send_line_to_clients(now, Some(from));
@@ -161,6 +162,7 @@ impl Node {
                     );
                 }
                 self.late_shown = late;
+                self.irc_chat(author, &nick, line.text, line.time_ms);
                 self.line_buf.clear();
                 control::write_chat(&mut self.line_buf, &nick, line.text);
                 self.send_line_to_clients(now, None);
@@ -261,6 +263,10 @@ impl Node {
                 return;
             };
             let Some(plan) = remote.catch_up.front_mut() else {
+                // Members after lines: a newly linked peer is told every one.
+                if self.send_next_member(now, id) {
+                    continue;
+                }
                 return;
             };
             let Some(record) = self.logs.next_for(plan) else {
@@ -279,7 +285,7 @@ impl Node {
         self.get(id)
             .and_then(Conn::peer)
             .and_then(|p| p.remote())
-            .is_some_and(|r| !r.catch_up.is_empty())
+            .is_some_and(|r| !r.catch_up.is_empty() || r.members_cursor.is_some())
     }
 
     /// `/history N`: the newest lines of the backlog, oldest first.
