@@ -496,7 +496,8 @@ impl PeerEnd {
                 | Message::Ping
                 | Message::Pong
                 | Message::Addrs(_)
-                | Message::Retire => {}
+                | Message::Retire
+                | Message::Member(_) => {}
             }
         }
     }

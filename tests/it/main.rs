@@ -41,6 +41,10 @@ mod daemon;
 /// frames, a flood over `--max-rate`): each connection is closed with its address and
 /// cause in the log, and the node goes on chatting with its real peer.
 mod hostile;
+/// Who is here: `/who` on every node lists every member of the mesh, a clean stop is a
+/// `* leave` line, and a partition that takes several members away, or brings them
+/// back, is one line.
+mod members;
 /// Faults on real links: two sites, each node in a network namespace of its own, cut
 /// apart by unplugging their cable (each site chats on inside, nothing crosses while it
 /// is out, the nodes relink by themselves once it is back and what each site wrote
