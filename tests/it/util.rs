@@ -565,10 +565,18 @@ impl Client {
         }
     }
 
-    /// The next line's bytes, LF included; fails after [`PATIENCE`] or at the end.
+    /// The next line's bytes, LF included, news of members joining and leaving
+    /// skipped (the tests of membership read it with [`Client::read_until`]); fails
+    /// after [`PATIENCE`] or at the end.
     pub fn next_raw_line(&mut self) -> Vec<u8> {
-        self.line_by(Instant::now() + PATIENCE)
-            .unwrap_or_else(|why| panic!("expected a line: {why}"))
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let line =
+                (self.line_by(deadline)).unwrap_or_else(|why| panic!("expected a line: {why}"));
+            if !is_member_news(&line) {
+                return line;
+            }
+        }
     }
 
     /// The next line without its LF.
@@ -1386,4 +1394,18 @@ impl Drop for Process {
                 .status();
         }
     }
+}
+
+/// Whether `line` tells of members joining or leaving the mesh, which any node tells
+/// its clients whenever it happens.
+fn is_member_news(line: &[u8]) -> bool {
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim_end();
+    ["* join ", "* leave ", "* unreachable "]
+        .iter()
+        .any(|p| line.starts_with(p))
+        || (line.starts_with("* ")
+            && ["members joined", "members left", "members out of reach"]
+                .iter()
+                .any(|s| line.ends_with(s)))
 }
