@@ -537,6 +537,13 @@ impl Harness {
         std::mem::take(&mut far.inbox)
     }
 
+    /// The announcements the node has sent `peer`'s far end since the test last looked.
+    fn sent_members(&mut self, peer: ConnId) -> Vec<Announce<'static>> {
+        self.write_out(peer, usize::MAX);
+        let far = self.far.get_mut(&peer).expect("a far end");
+        std::mem::take(&mut far.members)
+    }
+
     /// The summaries the node has sent `peer`'s far end since the test last looked.
     fn sent_summaries(&mut self, peer: ConnId) -> Vec<Summary> {
         self.write_out(peer, usize::MAX);
@@ -2932,4 +2939,50 @@ fn lines_written_while_the_link_was_down_reach_the_other_node_once_it_is_back() 
         "nothing was sent twice"
     );
     assert_eq!(pair.a.status(on_a, "duplicates"), "0", "nor anything back");
+}
+
+/// An announcement of the node of key [`AUTHOR`], as a frame with 4 hops left.
+fn announcement(serial: u64, leaving: bool) -> Vec<u8> {
+    let author = Author::new(&Secret([AUTHOR; 32]), EPOCH);
+    let record = author.announce(serial, 1_796_160_703_000, leaving, 30, &["them".to_owned()]);
+    let mut out = Vec::new();
+    Announce::encode(&mut out, 4, &record);
+    out
+}
+
+#[test]
+fn an_announcement_is_checked_before_it_is_listed_or_passed_on() {
+    let mut h = Harness::new();
+    let (honest, onward, forger) = (h.peer(1), h.peer(2), h.peer(3));
+    let client = h.client();
+    h.sent_members(onward);
+    let genuine = announcement(0, false);
+    let mut altered = genuine.clone();
+    let nick_at = altered.len() - SIGNATURE_LEN - 1;
+    altered[nick_at] = b'n';
+    h.send(forger, &altered);
+    assert!(h.closed(forger), "a forged announcement costs the link");
+    assert!(h.sent_members(onward).is_empty(), "and reaches no peer");
+    h.send(honest, &genuine);
+    let passed = h.sent_members(onward);
+    assert_eq!(passed.len(), 1, "the genuine one is passed on");
+    assert_eq!(passed[0].hops, 3);
+    h.send(honest, &genuine);
+    assert!(h.sent_members(onward).is_empty(), "a copy is not");
+    h.advance(Duration::from_secs(1));
+    let lines = h.sent_lines(client);
+    assert!(
+        lines.contains(&format!("* join {} them", id_of(AUTHOR))),
+        "{lines:?}"
+    );
+    h.send(honest, &announcement(1, true));
+    assert_eq!(
+        h.sent_members(onward).len(),
+        1,
+        "a leave is passed on at once"
+    );
+    assert_eq!(
+        h.sent_lines(client),
+        [format!("* leave {} them", id_of(AUTHOR))]
+    );
 }
