@@ -87,7 +87,7 @@ fn check_line(line: &str) {
             };
             assert_eq!(expected, Ok(n), "/history took another number");
         }
-        Ok(Command::Peers | Command::Status | Command::Help | Command::Quit) => {}
+        Ok(Command::Peers | Command::Who | Command::Status | Command::Help | Command::Quit) => {}
         Err(err) => {
             // Replies quote the client's line back: they are sanitised as a whole.
             let mut out = Vec::new();

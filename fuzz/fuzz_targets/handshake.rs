@@ -101,7 +101,10 @@ impl WireCheck {
         self.preamble.extend_from_slice(&rest[..take]);
         rest = &rest[take..];
         if let Ok(bytes) = <&[u8; PREAMBLE_LEN]>::try_from(&self.preamble[..]) {
-            assert!(Preamble::parse(bytes).is_ok(), "an invalid preamble was written");
+            assert!(
+                Preamble::parse(bytes).is_ok(),
+                "an invalid preamble was written"
+            );
         }
         while let Some(message) = self
             .messages
@@ -206,16 +209,22 @@ fn edited(mode: u8, cuts: &mut Cuts<'_>, stream: &[u8]) {
             continue;
         }
         assert!(!failed, "an untouched handshake failed");
-        assert!(test.is_open() && partner.is_open(), "an untouched handshake did not open");
+        assert!(
+            test.is_open() && partner.is_open(),
+            "an untouched handshake did not open"
+        );
         assert_eq!(test_proven.map(|p| p.id), Some(theirs.id()));
         assert_eq!(partner_proven.map(|p| p.id), Some(ours.id()));
         assert!(plain.is_empty(), "plaintext out of a handshake");
         let (mut wire, mut opened) = (Vec::new(), Vec::new());
         test.seal(b"ping", &mut wire);
-        partner.recv(theirs, &wire, &mut Vec::new(), &mut opened).expect("a sealed message");
+        partner
+            .recv(theirs, &wire, &mut Vec::new(), &mut opened)
+            .expect("a sealed message");
         wire.clear();
         partner.seal(b"pong", &mut wire);
-        test.recv(ours, &wire, &mut Vec::new(), &mut opened).expect("a sealed message");
+        test.recv(ours, &wire, &mut Vec::new(), &mut opened)
+            .expect("a sealed message");
         assert_eq!(opened, b"pingpong");
     }
 }

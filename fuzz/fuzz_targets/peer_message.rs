@@ -28,6 +28,7 @@ use p2pchat::wire::lines::{
     Batch, Draft, Have, HaveEntry, Record, MAX_BATCH_LINES, MAX_HAVE_BODY_LEN, MAX_HAVE_ENTRIES,
     MAX_HAVE_RANGES, MAX_RECORD_LEN, MAX_SEQ, SIGNATURE_LEN,
 };
+use p2pchat::wire::member::{Announce, MAX_NICKS};
 use p2pchat::wire::peer::{Message, MAX_ADDRS, MAX_BODY_LEN};
 use p2pchat::wire::text;
 
@@ -46,6 +47,10 @@ fn encode(body: &[u8], message: &Message<'_>) -> Vec<u8> {
         Message::Pong => Message::encode_pong(&mut out),
         Message::Addrs(addrs) => Message::encode_addrs(&mut out, addrs.iter()),
         Message::Retire => Message::encode_retire(&mut out),
+        // Relayed as it came: the record is signed, flags and all.
+        Message::Member(announce) => {
+            Announce::encode(&mut out, announce.hops, announce.record.bytes())
+        }
     }
     out
 }
@@ -194,6 +199,16 @@ fuzz_target!(|body: &[u8]| {
             let count = addrs.iter().count();
             assert!(count <= MAX_ADDRS, "{count} addresses accepted");
             assert!(addrs.iter().all(|addr| addr.port() != 0), "port 0 accepted");
+        }
+        Message::Member(announce) => {
+            let nicks: Vec<&str> = announce.record.nicks().collect();
+            assert!(
+                (1..=MAX_NICKS).contains(&nicks.len()),
+                "{} nicks accepted",
+                nicks.len()
+            );
+            assert!(nicks.iter().all(|nick| text::check_nick(nick).is_ok()));
+            assert!(announce.hops > 0, "no hops left yet accepted");
         }
         Message::Ping | Message::Pong | Message::Retire => {}
     }

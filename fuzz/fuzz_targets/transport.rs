@@ -46,9 +46,11 @@ fn open_pair() -> (Channel, Channel) {
     let mut cb = Channel::new(b, false, &mut rng, &mut to_a);
     while !to_a.is_empty() || !to_b.is_empty() {
         let input = std::mem::take(&mut to_b);
-        cb.recv(b, &input, &mut to_a, &mut plain).expect("b's handshake");
+        cb.recv(b, &input, &mut to_a, &mut plain)
+            .expect("b's handshake");
         let input = std::mem::take(&mut to_a);
-        ca.recv(a, &input, &mut to_b, &mut plain).expect("a's handshake");
+        ca.recv(a, &input, &mut to_b, &mut plain)
+            .expect("a's handshake");
     }
     assert!(ca.is_open() && cb.is_open() && plain.is_empty());
     (ca, cb)
@@ -131,8 +133,15 @@ fuzz_target!(|data: &[u8]| {
         .take_while(|(at, m)| m.intact == Some(*at))
         .count();
     let untouched = good == plaintexts.len() && messages.len() == plaintexts.len();
-    let wire: Vec<u8> = messages.iter().flat_map(|m| m.bytes.iter().copied()).collect();
-    let read = if *cut == 0 { wire.len().max(1) } else { usize::from(*cut) };
+    let wire: Vec<u8> = messages
+        .iter()
+        .flat_map(|m| m.bytes.iter().copied())
+        .collect();
+    let read = if *cut == 0 {
+        wire.len().max(1)
+    } else {
+        usize::from(*cut)
+    };
 
     let creds_b = &creds().1;
     let (mut opened, mut reply) = (Vec::new(), Vec::new());
@@ -153,7 +162,10 @@ fuzz_target!(|data: &[u8]| {
                 break;
             }
         }
-        assert!(reply.is_empty(), "an open channel answered a transport message");
+        assert!(
+            reply.is_empty(),
+            "an open channel answered a transport message"
+        );
     }
     assert!(
         !(untouched && failed.is_some()),
@@ -174,6 +186,10 @@ fuzz_target!(|data: &[u8]| {
         whole += 1;
     }
     if untouched {
-        assert_eq!(whole, plaintexts.len(), "untouched messages did not all open");
+        assert_eq!(
+            whole,
+            plaintexts.len(),
+            "untouched messages did not all open"
+        );
     }
 });
