@@ -64,6 +64,9 @@ impl Node {
 
     /// The node stops: its peers are told it leaves.
     pub fn handle_stop(&mut self, now: Instant) {
+        if self.cfg.announce_interval.is_none() {
+            return;
+        }
         self.set_announce_timer(None);
         self.announce(now, true);
         self.reap(now);
@@ -94,7 +97,7 @@ impl Node {
     /// A client attached, left or took another nick: if the nicks to announce changed,
     /// an announcement is due soon.
     pub(super) fn nicks_changed(&mut self, now: Instant) {
-        if self.own_nicks() == self.announced.nicks {
+        if self.cfg.announce_interval.is_none() || self.own_nicks() == self.announced.nicks {
             return;
         }
         let gap = self.announced.at.map_or(now, |at| at + NICKS_GAP);
