@@ -385,6 +385,11 @@ impl Node {
         &self.logs
     }
 
+    /// Every member this node lists (read only).
+    pub fn members(&self) -> &Members {
+        &self.members
+    }
+
     /// The chat counters of `/status`.
     pub fn counters(&self) -> Counters {
         let logs = self.logs.counters();

@@ -374,6 +374,12 @@ impl Net {
         &self.stats
     }
 
+    /// Whether the running node `index` lists the member of id `member` in `/who`.
+    pub fn lists_member(&self, index: u32, member: u64) -> bool {
+        let node = self.slots[index as usize].node.as_ref();
+        node.is_some_and(|n| n.members().get(crate::proto::ids::NodeId(member)).is_some())
+    }
+
     /// Copies every node, running or crashed, dropped as duplicates.
     pub fn duplicates(&self) -> u64 {
         let running = self.slots.iter().filter_map(|s| s.node.as_ref());

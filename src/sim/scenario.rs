@@ -77,6 +77,11 @@ pub enum Kind {
     /// dialling its neighbours, at random times. A line must reach every node that ran
     /// when it was written, unless its author crashed before it left.
     Churn,
+    /// Membership at rest: every node announces itself (`--announce-interval` 30 s) and
+    /// no line is written. After a warm-up of ten minutes the bytes on all links are
+    /// counted for ten more, then one more node starts, linked as the graph says, and
+    /// the run measures when the last node lists it.
+    Members,
 }
 
 impl FromStr for Kind {
@@ -93,9 +98,11 @@ impl FromStr for Kind {
             "relink" => Ok(Kind::Relink),
             "hostile" => Ok(Kind::Hostile),
             "churn" => Ok(Kind::Churn),
+            "members" => Ok(Kind::Members),
             _ => Err(format!(
                 "unknown scenario {s:?} \
-                 (steady, burst, partition, crash, slow-link, mesh, relink, hostile, churn)"
+                 (steady, burst, partition, crash, slow-link, mesh, relink, hostile, churn, \
+                 members)"
             )),
         }
     }
@@ -138,6 +145,28 @@ pub struct Report {
     /// Bytes on a link, both ways, in the summary round after the last wave, when
     /// nothing was missing: what a comparison costs by itself.
     pub sync_bytes_per_link: f64,
+    /// The members scenario's cost and reach.
+    pub members: Option<MemberFigures>,
+}
+
+/// What membership cost at rest, and how soon a new member was listed everywhere.
+#[derive(Debug, Clone)]
+pub struct MemberFigures {
+    /// Bytes written onto links per node per second, at rest (announcements alone).
+    pub bytes_per_node_per_sec: f64,
+    /// From the new node's start to the last node listing it.
+    pub listed_within: Duration,
+}
+
+impl fmt::Display for MemberFigures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "members: {:.0} bytes per node per second at rest, a new member listed by \
+             every node within {:?}",
+            self.bytes_per_node_per_sec, self.listed_within
+        )
+    }
 }
 
 /// What catching up across a healed cut cost.
@@ -250,6 +279,7 @@ struct Run {
     outcast: Option<u32>,
     /// What the partition's heal cost.
     heal: Option<HealFigures>,
+    members: Option<MemberFigures>,
     /// Bytes of the last summary round, per link.
     sync_bytes_per_link: f64,
     /// Links come from discovery: `graph` is rebuilt from the open links after every
@@ -285,7 +315,11 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
             peer_timeout: Duration::from_secs(1),
         });
     }
-    let pings = net_cfg.limits.keepalive.is_some();
+    if spec.kind == Kind::Members {
+        net_cfg.announce = Some(crate::config::DEFAULT_ANNOUNCE_INTERVAL);
+    }
+    // Pings and announcements never stop: such a network is never quiet.
+    let pings = net_cfg.limits.keepalive.is_some() || net_cfg.announce.is_some();
     let mesh = spec.kind == Kind::Mesh;
     net_cfg.discovery |= mesh;
     let max_peers = net_cfg.limits.max_peers;
@@ -310,6 +344,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         halves: None,
         outcast: None,
         heal: None,
+        members: None,
         sync_bytes_per_link: 0.0,
         mesh,
         pings,
@@ -322,7 +357,9 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         let slow = run.net.rng().below(spec.nodes as u64) as u32;
         run.net.set_bandwidth(slow, 20_000);
     }
-    for v in 0..spec.nodes as u32 {
+    // The members scenario keeps its last node for the newcomer.
+    let first = spec.nodes - usize::from(spec.kind == Kind::Members);
+    for v in 0..first as u32 {
         let later: Vec<u32> = run
             .graph
             .neighbours(v)
@@ -401,6 +438,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
             run.wave(spec.lines - 2 * third, false)?;
         }
         Kind::Churn => run.churn(spec.lines)?,
+        Kind::Members => run.members = Some(run.membership()?),
         Kind::Hostile => {
             run.wave(third, false)?;
             let forger = run.net.rng().below(spec.nodes as u64) as u32;
@@ -437,6 +475,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
     report.mesh = run.figures;
     report.heal = run.heal.take();
     report.sync_bytes_per_link = run.sync_bytes_per_link;
+    report.members = run.members.take();
     Ok(report)
 }
 
@@ -828,6 +867,38 @@ impl Run {
     }
 
     /// Checks every delivery and gathers the figures.
+    /// The members scenario after the first links: the warm-up, the count, the newcomer.
+    fn membership(&mut self) -> Result<MemberFigures, SimError> {
+        const WARM_UP: Duration = Duration::from_secs(600);
+        const COUNTED: Duration = Duration::from_secs(600);
+        self.net.run_until(self.net.now() + WARM_UP);
+        let bytes = self.net.stats().bytes;
+        self.net.run_until(self.net.now() + COUNTED);
+        let running = self.graph.len() - 1;
+        let rate = (self.net.stats().bytes - bytes) as f64 / COUNTED.as_secs_f64() / running as f64;
+        let newcomer = running as u32;
+        let started = self.net.now();
+        let links: Vec<u32> = self.graph.neighbours(newcomer).to_vec();
+        self.net.start(newcomer, &links);
+        let id = self.net.node_id(newcomer).expect("just started");
+        let step = Duration::from_millis(10);
+        loop {
+            self.net.run_until(self.net.now() + step);
+            if (0..running as u32).all(|v| self.net.lists_member(v, id)) {
+                break;
+            }
+            if self.net.now() - started > QUIET_WITHIN {
+                return Err(self.fail(format!(
+                    "node {newcomer} not listed everywhere within {QUIET_WITHIN:?}"
+                )));
+            }
+        }
+        Ok(MemberFigures {
+            bytes_per_node_per_sec: rate,
+            listed_within: self.net.now() - started,
+        })
+    }
+
     fn judge(&self) -> Result<Report, SimError> {
         let mut count = vec![0u64; self.lines.len()];
         let (mut last_delivery, mut deliveries) = (Duration::ZERO, 0u64);
@@ -906,6 +977,7 @@ impl Run {
             wall: Duration::ZERO,
             mesh: Vec::new(),
             heal: None,
+            members: None,
             sync_bytes_per_link: self.sync_bytes_per_link,
         })
     }
@@ -935,6 +1007,9 @@ impl fmt::Display for Report {
         )?;
         for figures in &self.mesh {
             write!(f, "\n  {figures}")?;
+        }
+        if let Some(members) = &self.members {
+            write!(f, "\n  {members}")?;
         }
         if let Some(heal) = &self.heal {
             write!(f, "\n  {heal}")?;
