@@ -219,12 +219,17 @@ fn the_same_seed_gives_the_same_mesh() {
 #[test]
 fn announcements_stay_within_their_budget_and_a_new_member_is_listed_at_once() {
     for report in each_of_seeds(&[1], Kind::Members, Family::Random, 20, 0) {
-        let members = report.members.expect("the members scenario measures membership");
+        let members = report
+            .members
+            .expect("the members scenario measures membership");
         // 20 members announcing every 30 s at the most: well under the 2 KiB/s budget.
         assert!(
             members.bytes_per_node_per_sec > 0.0 && members.bytes_per_node_per_sec < 2048.0,
             "{members}"
         );
-        assert!(members.listed_within < std::time::Duration::from_secs(1), "{members}");
+        assert!(
+            members.listed_within < std::time::Duration::from_secs(1),
+            "{members}"
+        );
     }
 }
