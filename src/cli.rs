@@ -274,6 +274,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
     node.irc = irc_listen.as_ref().map(|_| IrcConfig {
         channel: irc_channel,
         password: None,
+        addr: None,
     });
     Ok(Parsed::Run(Box::new(Config {
         listen,

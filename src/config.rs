@@ -93,6 +93,8 @@ pub struct IrcConfig {
     pub channel: String,
     /// What `PASS` must give before a client registers, if anything.
     pub password: Option<String>,
+    /// The address IRC clients reach this node on, once bound (`/status` shows it).
+    pub addr: Option<SocketAddr>,
 }
 
 /// The whole run: what the shell needs and what the core needs.

@@ -71,6 +71,9 @@ fn run(mut config: Config) -> io::Result<()> {
         config.socket_mode,
     )?;
     config.node.listen_addr = listeners.peer_addr()?;
+    if let Some(irc) = &mut config.node.irc {
+        irc.addr = listeners.irc_addr()?;
+    }
     let mut detached = if config.daemon {
         Some(daemon::detach()?)
     } else {

@@ -46,6 +46,11 @@ impl Listeners {
     pub fn peer_addr(&self) -> io::Result<Option<SocketAddr>> {
         self.peer.as_ref().map(TcpListener::local_addr).transpose()
     }
+
+    /// The address IRC clients reach this node on, port 0 resolved to the real port.
+    pub fn irc_addr(&self) -> io::Result<Option<SocketAddr>> {
+        self.irc.as_ref().map(TcpListener::local_addr).transpose()
+    }
 }
 
 /// Binds the first address `addr` resolves to that can be bound.

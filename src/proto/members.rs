@@ -62,12 +62,14 @@ pub struct Member {
 }
 
 /// What an announcement changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// A member not listed before: new, or back.
     Joined,
-    /// A listed member announced itself again (its nicks may have changed).
+    /// A listed member announced itself again, with the same nicks.
     Renewed,
+    /// A listed member announced itself again with other nicks; these were its last.
+    Renamed { before: Vec<String> },
     /// A listed member left.
     Left,
     /// A member not listed says it leaves: nothing to tell.
@@ -128,7 +130,7 @@ impl Members {
             self.make_room();
         }
         let gone = record.leaving.then_some(Gone::Left);
-        self.table.insert(
+        let before = self.table.insert(
             id,
             Member {
                 key: *record.key,
@@ -143,7 +145,12 @@ impl Members {
         );
         match (listed, record.leaving) {
             (false, false) => Change::Joined,
-            (true, false) => Change::Renewed,
+            (true, false) => match before {
+                Some(before) if !before.nicks.iter().eq(record.nicks()) => Change::Renamed {
+                    before: before.nicks,
+                },
+                _ => Change::Renewed,
+            },
             (true, true) => Change::Left,
             (false, true) => Change::Nothing,
         }

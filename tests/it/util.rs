@@ -265,6 +265,13 @@ impl Node {
         self.listen.expect("this node does not listen")
     }
 
+    /// The address IRC clients reach this node on, from `/status`'s `irc`.
+    pub fn irc_addr(&self) -> SocketAddr {
+        let irc = self.status()["irc"].clone();
+        irc.parse()
+            .unwrap_or_else(|_| panic!("`irc` is not an address: {irc:?}; was --irc given?"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -493,9 +500,54 @@ enum Next {
     Timeout,
 }
 
-/// A connection to a node's control socket.
+/// The socket under a [`Client`]: the control socket, or the IRC listener's port.
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(stream) => stream.set_read_timeout(timeout),
+            Stream::Tcp(stream) => stream.set_read_timeout(timeout),
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Unix(stream) => stream.shutdown(how),
+            Stream::Tcp(stream) => stream.shutdown(how),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(stream) => stream.read(buf),
+            Stream::Tcp(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(stream) => stream.write(buf),
+            Stream::Tcp(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A connection to a node's control socket, or to its IRC listener (whose lines are
+/// read the same way, CR and all).
 pub struct Client {
-    stream: UnixStream,
+    stream: Stream,
     /// Bytes read but not yet returned as lines.
     buf: Vec<u8>,
 }
@@ -505,6 +557,17 @@ impl Client {
     pub fn connect(socket: &Path) -> Client {
         let stream = UnixStream::connect(socket)
             .unwrap_or_else(|err| panic!("cannot connect to {}: {err}", socket.display()));
+        Client::over(Stream::Unix(stream))
+    }
+
+    /// Connects to a node's IRC listener (see [`Node::irc_addr`]); nothing is sent.
+    pub fn connect_irc(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr)
+            .unwrap_or_else(|err| panic!("cannot connect to the IRC listener {addr}: {err}"));
+        Client::over(Stream::Tcp(stream))
+    }
+
+    fn over(stream: Stream) -> Client {
         Client {
             stream,
             buf: Vec::new(),
@@ -553,9 +616,19 @@ impl Client {
         }
     }
 
-    /// The next line as it came, LF included.
+    /// The next line as it came, LF included (an IRC line's CR taken out).
     fn line_by(&mut self, deadline: Instant) -> Result<Vec<u8>, String> {
         match self.next(deadline) {
+            Next::Line(mut line) if matches!(self.stream, Stream::Tcp(_)) => {
+                let cr = line.len().saturating_sub(2);
+                assert!(
+                    line.get(cr) == Some(&b'\r'),
+                    "an IRC line must end with CR LF: {:?}",
+                    String::from_utf8_lossy(&line)
+                );
+                line.remove(cr);
+                Ok(line)
+            }
             Next::Line(line) => Ok(line),
             Next::Eof => Err(format!(
                 "the node closed the connection (unterminated rest: {:?})",

@@ -5,7 +5,7 @@ use std::fmt;
 use std::mem;
 use std::time::Instant;
 
-use crate::wire::control::{self, Command, HELP};
+use crate::wire::control::{self, Command, LineError, HELP};
 use crate::wire::text;
 
 use crate::proto::cause::Cause;
@@ -70,6 +70,7 @@ impl Node {
             match lines.next_line() {
                 Some(Ok(line)) if self.is_irc(id) => self.irc_line(now, id, line),
                 Some(Ok(line)) => self.client_line(now, id, line),
+                Some(Err(LineError::TooLong)) if self.is_irc(id) => self.irc_too_long(now, id),
                 Some(Err(err)) => self.reply_error(now, id, format_args!("{err}")),
                 None => break,
             }
@@ -190,6 +191,9 @@ impl Node {
             .cfg
             .listen_addr
             .map_or_else(|| "none".to_owned(), |addr| addr.to_string());
+        let irc = (self.cfg.irc.as_ref())
+            .and_then(|irc| irc.addr)
+            .map_or_else(|| "off".to_owned(), |addr| addr.to_string());
         let max_rate = self.cfg.limits.max_rate;
         let logs = self.logs.counters();
         let (max_authors, backlog) = self.logs.limits();
@@ -198,6 +202,7 @@ impl Node {
             format!("version {}", env!("CARGO_PKG_VERSION")),
             format!("nick {}", client.nick),
             format!("listen {listen}"),
+            format!("irc {irc}"),
             format!("peers {}", self.linked.len()),
             format!("target-peers {}", self.cfg.target_peers),
             format!("max-peers {}", self.cfg.limits.max_peers),

@@ -5,6 +5,7 @@
 //! as for any client.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use crate::wire::irc::{self, Message};
@@ -116,7 +117,7 @@ impl Node {
             Ok(message) => message,
             Err(irc::ParseError::Empty) => return,
             Err(irc::ParseError::TooLong(_) | irc::ParseError::TagsTooLong(_)) => {
-                return self.numeric(now, id, "417", &[], "Input line was too long");
+                return self.irc_too_long(now, id);
             }
             Err(err) => return self.irc_notice(now, id, &format!("line dropped: {err}")),
         };
@@ -151,6 +152,11 @@ impl Node {
             _ if !registered => self.numeric(now, id, "451", &[], "You have not registered"),
             _ => self.irc_command(now, id, &command, params),
         }
+    }
+
+    /// A line over IRC's limit, or over the buffer's, which is far larger.
+    pub(super) fn irc_too_long(&mut self, now: Instant, id: ConnId) {
+        self.numeric(now, id, "417", &[], "Input line was too long");
     }
 
     /// The commands of a registered client.
@@ -406,15 +412,18 @@ impl Node {
         self.numeric(now, id, "332", &[&channel], &topic);
     }
 
-    /// Every nick of the mesh: the members' and this node's clients', each once.
+    /// Every nick of the mesh: the members' and this node's clients', each once. A
+    /// member whose joining is still being gathered is left out: its JOIN is to come.
     fn irc_nicks(&self, now: Instant) -> Vec<(String, NodeId)> {
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         let local = (self.conns.iter()).filter_map(|(_, c)| match &c.role {
             Role::Client(client) if c.is_client() => Some((client.nick.clone(), self.id)),
             _ => None,
         });
+        let joining: BTreeSet<NodeId> = self.joined.iter().copied().collect();
         let members = (self.members.live())
+            .filter(|(id, _)| !joining.contains(id))
             .flat_map(|(id, m)| m.nicks.iter().map(move |nick| (nick.clone(), id)));
         for (nick, member) in local.chain(members) {
             let shown = irc::irc_nick(&self.nicks.shown(now, &nick, member)).into_owned();
@@ -661,7 +670,9 @@ impl Node {
                 }
             }
         }
-        self.line_buf.clear();
-        self.send_line_to_clients(now, None);
+        if !self.irc_lines.plain.is_empty() {
+            self.line_buf.clear();
+            self.send_line_to_clients(now, None);
+        }
     }
 }

@@ -143,7 +143,20 @@ impl Node {
                 let nicks = record.nicks().map(str::to_owned).collect();
                 self.tell_departures(now, &[Departure { id: member, nicks }], Gone::Left);
             }
-            Change::Renewed | Change::Nothing => {}
+            Change::Renamed { before } if !self.joined.contains(&member) => {
+                let after: Vec<String> = record.nicks().map(str::to_owned).collect();
+                let only_in = |these: &[String], those: &[String]| -> Vec<String> {
+                    (these.iter())
+                        .filter(|n| !those.contains(n))
+                        .cloned()
+                        .collect()
+                };
+                let came = [(member, only_in(&after, &before))];
+                let went = [(member, only_in(&before, &after))];
+                self.irc_members(now, &went, Some("left"));
+                self.irc_members(now, &came, None);
+            }
+            Change::Renamed { .. } | Change::Renewed | Change::Nothing => {}
         }
     }
 
