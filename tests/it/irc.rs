@@ -9,7 +9,8 @@
 //! - Raw connections, for what a client shows only in passing: registration held by
 //!   `CAP` until `CAP END`, the welcome's `ISUPPORT`, history with `@time` tags, the
 //!   error numerics (451, 461, 433, 421, 401, 403, 404, 417) after which the client
-//!   goes on chatting, and the password of a listener.
+//!   goes on chatting, the password of a listener, and nicks taken and dropped on
+//!   another node coming as JOIN and QUIT.
 //!
 //! A client program that is not installed fails its test when `CI` is set (`.ci/run`
 //! installs them from Debian's packages) and elsewhere says so on stderr and passes.
@@ -619,4 +620,24 @@ fn a_listener_with_a_password_welcomes_only_who_gives_it() {
         welcome[0],
         ":p2pchat 001 zed :Welcome to the p2pchat mesh, zed"
     );
+}
+
+#[test]
+fn a_nick_taken_and_dropped_on_another_node_comes_as_join_and_quit() {
+    let a = irc_node("anna", &[]);
+    let mut watcher = a.client();
+    let b = plain_node("ben");
+    a.link(&b);
+    watcher.expect_line(&format!("* join {} ben", b.id()));
+    let mut irc = Client::connect_irc(a.irc_addr());
+    register(&mut irc, "zed");
+
+    let mut bea = b.client();
+    bea.send("/nick bea");
+    bea.expect_next("* nick bea");
+    let joined = format!(":bea!{}@p2pchat JOIN {CHANNEL}", b.id());
+    irc.read_until(&joined, |l| l == joined);
+    drop(bea);
+    let quit = format!(":bea!{}@p2pchat QUIT :left", b.id());
+    irc.read_until(&quit, |l| l == quit);
 }

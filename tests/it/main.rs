@@ -41,11 +41,12 @@ mod daemon;
 /// frames, a flood over `--max-rate`): each connection is closed with its address and
 /// cause in the log, and the node goes on chatting with its real peer.
 mod hostile;
-/// The IRC front end: sic and irssi (in tmux) on one node chat with a control client on
-/// another (history on joining, the nick list, lines both ways, members joining and
-/// leaving), and raw connections meet registration, `CAP`, `ISUPPORT`, `@time`
-/// playback, the error numerics and the listener's password; skipped without the
-/// client programs unless `CI` is set.
+/// The IRC front end: sic, irssi (in tmux) and weechat-headless on one node chat with a
+/// control client on another (history on joining, the nick list, lines both ways,
+/// members joining and leaving), and raw connections meet registration, `CAP`,
+/// `ISUPPORT`, `@time` playback, the error numerics, the listener's password, and nicks
+/// taken and dropped on another node as JOIN and QUIT; a client program that is not
+/// installed skips its test unless `CI` is set.
 mod irc;
 /// Who is here: `/who` on every node lists every member of the mesh, a clean stop is a
 /// `* leave` line, and a partition that takes several members away, or brings them
