@@ -491,6 +491,7 @@ fn registration_waits_for_cap_end_then_welcomes_joins_and_plays_back_with_times(
         "NICKLEN=32",
         "CASEMAPPING=ascii",
         "NETWORK=p2pchat",
+        "UTF8ONLY",
     ] {
         assert!(
             isupport.split(' ').any(|t| t == token),
@@ -546,6 +547,8 @@ fn mistakes_get_the_numerics_clients_expect_and_the_client_goes_on() {
     irc.expect_next(":p2pchat 451 * :You have not registered");
     irc.send("USER zed");
     irc.expect_next(":p2pchat 461 * USER :Not enough parameters");
+    irc.send("USER zed 0 * :");
+    irc.expect_next(":p2pchat 461 * USER :Not enough parameters");
     irc.send("NICK held");
     irc.expect_next(":p2pchat 433 * held :Nickname is already in use on this node");
     register(&mut irc, "zed");
@@ -571,7 +574,7 @@ fn mistakes_get_the_numerics_clients_expect_and_the_client_goes_on() {
         ),
         (
             b"PRIVMSG #p2pchat :\xff\xfe not UTF-8",
-            ":p2pchat NOTICE zed :line is not valid UTF-8",
+            ":p2pchat FAIL * INVALID_UTF8 :line is not valid UTF-8",
         ),
         (b"NICK held", ":p2pchat 433 zed held :Nickname is already in use on this node"),
     ];

@@ -5,7 +5,7 @@ use std::fmt;
 use std::mem;
 use std::time::Instant;
 
-use crate::wire::control::{self, Command, LineError, HELP};
+use crate::wire::control::{self, Command, HELP};
 use crate::wire::text;
 
 use crate::proto::cause::Cause;
@@ -70,7 +70,7 @@ impl Node {
             match lines.next_line() {
                 Some(Ok(line)) if self.is_irc(id) => self.irc_line(now, id, line),
                 Some(Ok(line)) => self.client_line(now, id, line),
-                Some(Err(LineError::TooLong)) if self.is_irc(id) => self.irc_too_long(now, id),
+                Some(Err(err)) if self.is_irc(id) => self.irc_refused_line(now, id, err),
                 Some(Err(err)) => self.reply_error(now, id, format_args!("{err}")),
                 None => break,
             }

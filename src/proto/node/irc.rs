@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use crate::wire::control::LineError;
 use crate::wire::irc::{self, Message};
 use crate::wire::lines::Record;
 use crate::wire::text::{self, MAX_NICK_LEN};
@@ -136,7 +137,8 @@ impl Node {
             "NICK" if need(1) => self.irc_nick(now, id, params[0]),
             "NICK" => self.numeric(now, id, "431", &[], "No nickname given"),
             "USER" if registered => self.numeric(now, id, "462", &[], "You may not reregister"),
-            "USER" if need(4) => {
+            // The real name may hold spaces but not be empty.
+            "USER" if need(4) && !params[3].is_empty() => {
                 self.session(id).has_user = true;
                 self.irc_try_register(now, id);
             }
@@ -155,8 +157,20 @@ impl Node {
     }
 
     /// A line over IRC's limit, or over the buffer's, which is far larger.
-    pub(super) fn irc_too_long(&mut self, now: Instant, id: ConnId) {
+    fn irc_too_long(&mut self, now: Instant, id: ConnId) {
         self.numeric(now, id, "417", &[], "Input line was too long");
+    }
+
+    /// A line the buffer refused: too long, or not UTF-8 (a `FAIL`, as `UTF8ONLY`
+    /// in the welcome promises).
+    pub(super) fn irc_refused_line(&mut self, now: Instant, id: ConnId, err: LineError) {
+        match err {
+            LineError::TooLong => self.irc_too_long(now, id),
+            LineError::NotUtf8 => {
+                let why = Some("line is not valid UTF-8");
+                self.irc_send(now, id, SERVER, "FAIL", &["*", "INVALID_UTF8"], why);
+            }
+        }
     }
 
     /// The commands of a registered client.
@@ -370,6 +384,7 @@ impl Node {
             "CASEMAPPING=ascii",
             "NETWORK=p2pchat",
             "CHANMODES=,,,nt",
+            "UTF8ONLY",
         ];
         self.numeric(now, id, "005", &tokens, "are supported by this server");
         self.irc_motd(now, id);
