@@ -553,7 +553,7 @@ fn mistakes_get_the_numerics_clients_expect_and_the_client_goes_on() {
     irc.expect_next(":p2pchat 433 * held :Nickname is already in use on this node");
     register(&mut irc, "zed");
 
-    let mistakes: [(&[u8], &str); 8] = [
+    let mistakes: [(&[u8], &str); 10] = [
         (b"FROB", ":p2pchat 421 zed FROB :Unknown command"),
         (b"JOIN", ":p2pchat 461 zed JOIN :Not enough parameters"),
         (
@@ -564,6 +564,11 @@ fn mistakes_get_the_numerics_clients_expect_and_the_client_goes_on() {
             b"JOIN #other",
             ":p2pchat 403 zed #other :No such channel: this network has one",
         ),
+        (
+            b"TOPIC #other",
+            ":p2pchat 403 zed #other :No such channel: this network has one",
+        ),
+        (b"NAMES #other", ":p2pchat 366 zed #other :End of /NAMES list"),
         (
             &[b"PRIVMSG #p2pchat :".as_slice(), &[b'x'; 600]].concat(),
             ":p2pchat 417 zed :Input line was too long",

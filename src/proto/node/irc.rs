@@ -186,13 +186,7 @@ impl Node {
                             self.irc_join(now, id);
                         }
                     } else if name != "0" {
-                        self.numeric(
-                            now,
-                            id,
-                            "403",
-                            &[name],
-                            "No such channel: this network has one",
-                        );
+                        self.no_such_channel(now, id, name);
                     }
                 }
             }
@@ -234,7 +228,18 @@ impl Node {
                     self.say(now, id, text);
                 }
             }
+            "NAMES" if need(1) => {
+                for name in params[0].split(',') {
+                    if ours(name) {
+                        self.irc_names(now, id);
+                    } else {
+                        // No error for a channel that does not exist: only the end.
+                        self.numeric(now, id, "366", &[name], "End of /NAMES list");
+                    }
+                }
+            }
             "NAMES" => self.irc_names(now, id),
+            "TOPIC" if need(1) && !ours(params[0]) => self.no_such_channel(now, id, params[0]),
             "TOPIC" if need(2) => {
                 self.numeric(now, id, "482", &[&channel], "The topic is the mesh's own")
             }
@@ -258,6 +263,11 @@ impl Node {
             }
             _ => self.numeric(now, id, "421", &[command], "Unknown command"),
         }
+    }
+
+    fn no_such_channel(&mut self, now: Instant, id: ConnId, name: &str) {
+        let why = "No such channel: this network has one";
+        self.numeric(now, id, "403", &[name], why);
     }
 
     fn irc_cap(&mut self, now: Instant, id: ConnId, params: &[&str]) {
