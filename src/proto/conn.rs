@@ -103,6 +103,12 @@ pub struct Remote {
     /// While the peer is told every member: the last one sent (`Some(None)` before
     /// the first).
     pub members_cursor: Option<Option<NodeId>>,
+    /// Lines go to the peer as ids only: it pruned this link from the broadcast tree,
+    /// or this node did (with `Broadcast::Tree`).
+    pub lazy: bool,
+    /// Lines taken since the peer was last told, per author run: the first and the
+    /// end of their sequence numbers.
+    pub unannounced: BTreeMap<FeedKey, (u64, u64)>,
 }
 
 /// A link to another node.
