@@ -680,11 +680,11 @@ impl Node {
                 Timer::Keepalive => self.fx.keepalive_due(conn, now, limits),
                 Timer::Stall => self.fx.stall_due(conn, now, limits),
                 Timer::Degree
-            | Timer::Order
-            | Timer::Sync
-            | Timer::Announce
-            | Timer::Members
-            | Timer::Tree => {
+                | Timer::Order
+                | Timer::Sync
+                | Timer::Announce
+                | Timer::Members
+                | Timer::Tree => {
                     unreachable!("armed under ConnId::NODE only")
                 }
             }

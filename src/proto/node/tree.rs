@@ -77,14 +77,19 @@ impl Node {
             if !conn.is_linked() || Some(conn.id) == except {
                 continue;
             }
-            let lazy = conn.peer_mut().and_then(|p| p.remote_mut()).filter(|r| r.lazy);
+            let lazy = conn
+                .peer_mut()
+                .and_then(|p| p.remote_mut())
+                .filter(|r| r.lazy);
             match lazy {
                 Some(remote) => {
                     let run = remote.unannounced.entry(key).or_insert((first, end));
                     *run = (run.0.min(first), run.1.max(end));
                     gathered = true;
                 }
-                None => self.fx.enqueue(conn, &self.frame_buf, now, &self.cfg.limits),
+                None => self
+                    .fx
+                    .enqueue(conn, &self.frame_buf, now, &self.cfg.limits),
             }
         }
         if gathered && self.tree_state.announce_at.is_none() {
@@ -127,11 +132,18 @@ impl Node {
                 epoch: entry.epoch,
             };
             for &(first, end) in &entry.ranges {
-                if self.logs.holds(key, first, end) || self.tree_state.awaited.len() >= MAX_WAITING {
+                if self.logs.holds(key, first, end) || self.tree_state.awaited.len() >= MAX_WAITING
+                {
                     continue;
                 }
                 let at = now + GRAFT_AFTER;
-                (self.tree_state.awaited).push_back(Awaited { at, peer: id, key, first, end });
+                (self.tree_state.awaited).push_back(Awaited {
+                    at,
+                    peer: id,
+                    key,
+                    first,
+                    end,
+                });
             }
         }
         self.arm_tree_timer();
@@ -149,7 +161,11 @@ impl Node {
             if awaited.at > now {
                 break;
             }
-            let awaited = self.tree_state.awaited.pop_front().expect("looked at above");
+            let awaited = self
+                .tree_state
+                .awaited
+                .pop_front()
+                .expect("looked at above");
             if !self.logs.holds(awaited.key, awaited.first, awaited.end) {
                 self.graft(now, &awaited);
             }
