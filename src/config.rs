@@ -90,7 +90,8 @@ pub const DEFAULT_IRC_CHANNEL: &str = "#p2pchat";
 /// How a node passes new lines on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Broadcast {
-    /// In full over every link: each node gets a copy from each of its peers.
+    /// In full over every link, but as ids to a peer that asked for them (one with
+    /// trees): each node gets a copy from each of its peers.
     Flood,
     /// In full along a tree of links and as ids over the others, which stand by to
     /// repair it (epidemic broadcast trees, Plumtree).

@@ -1150,6 +1150,7 @@ impl Node {
             summary_sent: None,
             members_cursor: Some(None),
             lazy: false,
+            pruned: false,
             unannounced: BTreeMap::new(),
         }));
         let (addr, direction) = (peer.addr_label(), peer.direction);

@@ -159,6 +159,9 @@ pub struct Report {
     /// Bytes on a link, both ways, in the summary round after the last wave, when
     /// nothing was missing: what a comparison costs by itself.
     pub sync_bytes_per_link: f64,
+    /// Bytes on all links while the waves' lines spread (bodies, ids, prunes and
+    /// grafts, framing and encryption; not the summary rounds after), per delivery.
+    pub bytes_per_delivery: f64,
     /// The members scenario's cost and reach.
     pub members: Option<MemberFigures>,
 }
@@ -296,6 +299,10 @@ struct Run {
     members: Option<MemberFigures>,
     /// Bytes of the last summary round, per link.
     sync_bytes_per_link: f64,
+    /// Bytes written while the waves' lines spread, and the counter at the end of the
+    /// last one's spreading.
+    wave_bytes: u64,
+    flooded_bytes: u64,
     /// Links come from discovery: `graph` is rebuilt from the open links after every
     /// quiet spell instead of being compared with them.
     mesh: bool,
@@ -360,6 +367,8 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         heal: None,
         members: None,
         sync_bytes_per_link: 0.0,
+        wave_bytes: 0,
+        flooded_bytes: 0,
         mesh,
         pings,
         target: crate::config::DEFAULT_TARGET_PEERS,
@@ -518,6 +527,7 @@ impl Run {
             // round, which nothing else shares the links with.
             let flooded = self.net.run_until(self.net.now() + FLOODED_WITHIN);
             let bytes = self.net.stats().bytes;
+            self.flooded_bytes = bytes;
             if !self.net.run_until(self.net.now() + spell) {
                 return Err(self.fail(format!("not quiet within {QUIET_WITHIN:?} after {after}")));
             }
@@ -866,7 +876,13 @@ impl Run {
             });
             self.net.say_at(at, origin, line);
         }
-        self.settle("a wave of lines")
+        let before = self.net.stats().bytes;
+        // A wave longer than the flooding time is run to its last line first.
+        let last = self.lines.last().map_or(start, |l| l.at);
+        self.net.run_until(last);
+        self.settle("a wave of lines")?;
+        self.wave_bytes += self.flooded_bytes.saturating_sub(before);
+        Ok(())
     }
 
     /// Whether node `v`'s run that started at `start` must show `line`: it was written
@@ -997,6 +1013,7 @@ impl Run {
             heal: None,
             members: None,
             sync_bytes_per_link: self.sync_bytes_per_link,
+            bytes_per_delivery: self.wave_bytes as f64 / deliveries.max(1) as f64,
         })
     }
 }
@@ -1020,8 +1037,8 @@ impl fmt::Display for Report {
         )?;
         write!(
             f,
-            " summary-round {:.0} bytes per link",
-            self.sync_bytes_per_link
+            " summary-round {:.0} bytes per link bytes/delivery {:.0}",
+            self.sync_bytes_per_link, self.bytes_per_delivery
         )?;
         for figures in &self.mesh {
             write!(f, "\n  {figures}")?;

@@ -1,10 +1,13 @@
 //! Epidemic broadcast trees (Plumtree: Leitão, Pereira and Rodrigues, SRDS 2007) over
 //! the node's links, with `Broadcast::Tree`. A new batch goes in full to the peers on
 //! the tree (eager links) and as an id to the others (lazy links), ids gathered for a
-//! short while. A live copy that comes a second time takes the link it came by off the
-//! tree (a prune); an announced line still missing a while later puts the link that
-//! announced it back on (a graft) and asks that peer for what is missing. Every link
-//! starts on the tree, so a new mesh floods once and settles into a tree.
+//! short while. A live copy that comes a second time asks the peer it came from for
+//! ids only (a prune); an announced line still missing a while later asks the peer that
+//! announced it for lines in full again (a graft), and for what is missing. A prune
+//! takes one direction of a link off the tree, not both as in the paper: with many
+//! authors writing at once, symmetric prunes cut a node off the tree for lines that
+//! come the other way, and it hears of them late. Every link starts on the tree, so
+//! a new mesh floods once and settles.
 //!
 //! Not for catch-up: the summaries compared at link-up and after new lines are as they
 //! are with flooding, and are what brings a line lost in a repair to every node in the
@@ -25,12 +28,12 @@ use super::Node;
 
 /// How long ids for a lazy link are gathered before they go, so that a busy node sends
 /// a few announcements a second per link rather than one per batch.
-const ANNOUNCE_EVERY: Duration = Duration::from_millis(50);
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(20);
 
 /// How long an announced line may stay missing before the link that announced it is
 /// grafted: longer than a copy takes along the tree, so that a tree that works is
 /// left alone.
-const GRAFT_AFTER: Duration = Duration::from_millis(150);
+const GRAFT_AFTER: Duration = Duration::from_millis(80);
 
 /// Announced lines waiting to be checked at the most: past it an announcement of more
 /// is ignored (the next summary round still catches the node up).
@@ -98,8 +101,9 @@ impl Node {
         }
     }
 
-    /// A live copy of lines seen already came from `id`: with trees, the link leaves
-    /// the tree. Catch-up copies say nothing of the tree.
+    /// A live copy of lines seen already came from `id`: with trees, the peer is asked
+    /// to send ids only on this link. Only that direction leaves the tree: the lines
+    /// this node passes on still go to the peer in full, until it prunes them too.
     pub(super) fn copy_from(&mut self, now: Instant, id: ConnId, late: bool) {
         if !self.tree() || late {
             return;
@@ -107,10 +111,10 @@ impl Node {
         let Some(remote) = self.conns[id.slot].peer_mut().and_then(|p| p.remote_mut()) else {
             return;
         };
-        if remote.lazy {
+        if remote.pruned {
             return;
         }
-        remote.lazy = true;
+        remote.pruned = true;
         self.frame_buf.clear();
         Message::encode_prune(&mut self.frame_buf);
         let conn = &mut self.conns[id.slot];
@@ -211,7 +215,7 @@ impl Node {
             return;
         };
         if let Some(remote) = conn.peer_mut().and_then(|p| p.remote_mut()) {
-            remote.lazy = false;
+            remote.pruned = false;
         }
         self.frame_buf.clear();
         Message::encode_graft(&mut self.frame_buf);
