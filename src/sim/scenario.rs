@@ -160,8 +160,9 @@ pub struct Report {
     /// nothing was missing: what a comparison costs by itself.
     pub sync_bytes_per_link: f64,
     /// Bytes on all links while the waves' lines spread (bodies, ids, prunes and
-    /// grafts, framing and encryption; not the summary rounds after), per delivery.
-    pub bytes_per_delivery: f64,
+    /// grafts, framing and encryption; not the summary rounds after), per delivery;
+    /// `None` where pings share the links.
+    pub bytes_per_delivery: Option<f64>,
     /// The members scenario's cost and reach.
     pub members: Option<MemberFigures>,
 }
@@ -1013,7 +1014,8 @@ impl Run {
             heal: None,
             members: None,
             sync_bytes_per_link: self.sync_bytes_per_link,
-            bytes_per_delivery: self.wave_bytes as f64 / deliveries.max(1) as f64,
+            bytes_per_delivery: (!self.pings)
+                .then(|| self.wave_bytes as f64 / deliveries.max(1) as f64),
         })
     }
 }
@@ -1037,9 +1039,12 @@ impl fmt::Display for Report {
         )?;
         write!(
             f,
-            " summary-round {:.0} bytes per link bytes/delivery {:.0}",
-            self.sync_bytes_per_link, self.bytes_per_delivery
+            " summary-round {:.0} bytes per link",
+            self.sync_bytes_per_link
         )?;
+        if let Some(bytes) = self.bytes_per_delivery {
+            write!(f, " bytes/delivery {bytes:.0}")?;
+        }
         for figures in &self.mesh {
             write!(f, "\n  {figures}")?;
         }

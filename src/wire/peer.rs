@@ -434,6 +434,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use crate::wire::frame::{Decoder, HEADER_LEN};
+    use crate::wire::lines::HaveEntry;
 
     const HELLO: Hello<'static> = Hello {
         epoch: 0x0123_4567_89ab_cdef,
@@ -590,6 +591,29 @@ mod tests {
     fn retire_is_a_kind_byte_alone() {
         assert_eq!(body(Message::encode_retire), [KIND_RETIRE]);
         assert_eq!(Message::parse(&[KIND_RETIRE]), Ok(Message::Retire));
+    }
+
+    #[test]
+    fn prune_and_graft_are_kind_bytes_alone_and_ihave_is_a_summary_of_its_own_kind() {
+        assert_eq!(body(Message::encode_prune), [KIND_PRUNE]);
+        assert_eq!(Message::parse(&[KIND_PRUNE]), Ok(Message::Prune));
+        assert_eq!(body(Message::encode_graft), [KIND_GRAFT]);
+        assert_eq!(Message::parse(&[KIND_GRAFT]), Ok(Message::Graft));
+        assert!(
+            Message::parse(&[KIND_GRAFT, 0]).is_err(),
+            "nothing may follow"
+        );
+        let entry = HaveEntry {
+            author: 7,
+            epoch: 8,
+            ranges: vec![(3, 5)],
+        };
+        let mut out = Vec::new();
+        Have::encode_ihave(&mut out, std::slice::from_ref(&entry));
+        let Ok(Message::IHave(have)) = Message::parse(&out[HEADER_LEN..]) else {
+            panic!("not an ihave: {out:?}");
+        };
+        assert_eq!(have.iter().collect::<Vec<_>>(), [entry]);
     }
 
     #[test]
