@@ -331,6 +331,16 @@ impl HaveEntry {
 }
 
 impl<'a> Have<'a> {
+    /// Parses an ihave's body: a summary's, whose flags mean nothing there.
+    pub(super) fn parse_ihave(body: &'a [u8]) -> Result<Self, PeerError> {
+        let have = Have::parse(body)?;
+        Ok(Have {
+            complete: false,
+            more: false,
+            ..have
+        })
+    }
+
     pub(super) fn parse(body: &'a [u8]) -> Result<Self, PeerError> {
         let truncated = PeerError::Truncated { kind: "have" };
         let (head, entries) = body.split_at_checked(3).ok_or(truncated)?;

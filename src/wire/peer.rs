@@ -76,7 +76,7 @@ pub enum Message<'a> {
     /// "I give this link up for another one between us; nothing more follows on it."
     Retire,
     /// Lines the sender took lately, by id only: the lazy half of a broadcast tree.
-    /// A summary's entries, never answered with records.
+    /// A summary's entries (its flags ignored), never answered with records.
     IHave(Have<'a>),
     /// "Your copies reach me first another way: send me ids only."
     Prune,
@@ -254,7 +254,7 @@ impl<'a> Message<'a> {
             KIND_RETIRE => Reader::new(rest, "retire")
                 .finish()
                 .map(|()| Message::Retire),
-            KIND_IHAVE => Have::parse(rest).map(Message::IHave),
+            KIND_IHAVE => Have::parse_ihave(rest).map(Message::IHave),
             KIND_PRUNE => Reader::new(rest, "prune").finish().map(|()| Message::Prune),
             KIND_GRAFT => Reader::new(rest, "graft").finish().map(|()| Message::Graft),
             other => Err(PeerError::UnknownKind(other)),
