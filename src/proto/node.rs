@@ -679,14 +679,8 @@ impl Node {
                 }
                 Timer::Keepalive => self.fx.keepalive_due(conn, now, limits),
                 Timer::Stall => self.fx.stall_due(conn, now, limits),
-                Timer::Degree
-                | Timer::Order
-                | Timer::Sync
-                | Timer::Announce
-                | Timer::Members
-                | Timer::Tree => {
-                    unreachable!("armed under ConnId::NODE only")
-                }
+                // The node-level ones.
+                _ => unreachable!("armed under ConnId::NODE only"),
             }
         }
         for id in redial {
@@ -858,14 +852,7 @@ impl Node {
             Timer::Deadline => &mut conn.deadline,
             Timer::Stall => &mut conn.stall_deadline,
             Timer::Keepalive => &mut conn.keepalive_deadline,
-            Timer::Degree
-            | Timer::Order
-            | Timer::Sync
-            | Timer::Announce
-            | Timer::Members
-            | Timer::Tree => {
-                unreachable!("a node-level timer, set by its own method")
-            }
+            _ => unreachable!("a node-level timer, set by its own method"),
         };
         self.fx.timers.set(id, timer, slot, at);
     }
