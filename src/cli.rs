@@ -126,6 +126,7 @@ fn options() -> Options {
         .optopt("", "irc-channel", "the IRC channel that is the whole mesh (default #p2pchat)", "NAME")
         .optopt("", "irc-password-file", "IRC clients must give the first line of FILE with PASS; needed for an --irc address that is not on loopback", "FILE")
         .optopt("", "max-members", "members of the mesh listed at the most; the quietest is forgotten past it (default 131072)", "N")
+        .optopt("", "broadcast", "how lines spread: flood (in full over every link) or tree (in full along a broadcast tree, as ids over the other links; default flood)", "flood|tree")
         .optopt("", "announce-interval", "shortest period between this node's announcements of itself; it grows with the mesh (default 30)", "SECS")
         .optopt("", "backlog-lines", "signed lines kept for catch-up and /history (default 100000)", "N")
         .optopt("", "backlog-mib", "MiB of signed lines kept at the most (default 64)", "N")
@@ -241,6 +242,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: &Env) -> Result<Pars
     }
     if let Some(n) = number(&m, "max-members", 2, MAX_MAX_MEMBERS)? {
         node.max_members = n;
+    }
+    if let Some(broadcast) = m.opt_str("broadcast") {
+        node.broadcast = broadcast.parse().map_err(UsageError)?;
     }
     if let Some(n) = number(&m, "announce-interval", 1, 24 * 3600)? {
         node.announce_interval = Some(Duration::from_secs(n as u64));

@@ -87,6 +87,29 @@ impl fmt::Debug for Secret {
 /// The IRC channel that is the whole mesh when `--irc-channel` is not given.
 pub const DEFAULT_IRC_CHANNEL: &str = "#p2pchat";
 
+/// How a node passes new lines on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broadcast {
+    /// In full over every link, but as ids to a peer that asked for them (one with
+    /// trees): each node gets a copy from each of its peers.
+    Flood,
+    /// In full along a tree of links and as ids over the others, which stand by to
+    /// repair it (epidemic broadcast trees, Plumtree).
+    Tree,
+}
+
+impl std::str::FromStr for Broadcast {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "flood" => Ok(Broadcast::Flood),
+            "tree" => Ok(Broadcast::Tree),
+            other => Err(format!("--broadcast must be flood or tree, not {other:?}")),
+        }
+    }
+}
+
 /// What IRC clients find (`--irc`, `--irc-channel`, `--irc-password-file`).
 #[derive(Debug, Clone)]
 pub struct IrcConfig {
@@ -153,6 +176,8 @@ pub struct NodeConfig {
     /// `None` announces nothing and judges no member, for tests of other things whose
     /// nodes must fall quiet.
     pub announce_interval: Option<Duration>,
+    /// How lines spread: over every link, or along a broadcast tree (`--broadcast`).
+    pub broadcast: Broadcast,
     /// Links a locally written chat line may cross.
     pub hop_limit: u8,
     /// Dial addresses learned from peers (off with `--no-discovery`).
@@ -296,6 +321,7 @@ impl NodeConfig {
             irc: None,
             max_members: DEFAULT_MAX_MEMBERS,
             announce_interval: Some(DEFAULT_ANNOUNCE_INTERVAL),
+            broadcast: Broadcast::Flood,
             hop_limit: DEFAULT_HOP_LIMIT,
             discovery: true,
             target_peers: DEFAULT_TARGET_PEERS,

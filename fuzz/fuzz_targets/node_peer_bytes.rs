@@ -493,6 +493,9 @@ impl PeerEnd {
                     );
                 }
                 Message::Have(_)
+                | Message::IHave(_)
+                | Message::Prune
+                | Message::Graft
                 | Message::Ping
                 | Message::Pong
                 | Message::Addrs(_)

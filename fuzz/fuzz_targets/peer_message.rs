@@ -43,6 +43,9 @@ fn encode(body: &[u8], message: &Message<'_>) -> Vec<u8> {
             Batch::encode(&mut out, batch.hops, batch.late, &record);
         }
         Message::Have(have) => encode_have(&mut out, body, have),
+        Message::IHave(have) => encode_ihave(&mut out, body, have),
+        Message::Prune => Message::encode_prune(&mut out),
+        Message::Graft => Message::encode_graft(&mut out),
         Message::Ping => Message::encode_ping(&mut out),
         Message::Pong => Message::encode_pong(&mut out),
         Message::Addrs(addrs) => Message::encode_addrs(&mut out, addrs.iter()),
@@ -123,6 +126,22 @@ fn encode_have(out: &mut Vec<u8>, body: &[u8], have: &Have<'_>) {
     }
 }
 
+/// An ihave as the node writes one, when the node would write its entries in one
+/// message; else the body as it came, its flags cleared, which mean nothing there.
+fn encode_ihave(out: &mut Vec<u8>, body: &[u8], have: &Have<'_>) {
+    let entries: Vec<HaveEntry> = have.iter().collect();
+    let mut frames = Vec::new();
+    Have::encode_ihave(&mut frames, &entries);
+    if frames.len() == HEADER_LEN + body.len() {
+        out.extend_from_slice(&frames);
+    } else {
+        frame::encode(out, |out| {
+            out.extend_from_slice(body);
+            out[HEADER_LEN + HAVE_FLAGS_AT] = 0;
+        });
+    }
+}
+
 /// Where a hello body has its flags byte: after the kind, epoch, port and link id.
 const HELLO_FLAGS_AT: usize = 1 + 8 + 2 + 8;
 /// The hello flags this version knows: refusing.
@@ -179,7 +198,7 @@ fuzz_target!(|body: &[u8]| {
     match &message {
         Message::Hello(hello) => assert!(text::check_nick(hello.nick).is_ok()),
         Message::Lines(batch) => check_batch(batch),
-        Message::Have(have) => {
+        Message::Have(have) | Message::IHave(have) => {
             let count = have.iter().count();
             assert!(count <= MAX_HAVE_ENTRIES, "{count} entries accepted");
             for entry in have.iter() {
@@ -210,7 +229,7 @@ fuzz_target!(|body: &[u8]| {
             assert!(nicks.iter().all(|nick| text::check_nick(nick).is_ok()));
             assert!(announce.hops > 0, "no hops left yet accepted");
         }
-        Message::Ping | Message::Pong | Message::Retire => {}
+        Message::Ping | Message::Pong | Message::Retire | Message::Prune | Message::Graft => {}
     }
 
     let frame = encode(body, &message);
@@ -226,6 +245,7 @@ fuzz_target!(|body: &[u8]| {
         Message::Hello(_) => expected[HELLO_FLAGS_AT] &= HELLO_KNOWN_FLAGS,
         Message::Lines(_) => expected[BATCH_FLAGS_AT] &= BATCH_KNOWN_FLAGS,
         Message::Have(_) => expected[HAVE_FLAGS_AT] &= HAVE_COMPLETE | HAVE_MORE,
+        Message::IHave(_) => expected[HAVE_FLAGS_AT] = 0,
         _ => {}
     }
     assert_eq!(

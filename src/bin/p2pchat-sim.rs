@@ -15,8 +15,8 @@ use p2pchat::sim::net::NetConfig;
 use p2pchat::sim::scenario::{self, Kind, Spec};
 
 const USAGE: &str = "Usage: p2pchat-sim [--nodes N] [--lines N] \
-[--family random|small-world|ring|line] [--scenario steady|burst|partition|crash|slow-link|mesh|relink|hostile|churn|members] \
-[--seed N] [--backlog-lines N]";
+[--family random|small-world|ring|line] [--scenario steady|sender|burst|partition|crash|slow-link|mesh|relink|hostile|churn|members] \
+[--seed N] [--backlog-lines N] [--broadcast flood|tree]";
 
 fn main() -> ExitCode {
     let spec = match parse(std::env::args().skip(1).collect()) {
@@ -51,6 +51,7 @@ fn parse(args: Vec<String>) -> Result<Spec, String> {
         "scenario",
         "seed",
         "backlog-lines",
+        "broadcast",
     ] {
         opts.optopt("", name, "", "VALUE");
     }
@@ -60,6 +61,7 @@ fn parse(args: Vec<String>) -> Result<Spec, String> {
     }
     let mut net = NetConfig::default();
     net.backlog_lines = value(&m, "backlog-lines", net.backlog_lines)?;
+    net.broadcast = value(&m, "broadcast", net.broadcast)?;
     // P2PCHAT_SIM_SEED replays a run here as in the tests; --seed wins over it.
     let seed = scenario::seeds(&[1])?[0];
     Ok(Spec {

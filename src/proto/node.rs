@@ -46,6 +46,7 @@ mod discovery;
 mod irc;
 mod lines;
 mod members;
+mod tree;
 
 use discovery::ADDRESS_BOOK_CAPACITY;
 use irc::IrcLines;
@@ -285,6 +286,8 @@ pub struct Node {
     announced: Announced,
     announce_deadline: Option<Instant>,
     members_deadline: Option<Instant>,
+    /// Ids gathered for lazy links and lines awaited after an announcement.
+    tree_state: tree::TreeState,
     /// When the member table is swept next.
     sweep_at: Instant,
     /// Members that joined since the last gathered news.
@@ -337,6 +340,7 @@ impl Node {
             announced: Announced::default(),
             announce_deadline: None,
             members_deadline: None,
+            tree_state: tree::TreeState::default(),
             sweep_at: now,
             joined: Vec::new(),
             deliveries: Vec::new(),
@@ -635,7 +639,7 @@ impl Node {
         let limits = &self.cfg.limits;
         let mut redial = Vec::new();
         let (mut degree_due, mut order_due, mut sync_due) = (false, false, false);
-        let (mut announce_due, mut members_due) = (false, false);
+        let (mut announce_due, mut members_due, mut tree_due) = (false, false, false);
         while let Some((id, timer)) = self.fx.timers.pop_due(now) {
             if id == ConnId::NODE {
                 match timer {
@@ -644,6 +648,7 @@ impl Node {
                     Timer::Sync => (self.sync_deadline, sync_due) = (None, true),
                     Timer::Announce => (self.announce_deadline, announce_due) = (None, true),
                     Timer::Members => (self.members_deadline, members_due) = (None, true),
+                    Timer::Tree => tree_due = true,
                     _ => unreachable!("connection timers are armed under a connection"),
                 }
                 continue;
@@ -674,9 +679,8 @@ impl Node {
                 }
                 Timer::Keepalive => self.fx.keepalive_due(conn, now, limits),
                 Timer::Stall => self.fx.stall_due(conn, now, limits),
-                Timer::Degree | Timer::Order | Timer::Sync | Timer::Announce | Timer::Members => {
-                    unreachable!("armed under ConnId::NODE only")
-                }
+                // The node-level ones.
+                _ => unreachable!("armed under ConnId::NODE only"),
             }
         }
         for id in redial {
@@ -696,6 +700,9 @@ impl Node {
         }
         if members_due {
             self.members_due(now);
+        }
+        if tree_due {
+            self.tree_due(now);
         }
         self.reap(now);
     }
@@ -845,9 +852,7 @@ impl Node {
             Timer::Deadline => &mut conn.deadline,
             Timer::Stall => &mut conn.stall_deadline,
             Timer::Keepalive => &mut conn.keepalive_deadline,
-            Timer::Degree | Timer::Order | Timer::Sync | Timer::Announce | Timer::Members => {
-                unreachable!("a node-level timer, set by its own method")
-            }
+            _ => unreachable!("a node-level timer, set by its own method"),
         };
         self.fx.timers.set(id, timer, slot, at);
     }
@@ -1006,7 +1011,7 @@ impl Node {
         let duplicate = matches!(&peer.phase,
             Phase::Retired(r) if matches!(r.cause, Cause::Duplicate { .. }));
         match message {
-            Message::Lines(_) | Message::Have(_) | Message::Member(_)
+            Message::Lines(_) | Message::Have(_) | Message::IHave(_) | Message::Member(_)
                 if peer.came_up().is_none() && !duplicate =>
             {
                 self.doom(id, Cause::NeverUp { kind })
@@ -1027,6 +1032,9 @@ impl Node {
             Message::Pong => {}
             Message::Addrs(addrs) => self.learn_addrs(now, addrs),
             Message::Retire => self.peer_retired(now, id),
+            Message::IHave(have) => self.peer_ihave(now, id, have),
+            Message::Prune => self.peer_tree_link(id, true),
+            Message::Graft => self.peer_tree_link(id, false),
             Message::Hello(_) => unreachable!("handled above"),
         }
     }
@@ -1128,6 +1136,9 @@ impl Node {
             catch_up: VecDeque::new(),
             summary_sent: None,
             members_cursor: Some(None),
+            lazy: false,
+            pruned: false,
+            unannounced: BTreeMap::new(),
         }));
         let (addr, direction) = (peer.addr_label(), peer.direction);
         info!(

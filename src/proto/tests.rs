@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use crate::config::{NodeConfig, Secret};
+use crate::config::{Broadcast, NodeConfig, Secret};
 use crate::wire::frame::{self, Decoder};
 use crate::wire::handshake::Preamble;
 use crate::wire::lines::{Batch, Have, HaveEntry, KEY_LEN, SIGNATURE_LEN};
@@ -2985,4 +2985,71 @@ fn an_announcement_is_checked_before_it_is_listed_or_passed_on() {
         h.sent_lines(client),
         [format!("* leave {} them", id_of(AUTHOR))]
     );
+}
+
+#[test]
+fn a_tree_prunes_a_link_that_brings_a_copy_and_grafts_one_that_announces_a_missing_line() {
+    let mut cfg = config(1);
+    cfg.broadcast = Broadcast::Tree;
+    let mut h = Harness::with(cfg);
+    let (first, second, third) = (h.peer(2), h.peer(3), h.peer(4));
+    let line = chat(0, 5, "hello");
+    h.send(first, &line);
+    assert_eq!(
+        texts(h.sent_chats(second)),
+        ["hello"],
+        "every link starts eager"
+    );
+    h.sent_frames(third);
+    h.send(second, &line);
+    assert!(
+        matches!(h.sent_frames(second)[..], [Message::Prune]),
+        "a live copy asks its sender for ids only"
+    );
+    h.send(second, &frame(Message::encode_prune));
+    h.send(first, &chat(1, 5, "again"));
+    assert!(
+        h.sent_chats(second).is_empty(),
+        "a pruned link gets no line in full"
+    );
+    h.advance(Duration::from_millis(20));
+    let ihave = h.sent_frames(second);
+    let [Message::IHave(have)] = &ihave[..] else {
+        panic!("expected the line's id, got {ihave:?}");
+    };
+    let runs: Vec<(u64, Ranges)> = have.iter().map(|e| (e.author, e.ranges)).collect();
+    assert_eq!(runs, [(id_of(AUTHOR).0, vec![(1, 2)])]);
+    assert_eq!(
+        texts(h.sent_chats(third)),
+        ["again"],
+        "eager links get it in full"
+    );
+
+    // An id of a line the node lacks: it waits for the line along the tree, then
+    // asks the announcer.
+    let mut announce = Vec::new();
+    let entry = HaveEntry {
+        author: id_of(AUTHOR).0,
+        epoch: FAR_EPOCH,
+        ranges: vec![(2, 3)],
+    };
+    Have::encode_ihave(&mut announce, &[entry]);
+    h.send(third, &announce);
+    h.advance(Duration::from_millis(40));
+    assert!(
+        h.sent_frames(third).is_empty(),
+        "a line on its way is waited for"
+    );
+    h.sent_summaries(third);
+    h.advance(Duration::from_millis(60));
+    assert!(matches!(h.sent_frames(third)[..], [Message::Graft]));
+    assert_eq!(
+        h.sent_summaries(third),
+        [Summary::asking((id_of(AUTHOR), FAR_EPOCH, vec![(0, 2)]))],
+        "and asks for what it lacks"
+    );
+    // A graft puts a pruned link back on the tree.
+    h.send(second, &frame(Message::encode_graft));
+    h.send(first, &chat(3, 5, "in full"));
+    assert_eq!(texts(h.sent_chats(second)), ["in full"]);
 }

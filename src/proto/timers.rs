@@ -28,6 +28,9 @@ pub enum Timer {
     /// Linked peers are sent a summary of what this node holds then, a while after it
     /// took new lines (node-level).
     Sync,
+    /// Gathered ids go to lazy links, and announced lines still missing are grafted,
+    /// then (node-level, with broadcast trees).
+    Tree,
 }
 
 /// Armed deadlines. Each connection holds the instant it armed for each [`Timer`] (its

@@ -21,7 +21,7 @@ use std::mem;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::config::{Limits, NodeConfig, Secret};
+use crate::config::{Broadcast, Limits, NodeConfig, Secret};
 use crate::proto::author::Author;
 use crate::proto::node::Counters;
 use crate::proto::secure::public_key;
@@ -53,6 +53,8 @@ pub struct NetConfig {
     /// Every node's `--announce-interval`: announcements never stop, so with them on a
     /// network never goes quiet.
     pub announce: Option<Duration>,
+    /// How every node passes lines on (`--broadcast`).
+    pub broadcast: Broadcast,
     pub limits: Limits,
 }
 
@@ -68,6 +70,7 @@ impl Default for NetConfig {
             hop_limit: crate::config::DEFAULT_HOP_LIMIT,
             discovery: false,
             announce: None,
+            broadcast: Broadcast::Flood,
             limits: Limits {
                 // Pings never stop, so with them a wave would never go quiet; crashes
                 // are seen as ends of stream here, which is what the scenarios test.
@@ -422,6 +425,7 @@ impl Net {
         cfg.hop_limit = self.cfg.hop_limit;
         cfg.discovery = self.cfg.discovery;
         cfg.announce_interval = self.cfg.announce;
+        cfg.broadcast = self.cfg.broadcast;
         cfg.limits = self.cfg.limits.clone();
         let now = self.instant();
         let mut node = Node::new(cfg, now);

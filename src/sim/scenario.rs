@@ -35,11 +35,24 @@ const FLOODED_WITHIN: Duration = Duration::from_secs(5);
 /// the handshake and retirement timeouts, so links have settled whatever happened.
 const PINGING_SPELL: Duration = Duration::from_secs(12);
 
+/// Where and when a wave's lines are written.
+#[derive(Debug, Clone, Copy)]
+enum Origins {
+    /// Each at a random node, at a random instant of one second.
+    Random,
+    /// All at one node at the same instant.
+    Burst,
+    /// All at one node, 100 ms apart.
+    One,
+}
+
 /// What happens in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Lines from random origins spread over a second.
     Steady,
+    /// Lines from one origin, one every 100 ms: a settled sender.
+    Sender,
     /// Every line from one origin at the same instant.
     Burst,
     /// A wave, a cut between the lower and upper halves of the node indices, a wave
@@ -90,6 +103,7 @@ impl FromStr for Kind {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "steady" => Ok(Kind::Steady),
+            "sender" => Ok(Kind::Sender),
             "burst" => Ok(Kind::Burst),
             "partition" => Ok(Kind::Partition),
             "crash" => Ok(Kind::Crash),
@@ -145,6 +159,10 @@ pub struct Report {
     /// Bytes on a link, both ways, in the summary round after the last wave, when
     /// nothing was missing: what a comparison costs by itself.
     pub sync_bytes_per_link: f64,
+    /// Bytes on all links while the waves' lines spread (bodies, ids, prunes and
+    /// grafts, framing and encryption; not the summary rounds after), per delivery;
+    /// `None` where pings share the links.
+    pub bytes_per_delivery: Option<f64>,
     /// The members scenario's cost and reach.
     pub members: Option<MemberFigures>,
 }
@@ -282,6 +300,10 @@ struct Run {
     members: Option<MemberFigures>,
     /// Bytes of the last summary round, per link.
     sync_bytes_per_link: f64,
+    /// Bytes written while the waves' lines spread, and the counter at the end of the
+    /// last one's spreading.
+    wave_bytes: u64,
+    flooded_bytes: u64,
     /// Links come from discovery: `graph` is rebuilt from the open links after every
     /// quiet spell instead of being compared with them.
     mesh: bool,
@@ -346,6 +368,8 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         heal: None,
         members: None,
         sync_bytes_per_link: 0.0,
+        wave_bytes: 0,
+        flooded_bytes: 0,
         mesh,
         pings,
         target: crate::config::DEFAULT_TARGET_PEERS,
@@ -375,7 +399,8 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
     }
     let third = spec.lines / 3;
     match spec.kind {
-        Kind::Steady => run.wave(spec.lines, false)?,
+        Kind::Steady => run.wave(spec.lines, Origins::Random)?,
+        Kind::Sender => run.wave(spec.lines, Origins::One)?,
         Kind::Relink => {
             let edges: Vec<(u32, u32)> = run.graph.edges().collect();
             let start = run.net.now();
@@ -391,17 +416,17 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
                     run.net.connect_at(at, a, b);
                 }
             }
-            run.wave(spec.lines, false)?;
+            run.wave(spec.lines, Origins::Random)?;
         }
-        Kind::Burst | Kind::SlowLink => run.wave(spec.lines, true)?,
+        Kind::Burst | Kind::SlowLink => run.wave(spec.lines, Origins::Burst)?,
         Kind::Partition => {
-            run.wave(third, false)?;
+            run.wave(third, Origins::Random)?;
             let halves: Vec<bool> = (0..spec.nodes).map(|v| v < spec.nodes / 2).collect();
             run.net.cut(halves.clone());
             run.halves = Some(halves);
             run.settle("the cut")?;
             let cut_lines = run.lines.len()..run.lines.len() + third as usize;
-            run.wave(third, false)?;
+            run.wave(third, Origins::Random)?;
             run.net.heal();
             let halves = run.halves.take().expect("cut above");
             let crossing: Vec<(u32, u32)> = run
@@ -416,10 +441,10 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
             }
             run.heal = Some(run.catch_up(heal_at, bytes_then, cut_lines)?);
             run.settle("the heal")?;
-            run.wave(spec.lines - 2 * third, false)?;
+            run.wave(spec.lines - 2 * third, Origins::Random)?;
         }
         Kind::Crash => {
-            run.wave(third, false)?;
+            run.wave(third, Origins::Random)?;
             let mut order: Vec<u32> = (0..spec.nodes as u32).collect();
             run.net.rng().shuffle(&mut order);
             let crashed = &order[..spec.nodes.div_ceil(10)];
@@ -427,7 +452,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
                 run.net.crash(v);
             }
             run.settle("the crashes")?;
-            run.wave(third, false)?;
+            run.wave(third, Origins::Random)?;
             let mut crashed = crashed.to_vec();
             crashed.sort_unstable();
             for v in crashed {
@@ -435,19 +460,19 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
                 run.net.start(v, &all);
             }
             run.settle("the restarts")?;
-            run.wave(spec.lines - 2 * third, false)?;
+            run.wave(spec.lines - 2 * third, Origins::Random)?;
         }
         Kind::Churn => run.churn(spec.lines)?,
         Kind::Members => run.members = Some(run.membership()?),
         Kind::Hostile => {
-            run.wave(third, false)?;
+            run.wave(third, Origins::Random)?;
             let forger = run.net.rng().below(spec.nodes as u64) as u32;
             let victim = (forger + 1) % spec.nodes as u32;
             run.forge(forger, victim)?;
-            run.wave(spec.lines - third, false)?;
+            run.wave(spec.lines - third, Origins::Random)?;
         }
         Kind::Mesh => {
-            run.wave(third, false)?;
+            run.wave(third, Origins::Random)?;
             let mut order: Vec<u32> = (0..spec.nodes as u32).collect();
             run.net.rng().shuffle(&mut order);
             let mut crashed = order[..spec.nodes / 5].to_vec();
@@ -456,7 +481,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
             }
             run.settle("the crashes")?;
             run.mesh_figures("after the crashes")?;
-            run.wave(third, false)?;
+            run.wave(third, Origins::Random)?;
             let live: Vec<u32> = (0..spec.nodes as u32)
                 .filter(|&v| run.net.is_up(v))
                 .collect();
@@ -467,7 +492,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
             }
             run.settle("the restarts")?;
             run.mesh_figures("after the restarts")?;
-            run.wave(spec.lines - 2 * third, false)?;
+            run.wave(spec.lines - 2 * third, Origins::Random)?;
         }
     }
     let mut report = run.judge()?;
@@ -503,6 +528,7 @@ impl Run {
             // round, which nothing else shares the links with.
             let flooded = self.net.run_until(self.net.now() + FLOODED_WITHIN);
             let bytes = self.net.stats().bytes;
+            self.flooded_bytes = bytes;
             if !self.net.run_until(self.net.now() + spell) {
                 return Err(self.fail(format!("not quiet within {QUIET_WITHIN:?} after {after}")));
             }
@@ -825,19 +851,22 @@ impl Run {
 
     /// Writes `count` lines from running nodes (one origin for a burst, else each at
     /// random, spread over a second), then waits for quiet.
-    fn wave(&mut self, count: u32, burst: bool) -> Result<(), SimError> {
+    fn wave(&mut self, count: u32, origins: Origins) -> Result<(), SimError> {
         let up: Vec<u32> = (0..self.graph.len() as u32)
             .filter(|&v| self.net.is_up(v) && Some(v) != self.outcast)
             .collect();
         let start = self.net.now();
         let fixed = up[self.net.rng().below(up.len() as u64) as usize];
-        for _ in 0..count {
-            let (origin, at) = if burst {
-                (fixed, start)
-            } else {
-                let origin = up[self.net.rng().below(up.len() as u64) as usize];
-                let offset = Duration::from_micros(self.net.rng().below(1_000_000));
-                (origin, start + offset)
+        for i in 0..count {
+            let (origin, at) = match origins {
+                Origins::Burst => (fixed, start),
+                // One line every 100 ms: each crosses the mesh before the next.
+                Origins::One => (fixed, start + Duration::from_millis(100) * i),
+                Origins::Random => {
+                    let origin = up[self.net.rng().below(up.len() as u64) as usize];
+                    let offset = Duration::from_micros(self.net.rng().below(1_000_000));
+                    (origin, start + offset)
+                }
             };
             let line = self.lines.len() as u32;
             let origin_run = self.net.runs(origin).len() - 1;
@@ -848,7 +877,13 @@ impl Run {
             });
             self.net.say_at(at, origin, line);
         }
-        self.settle("a wave of lines")
+        let before = self.net.stats().bytes;
+        // A wave longer than the flooding time is run to its last line first.
+        let last = self.lines.last().map_or(start, |l| l.at);
+        self.net.run_until(last);
+        self.settle("a wave of lines")?;
+        self.wave_bytes += self.flooded_bytes.saturating_sub(before);
+        Ok(())
     }
 
     /// Whether node `v`'s run that started at `start` must show `line`: it was written
@@ -979,6 +1014,8 @@ impl Run {
             heal: None,
             members: None,
             sync_bytes_per_link: self.sync_bytes_per_link,
+            bytes_per_delivery: (!self.pings)
+                .then(|| self.wave_bytes as f64 / deliveries.max(1) as f64),
         })
     }
 }
@@ -1005,6 +1042,9 @@ impl fmt::Display for Report {
             " summary-round {:.0} bytes per link",
             self.sync_bytes_per_link
         )?;
+        if let Some(bytes) = self.bytes_per_delivery {
+            write!(f, " bytes/delivery {bytes:.0}")?;
+        }
         for figures in &self.mesh {
             write!(f, "\n  {figures}")?;
         }

@@ -4,6 +4,7 @@
 use super::graph::Family;
 use super::net::NetConfig;
 use super::scenario::{run, seeds, Kind, Report, Spec};
+use crate::config::Broadcast;
 
 const SEEDS: &[u64] = &[1, 2, 3];
 
@@ -30,6 +31,18 @@ fn each_of_seeds(
     nodes: usize,
     lines: u32,
 ) -> Vec<Report> {
+    each_of_seeds_with(Broadcast::Flood, defaults, kind, family, nodes, lines)
+}
+
+/// [`each_of_seeds`] with every node passing lines on as `broadcast` says.
+fn each_of_seeds_with(
+    broadcast: Broadcast,
+    defaults: &[u64],
+    kind: Kind,
+    family: Family,
+    nodes: usize,
+    lines: u32,
+) -> Vec<Report> {
     seeds(defaults)
         .expect("a valid seed in the environment")
         .into_iter()
@@ -37,7 +50,9 @@ fn each_of_seeds(
             // Printed for a failing test (libtest shows the output of failures only):
             // an invariant panic inside the run names no seed by itself.
             eprintln!("sim seed {seed}: replay with P2PCHAT_SIM_SEED={seed}");
-            run(&spec(kind, family, nodes, lines, seed)).unwrap_or_else(|e| panic!("{e}"))
+            let mut spec = spec(kind, family, nodes, lines, seed);
+            spec.net.broadcast = broadcast;
+            run(&spec).unwrap_or_else(|e| panic!("{e}"))
         })
         .collect()
 }
@@ -146,6 +161,50 @@ fn cuts_crashes_and_restarts_in_the_middle_of_the_traffic_lose_no_line() {
     }
     for r in each_of_seeds(&seeds[..50], Kind::Churn, Family::Line, 10, 40) {
         assert!(r.deliveries > 0, "{r}");
+    }
+}
+
+#[test]
+fn broadcast_trees_lose_no_line_to_relinks_cuts_crashes_forgers_or_slow_links() {
+    // The same runs and checks as with flooding: every line at every client of its
+    // component exactly once, in its author's order. Links pruned from the tree and
+    // grafted back, redials, ends of stream overtaking bytes, crashes and a forger
+    // all through the traffic.
+    let tree = Broadcast::Tree;
+    let seeds: Vec<u64> = (1..=100).collect();
+    for r in each_of_seeds_with(tree, &seeds, Kind::Churn, Family::Random, 16, 40) {
+        assert!(r.deliveries > 0, "{r}");
+    }
+    for r in each_of_seeds_with(tree, &seeds, Kind::Relink, Family::Random, 12, 30) {
+        assert_eq!(r.deliveries, 30 * 11, "{r}");
+    }
+    for kind in [
+        Kind::Steady,
+        Kind::Crash,
+        Kind::Partition,
+        Kind::Hostile,
+        Kind::SlowLink,
+    ] {
+        for r in each_of_seeds_with(tree, SEEDS, kind, Family::Random, 100, 9) {
+            assert!(r.deliveries > 0, "{kind:?}: {r}");
+        }
+    }
+}
+
+#[test]
+fn a_settled_tree_sends_about_one_copy_per_delivery() {
+    // 200 nodes of degree 6-8, 50 lines from one origin: the first floods and prunes,
+    // the rest go along the tree.
+    for r in each_of_seeds_with(
+        Broadcast::Tree,
+        SEEDS,
+        Kind::Sender,
+        Family::Random,
+        200,
+        50,
+    ) {
+        assert_eq!(r.deliveries, 50 * 199, "{r}");
+        assert!(r.suppressed_per_delivery < 0.2, "{r}");
     }
 }
 

@@ -331,6 +331,16 @@ impl HaveEntry {
 }
 
 impl<'a> Have<'a> {
+    /// Parses an ihave's body: a summary's, whose flags mean nothing there.
+    pub(super) fn parse_ihave(body: &'a [u8]) -> Result<Self, PeerError> {
+        let have = Have::parse(body)?;
+        Ok(Have {
+            complete: false,
+            more: false,
+            ..have
+        })
+    }
+
     pub(super) fn parse(body: &'a [u8]) -> Result<Self, PeerError> {
         let truncated = PeerError::Truncated { kind: "have" };
         let (head, entries) = body.split_at_checked(3).ok_or(truncated)?;
@@ -405,14 +415,25 @@ impl<'a> Have<'a> {
                 (true, false) => FLAG_MORE,
                 (true, true) => FLAG_COMPLETE,
             };
-            encode_have(out, chunk, flags);
+            encode_have(out, super::peer::KIND_HAVE, chunk, flags);
+        }
+    }
+
+    /// Appends announcements of the lines `entries` name (ranges of lines taken
+    /// lately, not all that is held) as ihave messages, as many frames as they take.
+    pub fn encode_ihave(out: &mut Vec<u8>, entries: &[HaveEntry]) {
+        for chunk in entries.chunks(MAX_IHAVE_ENTRIES) {
+            encode_have(out, super::peer::KIND_IHAVE, chunk, 0);
         }
     }
 }
 
-fn encode_have(out: &mut Vec<u8>, entries: &[HaveEntry], flags: u8) {
+/// Entries of one ihave message: each names one range, so that they fit a frame.
+const MAX_IHAVE_ENTRIES: usize = 1024;
+
+fn encode_have(out: &mut Vec<u8>, kind: u8, entries: &[HaveEntry], flags: u8) {
     super::frame::encode(out, |out| {
-        out.push(super::peer::KIND_HAVE);
+        out.push(kind);
         out.push(flags);
         let count = u16::try_from(entries.len()).expect("chunks of at most 2048");
         out.extend_from_slice(&count.to_be_bytes());

@@ -25,6 +25,9 @@ const KIND_ADDRS: u8 = 5;
 const KIND_RETIRE: u8 = 6;
 pub(super) const KIND_HAVE: u8 = 7;
 pub(super) const KIND_MEMBER: u8 = 8;
+pub(super) const KIND_IHAVE: u8 = 9;
+const KIND_PRUNE: u8 = 10;
+const KIND_GRAFT: u8 = 11;
 
 /// The hello flag of a node that refuses the link (it has all the peers it takes).
 const FLAG_REFUSING: u8 = 1;
@@ -72,6 +75,14 @@ pub enum Message<'a> {
     Addrs(Addrs<'a>),
     /// "I give this link up for another one between us; nothing more follows on it."
     Retire,
+    /// Lines the sender took lately, by id only: the lazy half of a broadcast tree.
+    /// A summary's entries (its flags ignored), never answered with records.
+    IHave(Have<'a>),
+    /// "Your copies reach me first another way: send me ids only."
+    Prune,
+    /// "Send me lines in full again": the link joins the tree. The question about
+    /// what is missing follows as a `Have`.
+    Graft,
 }
 
 /// A validated list of up to [`MAX_ADDRS`] socket addresses, read in place.
@@ -243,6 +254,9 @@ impl<'a> Message<'a> {
             KIND_RETIRE => Reader::new(rest, "retire")
                 .finish()
                 .map(|()| Message::Retire),
+            KIND_IHAVE => Have::parse_ihave(rest).map(Message::IHave),
+            KIND_PRUNE => Reader::new(rest, "prune").finish().map(|()| Message::Prune),
+            KIND_GRAFT => Reader::new(rest, "graft").finish().map(|()| Message::Graft),
             other => Err(PeerError::UnknownKind(other)),
         }
     }
@@ -260,6 +274,16 @@ impl<'a> Message<'a> {
     /// Appends a retire message to `out` as a whole frame.
     pub fn encode_retire(out: &mut Vec<u8>) {
         frame::encode(out, |out| out.push(KIND_RETIRE));
+    }
+
+    /// Appends a prune message to `out` as a whole frame.
+    pub fn encode_prune(out: &mut Vec<u8>) {
+        frame::encode(out, |out| out.push(KIND_PRUNE));
+    }
+
+    /// Appends a graft message to `out` as a whole frame.
+    pub fn encode_graft(out: &mut Vec<u8>) {
+        frame::encode(out, |out| out.push(KIND_GRAFT));
     }
 
     /// Appends an addrs message with the first [`MAX_ADDRS`] of `addrs` to `out`.
@@ -298,6 +322,9 @@ impl<'a> Message<'a> {
             Message::Pong => "pong",
             Message::Addrs(_) => "addrs",
             Message::Retire => "retire",
+            Message::IHave(_) => "ihave",
+            Message::Prune => "prune",
+            Message::Graft => "graft",
         }
     }
 }
@@ -407,6 +434,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use crate::wire::frame::{Decoder, HEADER_LEN};
+    use crate::wire::lines::HaveEntry;
 
     const HELLO: Hello<'static> = Hello {
         epoch: 0x0123_4567_89ab_cdef,
@@ -563,6 +591,29 @@ mod tests {
     fn retire_is_a_kind_byte_alone() {
         assert_eq!(body(Message::encode_retire), [KIND_RETIRE]);
         assert_eq!(Message::parse(&[KIND_RETIRE]), Ok(Message::Retire));
+    }
+
+    #[test]
+    fn prune_and_graft_are_kind_bytes_alone_and_ihave_is_a_summary_of_its_own_kind() {
+        assert_eq!(body(Message::encode_prune), [KIND_PRUNE]);
+        assert_eq!(Message::parse(&[KIND_PRUNE]), Ok(Message::Prune));
+        assert_eq!(body(Message::encode_graft), [KIND_GRAFT]);
+        assert_eq!(Message::parse(&[KIND_GRAFT]), Ok(Message::Graft));
+        assert!(
+            Message::parse(&[KIND_GRAFT, 0]).is_err(),
+            "nothing may follow"
+        );
+        let entry = HaveEntry {
+            author: 7,
+            epoch: 8,
+            ranges: vec![(3, 5)],
+        };
+        let mut out = Vec::new();
+        Have::encode_ihave(&mut out, std::slice::from_ref(&entry));
+        let Ok(Message::IHave(have)) = Message::parse(&out[HEADER_LEN..]) else {
+            panic!("not an ihave: {out:?}");
+        };
+        assert_eq!(have.iter().collect::<Vec<_>>(), [entry]);
     }
 
     #[test]

@@ -254,10 +254,10 @@ fn chat_before_the_hello_is_dropped_and_not_delivered() {
 fn a_frame_of_an_unknown_kind_after_the_hello_takes_the_peer_down() {
     let mut scene = scene();
     let mut mallory = scene.mallory_up();
-    mallory.send(&[0, 0, 0, 3, 9, 1, 2]);
+    mallory.send(&[0, 0, 0, 3, 99, 1, 2]);
     mallory.expect_closed();
     scene.expect_down(mallory.addr());
-    scene.assert_logged(mallory.addr(), "unknown message kind 9");
+    scene.assert_logged(mallory.addr(), "unknown message kind 99");
     scene.assert_still_chatting();
 }
 

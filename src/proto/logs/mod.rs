@@ -366,6 +366,13 @@ impl Logs {
     }
 
     /// The summary entry of one author run: to ask peers for a gap in it.
+    /// Whether every line `first..end` of `key` has been seen.
+    pub fn holds(&self, key: FeedKey, first: u64, end: u64) -> bool {
+        self.feeds
+            .get(&key)
+            .is_some_and(|feed| feed.seen.covers(first, end))
+    }
+
     pub fn summary_of(&self, key: FeedKey) -> Option<HaveEntry> {
         self.feeds.get(&key).map(|feed| HaveEntry {
             author: key.author.0,

@@ -75,7 +75,8 @@ impl Node {
         self.sync_later(now);
         self.frame_buf.clear();
         Batch::encode(&mut self.frame_buf, self.cfg.hop_limit, false, &record);
-        self.send_frame_to_peers(now, None);
+        let (key, first, end) = run_of(&parsed);
+        self.spread(now, None, key, first, end);
     }
 
     /// A batch from a peer: a copy of lines seen is dropped; anything else must bear
@@ -83,7 +84,7 @@ impl Node {
     pub(super) fn peer_lines(&mut self, now: Instant, id: ConnId, batch: Batch<'_>) {
         let record = batch.record;
         if self.logs.is_copy(&record) {
-            return;
+            return self.copy_from(now, id, batch.late);
         }
         let author = node_id_of(record.author);
         if !self.verifier.verify(&record) {
@@ -95,14 +96,15 @@ impl Node {
         }
         let mut out = mem::take(&mut self.deliveries);
         match self.logs.admit(now, &record, batch.late, &mut out) {
-            Admission::Known => {}
+            Admission::Known => self.copy_from(now, id, batch.late),
             Admission::Refused(why) => debug!("lines of {author} from {id} not taken: {why}"),
             Admission::New { gap, .. } => {
                 self.sync_later(now);
                 if let Some(hops) = next_hops(batch.hops.min(self.cfg.hop_limit)) {
                     self.frame_buf.clear();
                     Batch::encode(&mut self.frame_buf, hops, batch.late, record.bytes());
-                    self.send_frame_to_peers(now, Some(id));
+                    let (key, first, end) = run_of(&record);
+                    self.spread(now, Some(id), key, first, end);
                 }
                 if gap {
                     let key = FeedKey {
@@ -311,6 +313,15 @@ impl Node {
         let ns = u128::from(self.cfg.epoch) + since_start;
         u64::try_from(ns / 1_000_000).unwrap_or(u64::MAX)
     }
+}
+
+/// The author run a record belongs to and its lines' sequence numbers.
+fn run_of(record: &Record<'_>) -> (FeedKey, u64, u64) {
+    let key = FeedKey {
+        author: node_id_of(record.author),
+        epoch: record.epoch,
+    };
+    (key, record.first, record.first + u64::from(record.count))
 }
 
 /// The hop count to forward a copy with, or `None` when it has used up its hops.
