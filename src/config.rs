@@ -98,6 +98,15 @@ pub enum Broadcast {
     Tree,
 }
 
+impl fmt::Display for Broadcast {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Broadcast::Flood => "flood",
+            Broadcast::Tree => "tree",
+        })
+    }
+}
+
 impl std::str::FromStr for Broadcast {
     type Err = String;
 

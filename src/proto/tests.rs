@@ -3053,3 +3053,21 @@ fn a_tree_prunes_a_link_that_brings_a_copy_and_grafts_one_that_announces_a_missi
     h.send(first, &chat(3, 5, "in full"));
     assert_eq!(texts(h.sent_chats(second)), ["in full"]);
 }
+
+#[test]
+fn a_flooding_node_grafts_nothing_for_an_announced_line() {
+    let mut h = Harness::new();
+    let announcer = h.peer(2);
+    let mut announce = Vec::new();
+    let entry = HaveEntry {
+        author: id_of(AUTHOR).0,
+        epoch: FAR_EPOCH,
+        ranges: vec![(0, 1)],
+    };
+    Have::encode_ihave(&mut announce, &[entry]);
+    h.send(announcer, &announce);
+    h.sent_summaries(announcer);
+    h.advance(Duration::from_secs(1));
+    assert!(h.sent_frames(announcer).is_empty(), "no graft");
+    assert!(h.sent_summaries(announcer).is_empty(), "no question");
+}

@@ -5,7 +5,6 @@ use std::fmt;
 use std::mem;
 use std::time::Instant;
 
-use crate::config::Broadcast;
 use crate::wire::control::{self, Command, HELP};
 use crate::wire::text;
 
@@ -227,13 +226,7 @@ impl Node {
             format!("backlog-max-bytes {}", backlog.bytes),
             format!("backlog-max-age {}", backlog.age.as_secs()),
             format!("hop-limit {}", self.cfg.hop_limit),
-            format!(
-                "broadcast {}",
-                match self.cfg.broadcast {
-                    Broadcast::Flood => "flood",
-                    Broadcast::Tree => "tree",
-                }
-            ),
+            format!("broadcast {}", self.cfg.broadcast),
             format!("uptime {}", now.duration_since(self.started).as_secs()),
             format!("max-rate {}", or_off(max_rate.map(|max| max.per_sec))),
             format!("max-burst {}", or_off(max_rate.map(|max| max.burst))),

@@ -129,7 +129,11 @@ impl Node {
     }
 
     /// Ids of lines the peer took: each run this node lacks is awaited for a while.
+    /// A flooding node grafts nothing: it never prunes, so no honest peer sends it ids.
     pub(super) fn peer_ihave(&mut self, now: Instant, id: ConnId, have: Have<'_>) {
+        if !self.tree() {
+            return;
+        }
         for entry in have.iter() {
             let key = FeedKey {
                 author: NodeId(entry.author),
