@@ -103,11 +103,11 @@ pub struct Remote {
     /// While the peer is told every member: the last one sent (`Some(None)` before
     /// the first).
     pub members_cursor: Option<Option<NodeId>>,
-    /// Lines go to the peer as ids only: it pruned this direction of the link from
-    /// its broadcast tree (with `Broadcast::Tree`), until it grafts it back.
+    /// Lines go to the peer as ids only: the link is off the broadcast tree (with
+    /// `Broadcast::Tree`), pruned by either end, until either end grafts it back.
     pub lazy: bool,
-    /// This node asked the peer for ids only on this link; a graft undoes it.
-    pub pruned: bool,
+    /// New live lines that came first over this link lately (see `node::tree`).
+    pub firsts: u32,
     /// Lines taken since the peer was last told, per author run: the first and the
     /// end of their sequence numbers.
     pub unannounced: BTreeMap<FeedKey, (u64, u64)>,

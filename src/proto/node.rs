@@ -76,12 +76,15 @@ pub enum Output {
 }
 
 /// Distinct chat lines seen (written here or received), copies dropped as duplicates,
-/// and batches whose signature failed.
+/// batches whose signature failed, and links taken off the broadcast tree and put
+/// back by this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     pub messages: u64,
     pub duplicates: u64,
     pub forged: u64,
+    pub prunes: u64,
+    pub grafts: u64,
 }
 
 /// What this node last said of itself to the mesh.
@@ -401,6 +404,8 @@ impl Node {
             messages: logs.lines,
             duplicates: logs.duplicates,
             forged: self.forged,
+            prunes: self.tree_state.prunes,
+            grafts: self.tree_state.grafts,
         }
     }
 
@@ -1137,7 +1142,7 @@ impl Node {
             summary_sent: None,
             members_cursor: Some(None),
             lazy: false,
-            pruned: false,
+            firsts: 0,
             unannounced: BTreeMap::new(),
         }));
         let (addr, direction) = (peer.addr_label(), peer.direction);

@@ -270,8 +270,10 @@ pub struct NetStats {
     pub bytes: u64,
     /// The largest send queue of any peer connection seen after any step.
     pub max_peer_queue: usize,
-    /// Copies dropped as duplicates by nodes that have crashed since.
+    /// Copies dropped as duplicates, and links put back on the tree, by nodes that
+    /// have crashed since.
     pub crashed_duplicates: u64,
+    pub crashed_grafts: u64,
 }
 
 /// The network and every node on it.
@@ -385,8 +387,17 @@ impl Net {
 
     /// Copies every node, running or crashed, dropped as duplicates.
     pub fn duplicates(&self) -> u64 {
+        self.stats.crashed_duplicates + self.running_sum(|c| c.duplicates)
+    }
+
+    /// Links every node, running or crashed, put back on its broadcast tree.
+    pub fn grafts(&self) -> u64 {
+        self.stats.crashed_grafts + self.running_sum(|c| c.grafts)
+    }
+
+    fn running_sum(&self, counter: impl Fn(&Counters) -> u64) -> u64 {
         let running = self.slots.iter().filter_map(|s| s.node.as_ref());
-        self.stats.crashed_duplicates + running.map(|n| n.counters().duplicates).sum::<u64>()
+        running.map(|n| counter(&n.counters())).sum()
     }
 
     pub fn is_up(&self, node: u32) -> bool {
@@ -441,7 +452,9 @@ impl Net {
     pub fn crash(&mut self, index: u32) {
         let slot = &mut self.slots[index as usize];
         let node = slot.node.take().expect("only a running node crashes");
-        self.stats.crashed_duplicates += node.counters().duplicates;
+        let counters = node.counters();
+        self.stats.crashed_duplicates += counters.duplicates;
+        self.stats.crashed_grafts += counters.grafts;
         slot.epoch += 1;
         slot.dialing.clear();
         slot.client = None;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::graph::{Family, Graph};
 use super::net::{addr_of, Net, NetConfig};
-use crate::config::Keepalive;
+use crate::config::{Broadcast, Keepalive};
 
 /// The environment variable that replays one seed instead of the usual list.
 pub const SEED_VAR: &str = "P2PCHAT_SIM_SEED";
@@ -63,6 +63,11 @@ pub enum Kind {
     /// their keys) dialling all their neighbours, a wave: the restarted nodes fill
     /// their backlogs and show none of it as news.
     Crash,
+    /// A settled sender (a first wave from one origin shapes the tree), then its next
+    /// wave, 50 ms into which a tenth of the other nodes crash at once: every line must
+    /// still reach every running node, and the run measures how soon after the crashes
+    /// the last graft came, after which the tree carried every line by itself.
+    Repair,
     /// A wave; then a member forges: it sends its peers lines in another node's name
     /// with the ids that node uses next, and a batch of that node's with one byte
     /// altered; its neighbours must cut it off, and the victim's next lines, with
@@ -107,6 +112,7 @@ impl FromStr for Kind {
             "burst" => Ok(Kind::Burst),
             "partition" => Ok(Kind::Partition),
             "crash" => Ok(Kind::Crash),
+            "repair" => Ok(Kind::Repair),
             "slow-link" => Ok(Kind::SlowLink),
             "mesh" => Ok(Kind::Mesh),
             "relink" => Ok(Kind::Relink),
@@ -115,8 +121,8 @@ impl FromStr for Kind {
             "members" => Ok(Kind::Members),
             _ => Err(format!(
                 "unknown scenario {s:?} \
-                 (steady, burst, partition, crash, slow-link, mesh, relink, hostile, churn, \
-                 members)"
+                 (steady, sender, burst, partition, crash, repair, slow-link, mesh, relink, \
+                 hostile, churn, members)"
             )),
         }
     }
@@ -128,7 +134,8 @@ pub struct Spec {
     pub kind: Kind,
     pub family: Family,
     pub nodes: usize,
-    /// Lines written over the whole run.
+    /// Lines written over the whole run (twice as many with trees in the steady and
+    /// sender scenarios: a wave that settles the tree comes first).
     pub lines: u32,
     pub seed: u64,
     pub net: NetConfig,
@@ -156,6 +163,8 @@ pub struct Report {
     pub mesh: Vec<MeshFigures>,
     /// The partition scenario's catch-up: what the heal cost.
     pub heal: Option<HealFigures>,
+    /// The repair scenario's last graft, counted from the crashes.
+    pub repaired_within: Option<Duration>,
     /// Bytes on a link, both ways, in the summary round after the last wave, when
     /// nothing was missing: what a comparison costs by itself.
     pub sync_bytes_per_link: f64,
@@ -297,6 +306,7 @@ struct Run {
     outcast: Option<u32>,
     /// What the partition's heal cost.
     heal: Option<HealFigures>,
+    repaired_within: Option<Duration>,
     members: Option<MemberFigures>,
     /// Bytes of the last summary round, per link.
     sync_bytes_per_link: f64,
@@ -304,6 +314,12 @@ struct Run {
     /// last one's spreading.
     wave_bytes: u64,
     flooded_bytes: u64,
+    /// Where the figures start: the first line counted, and the copies dropped until
+    /// then. A tree's first wave prunes it into shape and is not counted.
+    counted_from: usize,
+    duplicates_before: u64,
+    /// The origin of every line from one sender.
+    sender: Option<u32>,
     /// Links come from discovery: `graph` is rebuilt from the open links after every
     /// quiet spell instead of being compared with them.
     mesh: bool,
@@ -366,10 +382,14 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         halves: None,
         outcast: None,
         heal: None,
+        repaired_within: None,
         members: None,
         sync_bytes_per_link: 0.0,
         wave_bytes: 0,
         flooded_bytes: 0,
+        counted_from: 0,
+        duplicates_before: 0,
+        sender: None,
         mesh,
         pings,
         target: crate::config::DEFAULT_TARGET_PEERS,
@@ -399,8 +419,18 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
     }
     let third = spec.lines / 3;
     match spec.kind {
-        Kind::Steady => run.wave(spec.lines, Origins::Random)?,
-        Kind::Sender => run.wave(spec.lines, Origins::One)?,
+        Kind::Steady | Kind::Sender => {
+            let origins = if spec.kind == Kind::Steady {
+                Origins::Random
+            } else {
+                Origins::One
+            };
+            if spec.net.broadcast == Broadcast::Tree {
+                run.wave(spec.lines, origins)?;
+                run.count_from_here();
+            }
+            run.wave(spec.lines, origins)?
+        }
         Kind::Relink => {
             let edges: Vec<(u32, u32)> = run.graph.edges().collect();
             let start = run.net.now();
@@ -462,6 +492,18 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
             run.settle("the restarts")?;
             run.wave(spec.lines - 2 * third, Origins::Random)?;
         }
+        Kind::Repair => {
+            run.wave(spec.lines, Origins::One)?;
+            run.count_from_here();
+            let sender = run.sender.expect("chosen by the wave");
+            let mut others: Vec<u32> = (0..spec.nodes as u32).filter(|&v| v != sender).collect();
+            run.net.rng().shuffle(&mut others);
+            let crash_at = run.net.now() + Duration::from_millis(50);
+            for &v in &others[..spec.nodes.div_ceil(10)] {
+                run.net.crash_at(crash_at, v);
+            }
+            run.repaired_within = Some(run.repair_wave(spec.lines, crash_at)?);
+        }
         Kind::Churn => run.churn(spec.lines)?,
         Kind::Members => run.members = Some(run.membership()?),
         Kind::Hostile => {
@@ -499,6 +541,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
     report.wall = wall.elapsed();
     report.mesh = run.figures;
     report.heal = run.heal.take();
+    report.repaired_within = run.repaired_within;
     report.sync_bytes_per_link = run.sync_bytes_per_link;
     report.members = run.members.take();
     Ok(report)
@@ -852,11 +895,44 @@ impl Run {
     /// Writes `count` lines from running nodes (one origin for a burst, else each at
     /// random, spread over a second), then waits for quiet.
     fn wave(&mut self, count: u32, origins: Origins) -> Result<(), SimError> {
+        let before = self.net.stats().bytes;
+        let last = self.write(count, origins);
+        // A wave longer than the flooding time is run to its last line first.
+        self.net.run_until(last);
+        self.end_wave(before)
+    }
+
+    /// A settled sender's wave with crashes at `crash_at`: the time from the crashes
+    /// to the last graft, watched in steps of 10 ms until a second after the last line.
+    fn repair_wave(&mut self, count: u32, crash_at: Duration) -> Result<Duration, SimError> {
+        const STEP: Duration = Duration::from_millis(10);
+        let before = self.net.stats().bytes;
+        let last = self.write(count, Origins::One);
+        let (mut grafts, mut last_graft) = (self.net.grafts(), crash_at);
+        let mut t = crash_at;
+        while t < last + Duration::from_secs(1) {
+            t += STEP;
+            self.net.run_until(t);
+            if self.net.grafts() != grafts {
+                (grafts, last_graft) = (self.net.grafts(), t);
+            }
+        }
+        self.end_wave(before)?;
+        Ok(last_graft - crash_at)
+    }
+
+    /// Schedules a wave's lines; returns when the last is written.
+    fn write(&mut self, count: u32, origins: Origins) -> Duration {
         let up: Vec<u32> = (0..self.graph.len() as u32)
             .filter(|&v| self.net.is_up(v) && Some(v) != self.outcast)
             .collect();
         let start = self.net.now();
-        let fixed = up[self.net.rng().below(up.len() as u64) as usize];
+        let drawn = up[self.net.rng().below(up.len() as u64) as usize];
+        // A settled sender is the same node from wave to wave.
+        let fixed = match origins {
+            Origins::One => *self.sender.get_or_insert(drawn),
+            Origins::Burst | Origins::Random => drawn,
+        };
         for i in 0..count {
             let (origin, at) = match origins {
                 Origins::Burst => (fixed, start),
@@ -877,10 +953,10 @@ impl Run {
             });
             self.net.say_at(at, origin, line);
         }
-        let before = self.net.stats().bytes;
-        // A wave longer than the flooding time is run to its last line first.
-        let last = self.lines.last().map_or(start, |l| l.at);
-        self.net.run_until(last);
+        self.lines.last().map_or(start, |l| l.at)
+    }
+
+    fn end_wave(&mut self, before: u64) -> Result<(), SimError> {
         self.settle("a wave of lines")?;
         self.wave_bytes += self.flooded_bytes.saturating_sub(before);
         Ok(())
@@ -934,6 +1010,13 @@ impl Run {
         })
     }
 
+    /// Leaves what came so far out of the figures (not out of the checks).
+    fn count_from_here(&mut self) {
+        self.counted_from = self.lines.len();
+        self.duplicates_before = self.net.duplicates();
+        self.wave_bytes = 0;
+    }
+
     fn judge(&self) -> Result<Report, SimError> {
         let mut count = vec![0u64; self.lines.len()];
         let (mut last_delivery, mut deliveries) = (Duration::ZERO, 0u64);
@@ -970,8 +1053,10 @@ impl Run {
                 if r.run == runs.len() - 1 && self.net.is_up(v) {
                     count[r.line as usize] += 1;
                 }
-                deliveries += 1;
-                last_delivery = last_delivery.max(r.at - line.at);
+                if r.line as usize >= self.counted_from {
+                    deliveries += 1;
+                    last_delivery = last_delivery.max(r.at - line.at);
+                }
             }
         }
         for (i, line) in self.lines.iter().enumerate() {
@@ -998,10 +1083,10 @@ impl Run {
             }
         }
         let stats = self.net.stats();
-        let suppressed = self.net.duplicates();
+        let suppressed = self.net.duplicates() - self.duplicates_before;
         Ok(Report {
             seed: self.seed,
-            lines: self.lines.len() as u32,
+            lines: (self.lines.len() - self.counted_from) as u32,
             deliveries,
             suppressed_per_delivery: suppressed as f64 / deliveries.max(1) as f64,
             last_delivery,
@@ -1012,6 +1097,7 @@ impl Run {
             wall: Duration::ZERO,
             mesh: Vec::new(),
             heal: None,
+            repaired_within: None,
             members: None,
             sync_bytes_per_link: self.sync_bytes_per_link,
             bytes_per_delivery: (!self.pings)
@@ -1053,6 +1139,9 @@ impl fmt::Display for Report {
         }
         if let Some(heal) = &self.heal {
             write!(f, "\n  {heal}")?;
+        }
+        if let Some(within) = self.repaired_within {
+            write!(f, "\n  repair: the last graft {within:?} after the crashes")?;
         }
         Ok(())
     }

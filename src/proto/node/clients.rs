@@ -243,6 +243,8 @@ impl Node {
                     "off"
                 }
             ),
+            format!("prunes {}", self.tree_state.prunes),
+            format!("grafts {}", self.tree_state.grafts),
         ];
         for line in &lines {
             self.reply(now, id, format_args!("{line}"));

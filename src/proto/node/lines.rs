@@ -100,6 +100,10 @@ impl Node {
             Admission::Refused(why) => debug!("lines of {author} from {id} not taken: {why}"),
             Admission::New { gap, .. } => {
                 self.sync_later(now);
+                if !batch.late {
+                    let (key, ..) = run_of(&record);
+                    self.tree_took(id, key);
+                }
                 if let Some(hops) = next_hops(batch.hops.min(self.cfg.hop_limit)) {
                     self.frame_buf.clear();
                     Batch::encode(&mut self.frame_buf, hops, batch.late, record.bytes());
