@@ -3071,3 +3071,81 @@ fn a_flooding_node_grafts_nothing_for_an_announced_line() {
     assert!(h.sent_frames(announcer).is_empty(), "no graft");
     assert!(h.sent_summaries(announcer).is_empty(), "no question");
 }
+
+#[test]
+fn a_prune_is_mutual_and_spares_the_links_that_bring_most_first_copies() {
+    let mut cfg = config(1);
+    cfg.broadcast = Broadcast::Tree;
+    let mut h = Harness::with(cfg);
+    let client = h.client();
+    let [best, other, quiet, far] = [2, 3, 4, 5].map(|key| h.peer(key));
+    for seq in 0..3 {
+        h.send(best, &chat(seq, 5, "along the tree"));
+        h.send(other, &chat(seq, 5, "along the tree"));
+    }
+    assert!(
+        h.sent_frames(other).contains(&Message::Prune),
+        "a link that brought only copies leaves the tree"
+    );
+    // The best link brings a copy too: it brought the node the most lines first.
+    h.send(other, &chat(3, 5, "the other way"));
+    h.send(best, &chat(3, 5, "the other way"));
+    assert!(!h.sent_frames(best).contains(&Message::Prune));
+    assert_eq!(h.status(client, "prunes"), "1");
+
+    // A prune from the peer takes the link off the tree here too.
+    h.send(quiet, &frame(Message::encode_prune));
+    h.sent_frames(quiet);
+    h.sent_frames(far);
+    h.send(best, &chat(4, 5, "lazily"));
+    assert!(h.sent_chats(quiet).is_empty(), "ids only");
+    assert_eq!(texts(h.sent_chats(far)), ["lazily"]);
+    h.advance(Duration::from_millis(20));
+    assert!(matches!(h.sent_frames(quiet)[..], [Message::IHave(_)]));
+}
+
+#[test]
+fn a_missing_line_grafts_one_announcer_at_a_time() {
+    let mut cfg = config(1);
+    cfg.broadcast = Broadcast::Tree;
+    let mut h = Harness::with(cfg);
+    let client = h.client();
+    let (first, second) = (h.peer(2), h.peer(3));
+    let announce = |run: (u64, u64)| {
+        let mut out = Vec::new();
+        let entry = HaveEntry {
+            author: id_of(AUTHOR).0,
+            epoch: FAR_EPOCH,
+            ranges: vec![run],
+        };
+        Have::encode_ihave(&mut out, &[entry]);
+        out
+    };
+    h.send(first, &announce((0, 1)));
+    h.send(second, &announce((0, 1)));
+    h.sent_summaries(first);
+    h.sent_summaries(second);
+    h.advance(Duration::from_millis(80));
+    assert!(matches!(h.sent_frames(first)[..], [Message::Graft]));
+    assert!(
+        h.sent_frames(second).is_empty(),
+        "the second announcer waits while the first is asked"
+    );
+    h.advance(Duration::from_millis(40));
+    assert!(
+        matches!(h.sent_frames(second)[..], [Message::Graft]),
+        "and is asked once the first did not answer"
+    );
+
+    // A line that comes after the first graft spares the second announcer.
+    h.send(first, &announce((1, 2)));
+    h.send(second, &announce((1, 2)));
+    h.advance(Duration::from_millis(80));
+    assert!(matches!(h.sent_frames(first)[..], [Message::Graft]));
+    h.send(first, &chat(0, 5, "asked for"));
+    h.send(first, &chat(1, 5, "asked for"));
+    h.sent_frames(second);
+    h.advance(Duration::from_millis(40));
+    assert!(!h.sent_frames(second).contains(&Message::Graft));
+    assert_eq!(h.status(client, "grafts"), "3");
+}

@@ -153,6 +153,10 @@ pub struct Report {
     pub suppressed_per_delivery: f64,
     /// From a line being written to its last delivery, the worst over lines.
     pub last_delivery: Duration,
+    /// From a line being written to its delivery: the median and the 99th percentile
+    /// over deliveries.
+    pub delivery_p50: Duration,
+    pub delivery_p99: Duration,
     pub max_peer_queue: usize,
     pub events: u64,
     pub virtual_time: Duration,
@@ -1020,6 +1024,7 @@ impl Run {
     fn judge(&self) -> Result<Report, SimError> {
         let mut count = vec![0u64; self.lines.len()];
         let (mut last_delivery, mut deliveries) = (Duration::ZERO, 0u64);
+        let mut delays = Vec::new();
         for v in 0..self.graph.len() as u32 {
             if Some(v) == self.outcast {
                 continue;
@@ -1056,6 +1061,7 @@ impl Run {
                 if r.line as usize >= self.counted_from {
                     deliveries += 1;
                     last_delivery = last_delivery.max(r.at - line.at);
+                    delays.push(r.at - line.at);
                 }
             }
         }
@@ -1084,12 +1090,16 @@ impl Run {
         }
         let stats = self.net.stats();
         let suppressed = self.net.duplicates() - self.duplicates_before;
+        delays.sort_unstable();
+        let percentile = |p: usize| delays.get(delays.len() * p / 100).copied();
         Ok(Report {
             seed: self.seed,
             lines: (self.lines.len() - self.counted_from) as u32,
             deliveries,
             suppressed_per_delivery: suppressed as f64 / deliveries.max(1) as f64,
             last_delivery,
+            delivery_p50: percentile(50).unwrap_or_default(),
+            delivery_p99: percentile(99).unwrap_or_default(),
             max_peer_queue: stats.max_peer_queue,
             events: stats.events,
             virtual_time: self.net.now(),
@@ -1111,12 +1121,15 @@ impl fmt::Display for Report {
         write!(
             f,
             "seed {} lines {} deliveries {} suppressed/delivery {:.2} \
-             last-delivery {:?} max-peer-queue {} events {} virtual {:?} trace {:016x} wall {:?}",
+             last-delivery {:?} delivery-p50 {:?} delivery-p99 {:?} max-peer-queue {} events {} \
+             virtual {:?} trace {:016x} wall {:?}",
             self.seed,
             self.lines,
             self.deliveries,
             self.suppressed_per_delivery,
             self.last_delivery,
+            self.delivery_p50,
+            self.delivery_p99,
             self.max_peer_queue,
             self.events,
             self.virtual_time,

@@ -1,6 +1,8 @@
 //! Scenario runs with exact delivery checks, several seeds each. Sizes are kept modest
 //! so that the debug-built suite stays fast; `p2pchat-sim` runs 10,000 and 100,000.
 
+use std::time::Duration;
+
 use super::graph::Family;
 use super::net::NetConfig;
 use super::scenario::{run, seeds, Kind, Report, Spec};
@@ -181,6 +183,7 @@ fn broadcast_trees_lose_no_line_to_relinks_cuts_crashes_forgers_or_slow_links() 
     for kind in [
         Kind::Steady,
         Kind::Crash,
+        Kind::Repair,
         Kind::Partition,
         Kind::Hostile,
         Kind::SlowLink,
@@ -205,6 +208,46 @@ fn a_settled_tree_sends_about_one_copy_per_delivery() {
     ) {
         assert_eq!(r.deliveries, 50 * 199, "{r}");
         assert!(r.suppressed_per_delivery < 0.2, "{r}");
+    }
+}
+
+#[test]
+fn random_authors_share_one_tree_at_under_one_and_a_half_copies_per_delivery() {
+    // 200 nodes, 50 lines from random nodes within a second, after a first such wave
+    // settled the tree: prunes on both sides of a loop must not cut it.
+    for r in each_of_seeds_with(
+        Broadcast::Tree,
+        SEEDS,
+        Kind::Steady,
+        Family::Random,
+        200,
+        50,
+    ) {
+        assert_eq!(r.deliveries, 50 * 199, "{r}");
+        assert!(r.suppressed_per_delivery < 0.5, "{r}");
+    }
+}
+
+#[test]
+fn a_tree_repairs_itself_within_two_seconds_of_a_tenth_of_the_nodes_crashing() {
+    // 20 of 200 nodes crash at once while a settled sender writes a line every 100 ms.
+    for r in each_of_seeds_with(
+        Broadcast::Tree,
+        SEEDS,
+        Kind::Repair,
+        Family::Random,
+        200,
+        30,
+    ) {
+        assert!(
+            r.deliveries >= 30 * 179,
+            "every running node has every line: {r}"
+        );
+        let within = r.repaired_within.expect("the repair scenario times it");
+        assert!(
+            (Duration::from_millis(1)..=Duration::from_secs(2)).contains(&within),
+            "crashes on the tree cost grafts, and they end soon: {r}"
+        );
     }
 }
 

@@ -165,8 +165,8 @@ impl Node {
         let Some(remote) = conn.peer_mut().and_then(|p| p.remote_mut()) else {
             return;
         };
+        self.tree_state.prunes += u64::from(!remote.lazy);
         remote.lazy = true;
-        self.tree_state.prunes += 1;
         self.frame_buf.clear();
         Message::encode_prune(&mut self.frame_buf);
         (self.fx).enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
