@@ -56,6 +56,11 @@ pub struct Daemon {
     dir: TempDir,
 }
 
+/// How the daemons pass lines on: `P2PCHAT_BENCH_BROADCAST`, `flood` by default.
+fn broadcast() -> String {
+    std::env::var("P2PCHAT_BENCH_BROADCAST").unwrap_or_else(|_| "flood".to_owned())
+}
+
 impl Daemon {
     const SOCKET: &'static str = "p2pchat.sock";
     const LOG: &'static str = "p2pchat.log";
@@ -85,6 +90,7 @@ impl Daemon {
                 "--max-clients",
                 "200",
             ])
+            .args(["--broadcast", &broadcast()])
             .arg("--socket")
             .arg(dir.path().join(Self::SOCKET))
             .arg("--log-file")

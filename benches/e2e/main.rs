@@ -22,7 +22,8 @@
 //!   ratio is taken under the same machine conditions.
 //! - **W2 latency**: the same line of five, one line per millisecond for 5 s, each
 //!   carrying its send time; one-way latency at E: p50, p99 and max.
-//! - **W3 mesh**: six daemons fully meshed (15 links); 10,000 lines from one of them;
+//! - **W3 mesh**: six daemons fully meshed (15 links); 20 lines from one of them, one at
+//!   a time, which settle a broadcast tree and are not counted, then 10,000 more;
 //!   once a client of every other node has them all, the `duplicates` of every node's
 //!   `/status`, summed, per delivered line.
 //! - **W4 memory**: one daemon's RSS when idle, then with 1,000, 5,000 and 10,000 idle
@@ -49,7 +50,8 @@
 //! Environment: `P2PCHAT_BENCH_N`, lines of W1 and of the raw relay (default
 //! 1,000,000); `P2PCHAT_BENCH_RUNS`, runs of every workload (default 5);
 //! `P2PCHAT_BENCH_ONLY`, a comma-separated list of the workloads to run, such as `W1,W2`
-//! (W1 brings the raw relay along; default all); `P2PCHAT_BENCH_LOW_LATENCY=1` holds
+//! (W1 brings the raw relay along; default all); `P2PCHAT_BENCH_BROADCAST`, the
+//! daemons' `--broadcast` (default `flood`); `P2PCHAT_BENCH_LOW_LATENCY=1` holds
 //! /dev/cpu_dma_latency at 0 for the whole run (root only), the PM QoS request of
 //! tuned's latency-performance profile: idle cores then wake in microseconds, which on
 //! a virtual machine is most of W2's latency. Arguments, such as the `--bench` cargo
