@@ -1,12 +1,17 @@
 //! The address book: where other nodes accept peers, as learned from links and peer
-//! exchange. Bounded in size, and no peer can fill it for good: a full book makes room
-//! for a new address by forgetting the one that failed most, else the oldest. An
-//! address that fails to link a few times in a row is forgotten, and one that led back
-//! to this node is not learned again while it is among the last few such.
+//! exchange. Bounded in size, and no peer can fill it: each entry remembers the peer
+//! that told it, and one peer's entries are at most a sixteenth of the book, so a
+//! hostile peer cannot make the node dial mostly addresses of its choosing (an
+//! eclipse). A full book makes room for a new address by forgetting the one that failed
+//! most, else the oldest. An address that fails to link a few times in a row is
+//! forgotten, and one that led back to this node is not learned again while it is
+//! among the last few such.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
+
+use crate::proto::ids::NodeId;
 
 /// Dials in a row that may fail before a learned address is forgotten.
 pub const MAX_FAILURES: u32 = 3;
@@ -15,6 +20,9 @@ pub const MAX_FAILURES: u32 = 3;
 /// addresses leading back here must not grow the set without bound.
 pub const MAX_SELVES: usize = 64;
 
+/// The share of the book one peer's word may fill: its capacity divided by this.
+const SHARE_OF_ONE_PEER: usize = 16;
+
 /// Which entry a full book forgets first: the most failures, then the oldest.
 type Rank = (Reverse<u32>, u64, SocketAddr);
 
@@ -22,8 +30,10 @@ type Rank = (Reverse<u32>, u64, SocketAddr);
 /// only on what was learned and on the node's seed.
 #[derive(Debug)]
 pub struct AddressBook {
-    /// Each address with its failures in a row and when it was learned.
-    known: BTreeMap<SocketAddr, (u32, u64)>,
+    /// Each address with its failures in a row, when it was learned, and from whom.
+    known: BTreeMap<SocketAddr, Entry>,
+    /// Entries per peer that told them.
+    told_by: HashMap<NodeId, usize>,
     /// The same entries in the order a full book forgets them.
     eviction: BTreeSet<Rank>,
     /// Counts addresses learned: their age.
@@ -33,10 +43,18 @@ pub struct AddressBook {
     capacity: usize,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    failures: u32,
+    learned: u64,
+    from: NodeId,
+}
+
 impl AddressBook {
     pub fn new(capacity: usize) -> Self {
         AddressBook {
             known: BTreeMap::new(),
+            told_by: HashMap::new(),
             eviction: BTreeSet::new(),
             learned: 0,
             selves: VecDeque::new(),
@@ -44,11 +62,16 @@ impl AddressBook {
         }
     }
 
-    /// Records `addr` as a place a node accepts peers, forgetting another if the book is
-    /// full; false if it was known already, is this node's own or cannot be dialled.
-    pub fn learn(&mut self, addr: SocketAddr) -> bool {
+    /// Records `addr`, which peer `from` told of (or is at), as a place a node accepts
+    /// peers, forgetting another if the book is full; false if it was known already, is
+    /// this node's own, cannot be dialled, or `from` has filled its share of the book.
+    pub fn learn(&mut self, addr: SocketAddr, from: NodeId) -> bool {
         let dialable = !addr.ip().is_unspecified() && addr.port() != 0;
         if !dialable || self.selves.contains(&addr) || self.known.contains_key(&addr) {
+            return false;
+        }
+        let told = self.told_by.get(&from).copied().unwrap_or(0);
+        if told >= (self.capacity / SHARE_OF_ONE_PEER).max(1) {
             return false;
         }
         if self.known.len() >= self.capacity {
@@ -58,8 +81,14 @@ impl AddressBook {
             self.forget(first);
         }
         self.learned += 1;
-        self.known.insert(addr, (0, self.learned));
+        let entry = Entry {
+            failures: 0,
+            learned: self.learned,
+            from,
+        };
+        self.known.insert(addr, entry);
         self.eviction.insert((Reverse(0), self.learned, addr));
+        *self.told_by.entry(from).or_default() += 1;
         true
     }
 
@@ -88,16 +117,26 @@ impl AddressBook {
 
     /// Updates the failures of a known address and returns them.
     fn set_failures(&mut self, addr: SocketAddr, f: impl FnOnce(u32) -> u32) -> Option<u32> {
-        let (failures, learned) = self.known.get_mut(&addr)?;
-        self.eviction.remove(&(Reverse(*failures), *learned, addr));
-        *failures = f(*failures);
-        self.eviction.insert((Reverse(*failures), *learned, addr));
-        Some(*failures)
+        let entry = self.known.get_mut(&addr)?;
+        self.eviction
+            .remove(&(Reverse(entry.failures), entry.learned, addr));
+        entry.failures = f(entry.failures);
+        self.eviction
+            .insert((Reverse(entry.failures), entry.learned, addr));
+        Some(entry.failures)
     }
 
     fn forget(&mut self, addr: SocketAddr) {
-        if let Some((failures, learned)) = self.known.remove(&addr) {
-            self.eviction.remove(&(Reverse(failures), learned, addr));
+        let Some(entry) = self.known.remove(&addr) else {
+            return;
+        };
+        self.eviction
+            .remove(&(Reverse(entry.failures), entry.learned, addr));
+        if let Some(told) = self.told_by.get_mut(&entry.from) {
+            *told -= 1;
+            if *told == 0 {
+                self.told_by.remove(&entry.from);
+            }
         }
     }
 
@@ -119,6 +158,8 @@ impl AddressBook {
 mod tests {
     use super::*;
 
+    const PEER: NodeId = NodeId(1);
+
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
@@ -126,11 +167,11 @@ mod tests {
     #[test]
     fn learns_each_dialable_address_once() {
         let mut book = AddressBook::new(2);
-        assert!(book.learn(addr(1)));
-        assert!(!book.learn(addr(1)));
-        assert!(!book.learn(SocketAddr::from(([0, 0, 0, 0], 7))));
-        assert!(!book.learn(addr(0)));
-        assert!(book.learn(addr(2)));
+        assert!(book.learn(addr(1), NodeId(1)));
+        assert!(!book.learn(addr(1), NodeId(1)));
+        assert!(!book.learn(SocketAddr::from(([0, 0, 0, 0], 7)), PEER));
+        assert!(!book.learn(addr(0), NodeId(0)));
+        assert!(book.learn(addr(2), NodeId(2)));
         assert_eq!(book.addrs().collect::<Vec<_>>(), [addr(1), addr(2)]);
     }
 
@@ -138,15 +179,15 @@ mod tests {
     fn a_full_book_forgets_the_most_failing_then_the_oldest() {
         let mut book = AddressBook::new(3);
         for port in 1..=3 {
-            book.learn(addr(port));
+            book.learn(addr(port), NodeId(u64::from(port)));
         }
         book.failed(addr(2));
-        assert!(book.learn(addr(4)), "room made");
+        assert!(book.learn(addr(4), NodeId(4)), "room made");
         assert_eq!(
             book.addrs().collect::<Vec<_>>(),
             [addr(1), addr(3), addr(4)]
         );
-        assert!(book.learn(addr(5)));
+        assert!(book.learn(addr(5), NodeId(5)));
         assert_eq!(
             book.addrs().collect::<Vec<_>>(),
             [addr(3), addr(4), addr(5)]
@@ -161,14 +202,17 @@ mod tests {
             book.is_self(addr(port));
         }
         assert_eq!(book.selves.len(), MAX_SELVES);
-        assert!(book.learn(addr(1)), "the oldest own address was let go");
-        assert!(!book.learn(addr(MAX_SELVES as u16 + 10)));
+        assert!(
+            book.learn(addr(1), PEER),
+            "the oldest own address was let go"
+        );
+        assert!(!book.learn(addr(MAX_SELVES as u16 + 10), PEER));
     }
 
     #[test]
     fn forgets_an_address_that_keeps_failing() {
         let mut book = AddressBook::new(8);
-        book.learn(addr(1));
+        book.learn(addr(1), PEER);
         book.failed(addr(1));
         book.failed(addr(1));
         book.succeeded(addr(1));
@@ -180,11 +224,29 @@ mod tests {
     }
 
     #[test]
+    fn one_peer_fills_at_most_a_sixteenth_of_the_book() {
+        let mut book = AddressBook::new(64);
+        for port in 1..=10 {
+            book.learn(addr(port), PEER);
+        }
+        assert_eq!(book.len(), 4, "64 / 16 from one peer");
+        assert!(book.learn(addr(11), NodeId(2)), "others still have room");
+        book.failed(addr(1));
+        book.failed(addr(1));
+        book.failed(addr(1));
+        assert!(
+            book.learn(addr(12), PEER),
+            "a forgotten entry frees its share"
+        );
+        assert!(!book.learn(addr(13), PEER));
+    }
+
+    #[test]
     fn never_keeps_its_own_address() {
         let mut book = AddressBook::new(8);
-        book.learn(addr(1));
+        book.learn(addr(1), PEER);
         book.is_self(addr(1));
         assert!(book.is_empty());
-        assert!(!book.learn(addr(1)));
+        assert!(!book.learn(addr(1), PEER));
     }
 }

@@ -1035,7 +1035,7 @@ impl Node {
             }
             // Its arrival was the point: the link is heard from.
             Message::Pong => {}
-            Message::Addrs(addrs) => self.learn_addrs(now, addrs),
+            Message::Addrs(addrs) => self.learn_addrs(now, id, addrs),
             Message::Retire => self.peer_retired(now, id),
             Message::IHave(have) => self.peer_ihave(now, id, have),
             Message::Prune => self.peer_tree_link(id, true),

@@ -3149,3 +3149,27 @@ fn a_missing_line_grafts_one_announcer_at_a_time() {
     assert!(!h.sent_frames(second).contains(&Message::Graft));
     assert_eq!(h.status(client, "grafts"), "3");
 }
+
+#[test]
+fn a_peer_that_floods_addresses_fills_a_sixteenth_of_the_book_at_most() {
+    let mut h = Harness::new();
+    let client = h.client();
+    let (hostile, honest) = (h.peer(2), h.peer(3));
+    let known = |h: &mut Harness| -> usize { h.status(client, "known-addresses").parse().unwrap() };
+    let before = known(&mut h);
+    for block in 0..16u8 {
+        let mut addrs = Vec::new();
+        let chosen = (0..64u8).map(|i| SocketAddr::from(([10, 9, block, i], 7654)));
+        Message::encode_addrs(&mut addrs, chosen);
+        h.send(hostile, &addrs);
+    }
+    assert_eq!(known(&mut h), before + 1024 / 16, "its share and no more");
+    let mut addrs = Vec::new();
+    Message::encode_addrs(&mut addrs, [SocketAddr::from(([10, 8, 0, 1], 7654))]);
+    h.send(honest, &addrs);
+    assert_eq!(
+        known(&mut h),
+        before + 1024 / 16 + 1,
+        "another peer's word still counts"
+    );
+}

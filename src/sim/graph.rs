@@ -64,13 +64,8 @@ impl Graph {
         let n32 = n as u32;
         match family {
             Family::Random => {
-                let mut stubs: Vec<u32> = (0..n32)
-                    .flat_map(|v| std::iter::repeat_n(v, rng.between(6, 8) as usize))
-                    .collect();
-                rng.shuffle(&mut stubs);
-                for pair in stubs.chunks_exact(2) {
-                    g.add(pair[0], pair[1]);
-                }
+                let degrees: Vec<usize> = (0..n).map(|_| rng.between(6, 8) as usize).collect();
+                return Graph::with_degrees(&degrees, rng);
             }
             Family::SmallWorld => {
                 for v in 0..n32 {
@@ -109,6 +104,22 @@ impl Graph {
     }
 
     /// The graph with these adjacency lists; each link must be listed at both ends.
+    /// A random graph in which node `v` wants `degrees[v]` links, paired at random
+    /// (configuration model); self-loops and repeated pairs are dropped.
+    pub fn with_degrees(degrees: &[usize], rng: &mut Rng) -> Self {
+        let mut g = Graph {
+            adj: vec![Vec::new(); degrees.len()],
+        };
+        let mut stubs: Vec<u32> = (0..degrees.len() as u32)
+            .flat_map(|v| std::iter::repeat_n(v, degrees[v as usize]))
+            .collect();
+        rng.shuffle(&mut stubs);
+        for pair in stubs.chunks_exact(2) {
+            g.add(pair[0], pair[1]);
+        }
+        g
+    }
+
     pub fn from_adj(adj: Vec<Vec<u32>>) -> Self {
         Graph { adj }
     }

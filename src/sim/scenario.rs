@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::graph::{Family, Graph};
 use super::net::{addr_of, Net, NetConfig};
+use super::rng::Rng;
 use crate::config::{Broadcast, Keepalive};
 
 /// The environment variable that replays one seed instead of the usual list.
@@ -237,6 +238,8 @@ pub struct MeshFigures {
     /// The largest eccentricity over the BFS sources: the diameter when every node is
     /// a source, a lower bound when they are a sample.
     pub diameter: u32,
+    /// The same measure on a random graph of as many nodes and the same mean degree.
+    pub random_diameter: u32,
     pub bfs_sources: usize,
 }
 
@@ -245,7 +248,7 @@ impl fmt::Display for MeshFigures {
         write!(
             f,
             "{}: live {} links {} degree min/mean/max {}/{:.2}/{} min-dialled {} \
-             diameter {} (BFS from {})",
+             diameter {} (BFS from {}; a random graph of that mean degree: {})",
             self.phase,
             self.live,
             self.links,
@@ -254,9 +257,26 @@ impl fmt::Display for MeshFigures {
             self.max_degree,
             self.min_dialled,
             self.diameter,
-            self.bfs_sources
+            self.bfs_sources,
+            self.random_diameter
         )
     }
+}
+
+/// The diameter, by BFS from `sources` evenly spaced nodes, of a random graph of `nodes`
+/// whose degrees add up to `degrees` (each the mean, rounded down or up), where it is
+/// connected: what a mesh of that size and degree could have.
+fn random_diameter(nodes: usize, degrees: usize, sources: usize, seed: u64) -> u32 {
+    let mut rng = Rng::new(seed ^ 0x5eed_d1a3);
+    let (each, more) = (degrees / nodes.max(1), degrees % nodes.max(1));
+    let wanted: Vec<usize> = (0..nodes).map(|v| each + usize::from(v < more)).collect();
+    let graph = Graph::with_degrees(&wanted, &mut rng);
+    let step = (nodes / sources.max(1)).max(1);
+    (0..nodes as u32)
+        .step_by(step)
+        .flat_map(|s| graph.distances(s, |_, _| true).into_iter().flatten().max())
+        .max()
+        .unwrap_or(0)
 }
 
 /// Up to this many running nodes, the diameter is BFS from every node; above it, from
@@ -733,6 +753,7 @@ impl Run {
             }
         }
         let sum: usize = degrees.iter().sum();
+        let random_diameter = random_diameter(up.len(), sum, sources.len(), self.seed);
         self.figures.push(MeshFigures {
             phase,
             live: up.len(),
@@ -746,6 +767,7 @@ impl Run {
                 .min()
                 .unwrap_or(0),
             diameter,
+            random_diameter,
             bfs_sources: sources.len(),
         });
         Ok(())

@@ -301,11 +301,13 @@ fn a_mesh_grows_from_one_bootstrap_address_each_and_heals_after_crashes() {
             "{r}"
         );
         for m in &r.mesh {
-            // Every node dialled its target of 6; early nodes are dialled by many.
-            assert!(m.min_dialled >= 6 && m.min_degree >= 6, "{r}");
+            // Every node has its target of 6 links, and dials fewer the more others
+            // dialled it: the mean stays within one and a half times the target.
+            // Early nodes are dialled by many.
+            assert!(m.min_degree >= 6, "{r}");
             assert!(m.max_degree <= 64, "{r}");
-            assert!((11.0..13.0).contains(&m.mean_degree), "{r}");
-            assert!(m.diameter <= 16, "{r}");
+            assert!((6.0..=9.0).contains(&m.mean_degree), "{r}");
+            assert!(m.diameter <= 18, "{r}");
         }
     }
 }

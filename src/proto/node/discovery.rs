@@ -12,7 +12,7 @@ use log::debug;
 
 use crate::proto::cause::Cause;
 use crate::proto::conn::{Conn, Direction, Peer, Phase, Role};
-use crate::proto::ids::ConnId;
+use crate::proto::ids::{ConnId, NodeId};
 use crate::proto::timers::Timer;
 use crate::wire::peer::{Addrs, Message};
 
@@ -32,11 +32,11 @@ impl Node {
     /// A link came up: tell the new peer where the node's other peers accept peers,
     /// and tell them where the new one does.
     pub(super) fn exchange_addrs(&mut self, now: Instant, id: ConnId) {
-        let Some(new) = self.advertised(id) else {
+        let Some((new, from)) = self.advertised(id).zip(self.remote_id(id)) else {
             // Still worth telling it about the others.
             return self.send_known_to(now, id);
         };
-        self.book.learn(new);
+        self.book.learn(new, from);
         self.book.succeeded(new);
         self.send_known_to(now, id);
         self.frame_buf.clear();
@@ -80,6 +80,13 @@ impl Node {
             .enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
     }
 
+    fn remote_id(&self, id: ConnId) -> Option<NodeId> {
+        self.conns[id.slot]
+            .peer()
+            .and_then(Peer::remote)
+            .map(|r| r.id)
+    }
+
     fn advertised(&self, id: ConnId) -> Option<SocketAddr> {
         self.conns[id.slot]
             .peer()
@@ -87,12 +94,14 @@ impl Node {
             .and_then(|remote| remote.advertised)
     }
 
-    /// A peer told us where nodes accept peers.
-    pub(super) fn learn_addrs(&mut self, now: Instant, addrs: Addrs<'_>) {
-        let own = self.cfg.listen_addr;
+    /// Peer `id` told us where nodes accept peers.
+    pub(super) fn learn_addrs(&mut self, now: Instant, id: ConnId, addrs: Addrs<'_>) {
+        let (own, Some(from)) = (self.cfg.listen_addr, self.remote_id(id)) else {
+            return;
+        };
         let mut learned = 0;
         for addr in addrs.iter().filter(|&addr| Some(addr) != own) {
-            learned += usize::from(self.book.learn(addr));
+            learned += usize::from(self.book.learn(addr, from));
         }
         if learned > 0 {
             debug!("learned {learned} addresses, {} known", self.book.len());
@@ -127,27 +136,19 @@ impl Node {
         self.fx.timers.set(ConnId::NODE, Timer::Degree, slot, at);
     }
 
-    /// Dials learned addresses, picked at random, while fewer links than the target
-    /// are dialled or being dialled. Addresses the node is linked to or dialling are
-    /// skipped; the outcome of each dial schedules the next check.
+    /// Dials learned addresses, picked at random, while the node has fewer links than
+    /// the target, those it accepted and its dials on their way included: a node that
+    /// others dialled dials less, so the mean degree stays between the target and one
+    /// and a half times it rather than twice it. Addresses the node is linked to or
+    /// dialling are skipped; the outcome of each dial schedules the next check.
     pub(super) fn check_degree(&mut self, now: Instant) {
-        let dialled = self
-            .conns
-            .iter()
-            .filter(|(_, c)| is_dialled_link(c))
-            .count();
-        let wanted = self.cfg.target_peers.saturating_sub(dialled);
-        // Room among the linked peers, less this node's dials on their way: connections
-        // accepted and still in their handshake, which a stranger can hold, take none.
+        // This node's dials on their way count; connections accepted and still in their
+        // handshake, which a stranger can hold, do not.
         let on_their_way = (self.conns.iter())
             .filter(|(_, c)| is_dialled_link(c) && c.peer().is_some_and(|p| p.remote().is_none()))
             .count();
-        let room = self
-            .cfg
-            .limits
-            .max_peers
-            .saturating_sub(self.linked.len() + on_their_way);
-        let wanted = wanted.min(room);
+        let wanted = (self.cfg.target_peers).min(self.cfg.limits.max_peers);
+        let wanted = wanted.saturating_sub(self.linked.len() + on_their_way);
         if wanted == 0 {
             return;
         }
