@@ -65,6 +65,8 @@ pub struct Retired {
     pub cause: Cause,
     /// The remote end, if the link was up here before it was given up.
     pub was_up: Option<Box<Remote>>,
+    /// Who the handshake proved the peer to be, if it got that far.
+    pub proven: Option<NodeId>,
     /// Its hello has arrived (a peer refused at once has not sent it yet).
     pub greeted: bool,
     /// The driver was asked to shut down the writing half.
@@ -157,6 +159,17 @@ pub enum Backlog {
 }
 
 impl Peer {
+    /// Who the handshake proved the peer to be, while the link is proven, up or given
+    /// up after that.
+    pub fn proven_id(&self) -> Option<NodeId> {
+        match &self.phase {
+            Phase::Proven(proven) => Some(proven.id),
+            Phase::Up(remote) => Some(remote.id),
+            Phase::Retired(retired) => retired.proven,
+            _ => None,
+        }
+    }
+
     /// The remote end, if the handshake is done and the link not given up.
     pub fn remote(&self) -> Option<&Remote> {
         match &self.phase {

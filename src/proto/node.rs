@@ -1170,6 +1170,7 @@ impl Node {
             (self.fx).enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
         }
         let peer = conn.peer_mut().expect("only peer links are retired");
+        let proven = peer.proven_id();
         let was_up = match mem::replace(&mut peer.phase, Phase::Handshaking) {
             Phase::Up(remote) => Some(remote),
             _ => None,
@@ -1181,6 +1182,7 @@ impl Node {
         peer.phase = Phase::Retired(Box::new(Retired {
             cause,
             was_up,
+            proven,
             greeted,
             finished: false,
             peer_finished,

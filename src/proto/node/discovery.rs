@@ -81,10 +81,7 @@ impl Node {
     }
 
     fn remote_id(&self, id: ConnId) -> Option<NodeId> {
-        self.conns[id.slot]
-            .peer()
-            .and_then(Peer::remote)
-            .map(|r| r.id)
+        self.conns[id.slot].peer().and_then(Peer::proven_id)
     }
 
     fn advertised(&self, id: ConnId) -> Option<SocketAddr> {
