@@ -126,7 +126,7 @@ fn options() -> Options {
         .optopt("", "irc-channel", "the IRC channel that is the whole mesh (default #p2pchat)", "NAME")
         .optopt("", "irc-password-file", "IRC clients must give the first line of FILE with PASS; needed for an --irc address that is not on loopback", "FILE")
         .optopt("", "max-members", "members of the mesh listed at the most; the quietest is forgotten past it (default 131072)", "N")
-        .optopt("", "broadcast", "how lines spread: flood (in full over every link) or tree (in full along a broadcast tree, as ids over the other links; default flood)", "flood|tree")
+        .optopt("", "broadcast", "how lines spread: tree (in full along a broadcast tree, as ids over the other links; the default) or flood (in full over every link)", "tree|flood")
         .optopt("", "announce-interval", "shortest period between this node's announcements of itself; it grows with the mesh (default 30)", "SECS")
         .optopt("", "backlog-lines", "signed lines kept for catch-up and /history (default 100000)", "N")
         .optopt("", "backlog-mib", "MiB of signed lines kept at the most (default 64)", "N")

@@ -330,7 +330,7 @@ impl NodeConfig {
             irc: None,
             max_members: DEFAULT_MAX_MEMBERS,
             announce_interval: Some(DEFAULT_ANNOUNCE_INTERVAL),
-            broadcast: Broadcast::Flood,
+            broadcast: Broadcast::Tree,
             hop_limit: DEFAULT_HOP_LIMIT,
             discovery: true,
             target_peers: DEFAULT_TARGET_PEERS,

@@ -2,7 +2,9 @@
 //! peak memory: `cargo run --release --bin p2pchat-sim -- --nodes 100000`.
 //!
 //! Exit status 0 when every line reached every client of its component exactly once,
-//! 1 when the run failed its check (the seed is printed), 2 on a usage error.
+//! 1 when the run failed its check (the seed is printed), 2 on a usage error. Nodes
+//! flood unless `--broadcast tree` is given, unlike the daemon: flooding is the baseline
+//! the simulator's figures are compared with.
 
 use std::fmt::Display;
 use std::process::ExitCode;
@@ -15,7 +17,7 @@ use p2pchat::sim::net::NetConfig;
 use p2pchat::sim::scenario::{self, Kind, Spec};
 
 const USAGE: &str = "Usage: p2pchat-sim [--nodes N] [--lines N] \
-[--family random|small-world|ring|line] [--scenario steady|sender|burst|partition|crash|slow-link|mesh|relink|hostile|churn|members] \
+[--family random|small-world|ring|line] [--scenario steady|sender|burst|partition|crash|repair|slow-link|mesh|relink|hostile|churn|members] \
 [--seed N] [--backlog-lines N] [--broadcast flood|tree]";
 
 fn main() -> ExitCode {

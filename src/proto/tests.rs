@@ -1862,7 +1862,11 @@ fn learned_addresses_are_dialled_up_to_the_target_and_never_its_own() {
     h.send(a, &addrs_frame(&[addr(7654), addr(1), addr(2), addr(3)]));
     h.advance(Duration::from_millis(300));
     let dialled = dials(h.take_outputs());
-    assert_eq!(dialled.len(), 2, "the target: {dialled:?}");
+    assert_eq!(
+        dialled.len(),
+        1,
+        "the target, the accepted link counted: {dialled:?}"
+    );
     assert!(
         !dialled.contains(&addr(7654).to_string()),
         "its own address"
@@ -2987,6 +2991,18 @@ fn an_announcement_is_checked_before_it_is_listed_or_passed_on() {
     );
 }
 
+/// An ihave of lines `run` of the far author's run.
+fn ihave(run: (u64, u64)) -> Vec<u8> {
+    let mut out = Vec::new();
+    let entry = HaveEntry {
+        author: id_of(AUTHOR).0,
+        epoch: FAR_EPOCH,
+        ranges: vec![run],
+    };
+    Have::encode_ihave(&mut out, &[entry]);
+    out
+}
+
 #[test]
 fn a_tree_prunes_a_link_that_brings_a_copy_and_grafts_one_that_announces_a_missing_line() {
     let mut cfg = config(1);
@@ -3013,9 +3029,9 @@ fn a_tree_prunes_a_link_that_brings_a_copy_and_grafts_one_that_announces_a_missi
         "a pruned link gets no line in full"
     );
     h.advance(Duration::from_millis(20));
-    let ihave = h.sent_frames(second);
-    let [Message::IHave(have)] = &ihave[..] else {
-        panic!("expected the line's id, got {ihave:?}");
+    let announced = h.sent_frames(second);
+    let [Message::IHave(have)] = &announced[..] else {
+        panic!("expected the line's id, got {announced:?}");
     };
     let runs: Vec<(u64, Ranges)> = have.iter().map(|e| (e.author, e.ranges)).collect();
     assert_eq!(runs, [(id_of(AUTHOR).0, vec![(1, 2)])]);
@@ -3027,14 +3043,7 @@ fn a_tree_prunes_a_link_that_brings_a_copy_and_grafts_one_that_announces_a_missi
 
     // An id of a line the node lacks: it waits for the line along the tree, then
     // asks the announcer.
-    let mut announce = Vec::new();
-    let entry = HaveEntry {
-        author: id_of(AUTHOR).0,
-        epoch: FAR_EPOCH,
-        ranges: vec![(2, 3)],
-    };
-    Have::encode_ihave(&mut announce, &[entry]);
-    h.send(third, &announce);
+    h.send(third, &ihave((2, 3)));
     h.advance(Duration::from_millis(40));
     assert!(
         h.sent_frames(third).is_empty(),
@@ -3056,16 +3065,11 @@ fn a_tree_prunes_a_link_that_brings_a_copy_and_grafts_one_that_announces_a_missi
 
 #[test]
 fn a_flooding_node_grafts_nothing_for_an_announced_line() {
-    let mut h = Harness::new();
+    let mut cfg = config(1);
+    cfg.broadcast = Broadcast::Flood;
+    let mut h = Harness::with(cfg);
     let announcer = h.peer(2);
-    let mut announce = Vec::new();
-    let entry = HaveEntry {
-        author: id_of(AUTHOR).0,
-        epoch: FAR_EPOCH,
-        ranges: vec![(0, 1)],
-    };
-    Have::encode_ihave(&mut announce, &[entry]);
-    h.send(announcer, &announce);
+    h.send(announcer, &ihave((0, 1)));
     h.sent_summaries(announcer);
     h.advance(Duration::from_secs(1));
     assert!(h.sent_frames(announcer).is_empty(), "no graft");
@@ -3111,18 +3115,8 @@ fn a_missing_line_grafts_one_announcer_at_a_time() {
     let mut h = Harness::with(cfg);
     let client = h.client();
     let (first, second) = (h.peer(2), h.peer(3));
-    let announce = |run: (u64, u64)| {
-        let mut out = Vec::new();
-        let entry = HaveEntry {
-            author: id_of(AUTHOR).0,
-            epoch: FAR_EPOCH,
-            ranges: vec![run],
-        };
-        Have::encode_ihave(&mut out, &[entry]);
-        out
-    };
-    h.send(first, &announce((0, 1)));
-    h.send(second, &announce((0, 1)));
+    h.send(first, &ihave((0, 1)));
+    h.send(second, &ihave((0, 1)));
     h.sent_summaries(first);
     h.sent_summaries(second);
     h.advance(Duration::from_millis(80));
@@ -3138,8 +3132,8 @@ fn a_missing_line_grafts_one_announcer_at_a_time() {
     );
 
     // A line that comes after the first graft spares the second announcer.
-    h.send(first, &announce((1, 2)));
-    h.send(second, &announce((1, 2)));
+    h.send(first, &ihave((1, 2)));
+    h.send(second, &ihave((1, 2)));
     h.advance(Duration::from_millis(80));
     assert!(matches!(h.sent_frames(first)[..], [Message::Graft]));
     h.send(first, &chat(0, 5, "asked for"));

@@ -9,8 +9,10 @@ const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
 /// line reaches some nodes along several paths.
 const EDGES: [(usize, usize); 6] = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 0), (0, 2)];
 
+/// The graph of [`EDGES`], flooding: the test below counts flooding's copies exactly.
 fn start_graph() -> Vec<Node> {
-    let nodes: Vec<Node> = NAMES.iter().map(|n| Node::start(&["--nick", n])).collect();
+    let flooding = |n| Node::start(&["--nick", n, "--broadcast", "flood"]);
+    let nodes: Vec<Node> = NAMES.iter().map(|n| flooding(n)).collect();
     for (x, y) in EDGES {
         nodes[x].link(&nodes[y]);
     }
