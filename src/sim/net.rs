@@ -27,6 +27,7 @@ use crate::proto::node::Counters;
 use crate::proto::secure::public_key;
 use crate::proto::{Accepted, ConnId, Node, Output};
 use crate::wire::lines::{Batch, KEY_LEN, SIGNATURE_LEN};
+use crate::wire::peer::{Message, MAX_ADDRS};
 
 use super::rng::{Rng, Trace};
 
@@ -270,6 +271,9 @@ pub struct NetStats {
     pub bytes: u64,
     /// The largest send queue of any peer connection seen after any step.
     pub max_peer_queue: usize,
+    /// Dials the nodes asked for, and those of addresses no simulated node listens on.
+    pub dials: u64,
+    pub dials_nowhere: u64,
     /// Copies dropped as duplicates, and links put back on the tree, by nodes that
     /// have crashed since.
     pub crashed_duplicates: u64,
@@ -300,6 +304,12 @@ pub struct Net {
 pub fn addr_of(index: u32) -> SocketAddr {
     let [_, x, y, z] = index.to_be_bytes();
     SocketAddr::from((Ipv4Addr::new(127, x, y, z), PORT))
+}
+
+/// Address `i` of those no simulated node listens on.
+pub fn nowhere(i: u32) -> SocketAddr {
+    let [_, x, y, z] = i.to_be_bytes();
+    SocketAddr::from((Ipv4Addr::new(10, x, y, z), PORT))
 }
 
 /// The node listening on `target`, if it is one of ours.
@@ -570,6 +580,18 @@ impl Net {
     /// honest node would pass on: lines in the victim's current run from `seq` on
     /// (the ids the victim uses next) signed by the forger's key, and a batch the
     /// victim could have signed with one byte of its text altered.
+    /// Has the running node `index` tell its peers `addrs`, as many addrs messages as
+    /// they take: what a member that lies about where nodes accept peers sends.
+    pub fn inject_addrs(&mut self, index: u32, addrs: &[SocketAddr]) {
+        let mut frames = Vec::new();
+        for chunk in addrs.chunks(MAX_ADDRS) {
+            Message::encode_addrs(&mut frames, chunk.iter().copied());
+        }
+        let now = self.instant();
+        self.node_mut(index).inject_frame(now, &frames);
+        self.step(index);
+    }
+
     pub fn forge(&mut self, forger: u32, victim: u32, seq: u64) {
         let victim_slot = &self.slots[victim as usize];
         let secret = victim_slot.identity.clone().expect("the victim has run");
@@ -790,6 +812,7 @@ impl Net {
             match output {
                 Output::Dial { conn, target } => {
                     let now = self.instant();
+                    self.stats.dials += 1;
                     match index_of(&target) {
                         Some(t) if (t as usize) < self.slots.len() => {
                             let slot = &mut self.slots[index as usize];
@@ -807,6 +830,7 @@ impl Net {
                             );
                         }
                         _ => {
+                            self.stats.dials_nowhere += 1;
                             let err = io::Error::new(
                                 io::ErrorKind::NotFound,
                                 format!("no simulated node at {target}"),

@@ -15,11 +15,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use super::graph::{Family, Graph};
-use super::net::{addr_of, Net, NetConfig};
+use super::net::{addr_of, nowhere, Net, NetConfig};
 use super::rng::Rng;
 use crate::config::{Broadcast, Keepalive};
 
@@ -84,6 +85,12 @@ pub enum Kind {
     /// nodes made, and after every quiet spell they must form one component with every
     /// degree between `min(target, live - 1)` and `max_peers`.
     Mesh,
+    /// The mesh of the mesh scenario, grown, and a wave; then a member tells its peers
+    /// 4,096 addresses where no node listens, and a fifth of the other nodes crash, so
+    /// that the survivors dial from their books; a wave. Every peer of the liar must
+    /// have learned at most its share of the book (64), and the mesh must stay one
+    /// component; the run counts the dials that went to the liar's addresses.
+    Eclipse,
     /// Links replaced while lines flow: a steady wave, during which the accepting end
     /// of a random half of the links `/connect`s again, and for half of those both ends
     /// dial each other at the same instant; the duplicate-link rule must give up one
@@ -116,14 +123,15 @@ impl FromStr for Kind {
             "repair" => Ok(Kind::Repair),
             "slow-link" => Ok(Kind::SlowLink),
             "mesh" => Ok(Kind::Mesh),
+            "eclipse" => Ok(Kind::Eclipse),
             "relink" => Ok(Kind::Relink),
             "hostile" => Ok(Kind::Hostile),
             "churn" => Ok(Kind::Churn),
             "members" => Ok(Kind::Members),
             _ => Err(format!(
                 "unknown scenario {s:?} \
-                 (steady, sender, burst, partition, crash, repair, slow-link, mesh, relink, \
-                 hostile, churn, members)"
+                 (steady, sender, burst, partition, crash, repair, slow-link, mesh, eclipse, \
+                 relink, hostile, churn, members)"
             )),
         }
     }
@@ -170,6 +178,8 @@ pub struct Report {
     pub heal: Option<HealFigures>,
     /// The repair scenario's last graft, counted from the crashes.
     pub repaired_within: Option<Duration>,
+    /// What the eclipse scenario's liar achieved.
+    pub eclipse: Option<EclipseFigures>,
     /// Bytes on a link, both ways, in the summary round after the last wave, when
     /// nothing was missing: what a comparison costs by itself.
     pub sync_bytes_per_link: f64,
@@ -220,6 +230,29 @@ impl fmt::Display for HealFigures {
             "heal: {} lines of the cut, {} missing (line, node) pairs, converged {:?} after \
              the heal, {:.1} bytes per missing pair",
             self.lines, self.missing, self.converge, self.bytes_per_missing
+        )
+    }
+}
+
+/// A liar's addresses in its peers' books, and in their dials after crashes.
+#[derive(Debug, Clone)]
+pub struct EclipseFigures {
+    pub peers: usize,
+    pub told: usize,
+    /// The most addresses any peer of the liar learned from what it was told.
+    pub most_learned: u64,
+    /// Dials of every node after the crashes, and those to the liar's addresses.
+    pub dials: u64,
+    pub dials_to_lies: u64,
+}
+
+impl fmt::Display for EclipseFigures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "eclipse: {} peers told {} addresses, the most one learned {}; after the \
+             crashes {} dials, {} of them to those addresses",
+            self.peers, self.told, self.most_learned, self.dials, self.dials_to_lies
         )
     }
 }
@@ -331,6 +364,7 @@ struct Run {
     /// What the partition's heal cost.
     heal: Option<HealFigures>,
     repaired_within: Option<Duration>,
+    eclipse: Option<EclipseFigures>,
     members: Option<MemberFigures>,
     /// Bytes of the last summary round, per link.
     sync_bytes_per_link: f64,
@@ -382,7 +416,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
     }
     // Pings and announcements never stop: such a network is never quiet.
     let pings = net_cfg.limits.keepalive.is_some() || net_cfg.announce.is_some();
-    let mesh = spec.kind == Kind::Mesh;
+    let mesh = matches!(spec.kind, Kind::Mesh | Kind::Eclipse);
     net_cfg.discovery |= mesh;
     let max_peers = net_cfg.limits.max_peers;
     let mut net = Net::new(net_cfg, spec.nodes, spec.seed);
@@ -407,6 +441,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
         outcast: None,
         heal: None,
         repaired_within: None,
+        eclipse: None,
         members: None,
         sync_bytes_per_link: 0.0,
         wave_bytes: 0,
@@ -537,6 +572,11 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
             run.forge(forger, victim)?;
             run.wave(spec.lines - third, Origins::Random)?;
         }
+        Kind::Eclipse => {
+            run.wave(third, Origins::Random)?;
+            run.eclipse = Some(run.eclipse()?);
+            run.wave(spec.lines - third, Origins::Random)?;
+        }
         Kind::Mesh => {
             run.wave(third, Origins::Random)?;
             let mut order: Vec<u32> = (0..spec.nodes as u32).collect();
@@ -566,6 +606,7 @@ pub fn run(spec: &Spec) -> Result<Report, SimError> {
     report.mesh = run.figures;
     report.heal = run.heal.take();
     report.repaired_within = run.repaired_within;
+    report.eclipse = run.eclipse.take();
     report.sync_bytes_per_link = run.sync_bytes_per_link;
     report.members = run.members.take();
     Ok(report)
@@ -1036,6 +1077,44 @@ impl Run {
         })
     }
 
+    /// A random member tells its peers addresses where nobody listens; then a fifth of
+    /// the others crash and the survivors dial from their books.
+    fn eclipse(&mut self) -> Result<EclipseFigures, SimError> {
+        const TOLD: u32 = 4096;
+        let n = self.graph.len() as u32;
+        let liar = self.net.rng().below(u64::from(n)) as u32;
+        let peers = self.graph.neighbours(liar).to_vec();
+        let known = |run: &mut Run, v: u32| -> u64 {
+            let status = run.net.ask(v, "/status");
+            (status.iter())
+                .find_map(|l| l.strip_prefix("known-addresses ")?.parse().ok())
+                .expect("/status tells known-addresses")
+        };
+        let before: Vec<u64> = peers.iter().map(|&v| known(self, v)).collect();
+        let lies: Vec<SocketAddr> = (0..TOLD).map(nowhere).collect();
+        self.net.inject_addrs(liar, &lies);
+        self.settle("the lies")?;
+        let mut most_learned = 0;
+        for (&v, before) in peers.iter().zip(before) {
+            most_learned = most_learned.max(known(self, v).saturating_sub(before));
+        }
+        let (dials, nowhere_before) = (self.net.stats().dials, self.net.stats().dials_nowhere);
+        let mut others: Vec<u32> = (0..n).filter(|&v| v != liar).collect();
+        self.net.rng().shuffle(&mut others);
+        for &v in &others[..n as usize / 5] {
+            self.net.crash(v);
+        }
+        self.settle("the crashes")?;
+        self.mesh_figures("after the crashes")?;
+        Ok(EclipseFigures {
+            peers: peers.len(),
+            told: TOLD as usize,
+            most_learned,
+            dials: self.net.stats().dials - dials,
+            dials_to_lies: self.net.stats().dials_nowhere - nowhere_before,
+        })
+    }
+
     /// Leaves what came so far out of the figures (not out of the checks).
     fn count_from_here(&mut self) {
         self.counted_from = self.lines.len();
@@ -1130,6 +1209,7 @@ impl Run {
             mesh: Vec::new(),
             heal: None,
             repaired_within: None,
+            eclipse: None,
             members: None,
             sync_bytes_per_link: self.sync_bytes_per_link,
             bytes_per_delivery: (!self.pings)
@@ -1174,6 +1254,9 @@ impl fmt::Display for Report {
         }
         if let Some(heal) = &self.heal {
             write!(f, "\n  {heal}")?;
+        }
+        if let Some(eclipse) = &self.eclipse {
+            write!(f, "\n  {eclipse}")?;
         }
         if let Some(within) = self.repaired_within {
             write!(f, "\n  repair: the last graft {within:?} after the crashes")?;
