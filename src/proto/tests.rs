@@ -3078,9 +3078,7 @@ fn a_flooding_node_grafts_nothing_for_an_announced_line() {
 
 #[test]
 fn a_prune_is_mutual_and_spares_the_links_that_bring_most_first_copies() {
-    let mut cfg = config(1);
-    cfg.broadcast = Broadcast::Tree;
-    let mut h = Harness::with(cfg);
+    let mut h = Harness::new();
     let client = h.client();
     let [best, other, quiet, far] = [2, 3, 4, 5].map(|key| h.peer(key));
     for seq in 0..3 {
@@ -3110,9 +3108,7 @@ fn a_prune_is_mutual_and_spares_the_links_that_bring_most_first_copies() {
 
 #[test]
 fn a_missing_line_grafts_one_announcer_at_a_time() {
-    let mut cfg = config(1);
-    cfg.broadcast = Broadcast::Tree;
-    let mut h = Harness::with(cfg);
+    let mut h = Harness::new();
     let client = h.client();
     let (first, second) = (h.peer(2), h.peer(3));
     h.send(first, &ihave((0, 1)));
