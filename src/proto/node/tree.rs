@@ -255,6 +255,12 @@ impl Node {
             let Some(announced) = self.tree_state.awaited.get_mut(&key) else {
                 continue;
             };
+            // A check left from announcements since held, for ones that came later.
+            let due = announced[0].heard + GRAFT_AFTER;
+            if due > now {
+                self.tree_state.checks.insert((due, key));
+                continue;
+            }
             let first = announced.remove(0);
             self.tree_state.waiting -= 1;
             match announced.first() {
