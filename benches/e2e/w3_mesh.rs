@@ -81,13 +81,13 @@ fn warm_up(network: &Network) -> Result<()> {
             .write_all(format!("warm-up {seq}\n").as_bytes())
             .context(|| format!("{source}: cannot write warm-up line {seq}"))?;
         wait_for(&format!("every node has {seq} warm-up lines"), || {
-            let behind = (network.nodes.iter())
+            let messages = (network.nodes.iter())
                 .map(|node| node.counter("messages"))
                 .collect::<Result<Vec<u64>>>()?;
-            Ok(if behind.iter().all(|&messages| messages >= seq) {
+            Ok(if messages.iter().all(|&m| m >= seq) {
                 Probe::Done(())
             } else {
-                Probe::NotYet(format!("messages {behind:?}"))
+                Probe::NotYet(format!("messages {messages:?}"))
             })
         })?;
     }

@@ -17,7 +17,7 @@ use p2pchat::sim::net::NetConfig;
 use p2pchat::sim::scenario::{self, Kind, Spec};
 
 const USAGE: &str = "Usage: p2pchat-sim [--nodes N] [--lines N] \
-[--family random|small-world|ring|line] [--scenario steady|sender|burst|partition|crash|repair|slow-link|mesh|relink|hostile|churn|members] \
+[--family random|small-world|ring|line] [--scenario steady|sender|burst|partition|crash|repair|slow-link|mesh|eclipse|relink|hostile|churn|members] \
 [--seed N] [--backlog-lines N] [--broadcast flood|tree]";
 
 fn main() -> ExitCode {

@@ -143,8 +143,9 @@ pub struct Spec {
     pub kind: Kind,
     pub family: Family,
     pub nodes: usize,
-    /// Lines written over the whole run (twice as many with trees in the steady and
-    /// sender scenarios: a wave that settles the tree comes first).
+    /// Lines written in each counted wave: twice as many are written in the repair
+    /// scenario, and with trees in the steady and sender ones, where a wave that
+    /// settles the tree comes first.
     pub lines: u32,
     pub seed: u64,
     pub net: NetConfig,
@@ -296,9 +297,9 @@ impl fmt::Display for MeshFigures {
     }
 }
 
-/// The diameter, by BFS from `sources` evenly spaced nodes, of a random graph of `nodes`
-/// whose degrees add up to `degrees` (each the mean, rounded down or up), where it is
-/// connected: what a mesh of that size and degree could have.
+/// The diameter, by BFS from `sources` evenly spaced nodes (over the nodes each
+/// reaches), of a random graph of `nodes` whose degrees add up to `degrees`, each the
+/// mean rounded down or up: what a mesh of that size and degree could have.
 fn random_diameter(nodes: usize, degrees: usize, sources: usize, seed: u64) -> u32 {
     let mut rng = Rng::new(seed ^ 0x5eed_d1a3);
     let (each, more) = (degrees / nodes.max(1), degrees % nodes.max(1));

@@ -100,21 +100,16 @@ impl Node {
             Admission::Refused(why) => debug!("lines of {author} from {id} not taken: {why}"),
             Admission::New { gap, .. } => {
                 self.sync_later(now);
+                let (key, first, end) = run_of(&record);
                 if !batch.late {
-                    let (key, ..) = run_of(&record);
                     self.tree_took(id, key);
                 }
                 if let Some(hops) = next_hops(batch.hops.min(self.cfg.hop_limit)) {
                     self.frame_buf.clear();
                     Batch::encode(&mut self.frame_buf, hops, batch.late, record.bytes());
-                    let (key, first, end) = run_of(&record);
                     self.spread(now, Some(id), key, first, end);
                 }
                 if gap {
-                    let key = FeedKey {
-                        author,
-                        epoch: record.epoch,
-                    };
                     self.ask_for_gap(now, key);
                 }
             }

@@ -172,8 +172,8 @@ impl Node {
         (self.fx).enqueue(conn, &self.frame_buf, now, &self.cfg.limits);
     }
 
-    /// New live lines `first..end` of `key` came first from `from`: the link counts one
-    /// more first copy, and announcements of them are done with.
+    /// New live lines of `key` came first from `from`: the link counts one more first
+    /// copy, and announcements of what is now held are done with.
     pub(super) fn tree_took(&mut self, from: ConnId, key: FeedKey) {
         if !self.tree() {
             return;
