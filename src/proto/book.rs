@@ -149,6 +149,11 @@ impl AddressBook {
         self.known.len()
     }
 
+    /// Whether `addr` turned out to lead back to this node.
+    pub fn is_own(&self, addr: SocketAddr) -> bool {
+        self.selves.contains(&addr)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.known.is_empty()
     }

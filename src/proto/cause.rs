@@ -64,6 +64,10 @@ pub(crate) enum Cause {
     Replaced {
         by: ConnId,
     },
+    /// Given up for a newer link that put the node over its target of peers.
+    Rewired {
+        target: usize,
+    },
     ConnectTimeout(Duration),
     HandshakeTimeout(Duration),
     Unfinished(Duration),
@@ -162,6 +166,10 @@ impl fmt::Display for Cause {
             ),
             Cause::Duplicate { kept } => write!(f, "duplicate link, keeping {kept}"),
             Cause::Replaced { by } => write!(f, "duplicate link, replaced by {by}"),
+            Cause::Rewired { target } => write!(
+                f,
+                "given up for a newer link, over the target of {target} peers"
+            ),
             Cause::ConnectTimeout(limit) => {
                 write!(f, "no connection within {}s", limit.as_secs_f32())
             }

@@ -113,6 +113,8 @@ pub struct Remote {
     /// Lines taken since the peer was last told, per author run: the first and the
     /// end of their sequence numbers.
     pub unannounced: BTreeMap<FeedKey, (u64, u64)>,
+    /// When the peer last passed this node a random walk (see `node::mixing`).
+    pub last_walk: Option<Instant>,
 }
 
 /// A link to another node.

@@ -46,6 +46,7 @@ mod discovery;
 mod irc;
 mod lines;
 mod members;
+mod mixing;
 mod tree;
 
 use discovery::ADDRESS_BOOK_CAPACITY;
@@ -311,6 +312,9 @@ pub struct Node {
     book: AddressBook,
     /// The node-level deadline of the next degree check, if one is due.
     degree_deadline: Option<Instant>,
+    /// Random walks still to send, and when the next one goes.
+    walks_left: u32,
+    walk_deadline: Option<Instant>,
     /// Clients whose input waits for congestion to clear, in the order they stopped.
     paused: Vec<ConnId>,
     clients: usize,
@@ -356,6 +360,8 @@ impl Node {
             rate: cfg.limits.max_rate.map(RateLimiter::new),
             book: AddressBook::new(ADDRESS_BOOK_CAPACITY),
             degree_deadline: None,
+            walks_left: if cfg.discovery { mixing::WALKS } else { 0 },
+            walk_deadline: None,
             cfg,
             started: now,
             conns: Slab::new(),
@@ -645,6 +651,7 @@ impl Node {
         let mut redial = Vec::new();
         let (mut degree_due, mut order_due, mut sync_due) = (false, false, false);
         let (mut announce_due, mut members_due, mut tree_due) = (false, false, false);
+        let mut walk_due = false;
         while let Some((id, timer)) = self.fx.timers.pop_due(now) {
             if id == ConnId::NODE {
                 match timer {
@@ -654,6 +661,7 @@ impl Node {
                     Timer::Announce => (self.announce_deadline, announce_due) = (None, true),
                     Timer::Members => (self.members_deadline, members_due) = (None, true),
                     Timer::Tree => tree_due = true,
+                    Timer::Walk => (self.walk_deadline, walk_due) = (None, true),
                     _ => unreachable!("connection timers are armed under a connection"),
                 }
                 continue;
@@ -708,6 +716,9 @@ impl Node {
         }
         if tree_due {
             self.tree_due(now);
+        }
+        if walk_due {
+            self.walk_due(now);
         }
         self.reap(now);
     }
@@ -1040,6 +1051,7 @@ impl Node {
             Message::IHave(have) => self.peer_ihave(now, id, have),
             Message::Prune => self.peer_tree_link(id, true),
             Message::Graft => self.peer_tree_link(id, false),
+            Message::Walk(walk) => self.peer_walk(now, id, walk),
             Message::Hello(_) => unreachable!("handled above"),
         }
     }
@@ -1144,8 +1156,9 @@ impl Node {
             lazy: false,
             firsts: 0,
             unannounced: BTreeMap::new(),
+            last_walk: None,
         }));
-        let (addr, direction) = (peer.addr_label(), peer.direction);
+        let (addr, direction, hand) = (peer.addr_label(), peer.direction, peer.hand);
         info!(
             "peer {addr} up: node {remote_id} nick {} ({direction}, {id})",
             hello.nick
@@ -1157,6 +1170,10 @@ impl Node {
         self.exchange_addrs(now, id);
         self.send_summary(now, Some(id));
         self.top_up(now, id);
+        if direction == Direction::Out && !hand {
+            self.trim(id);
+        }
+        self.schedule_walk(now);
     }
 
     /// Gives up a link (see [`Retired`]), whose hello has arrived or not, and tells the

@@ -31,6 +31,8 @@ pub enum Timer {
     /// Gathered ids go to lazy links, and announced lines still missing are grafted,
     /// then (node-level, with broadcast trees).
     Tree,
+    /// The node sends its next random walk then (node-level, with discovery).
+    Walk,
 }
 
 /// Armed deadlines. Each connection holds the instant it armed for each [`Timer`] (its

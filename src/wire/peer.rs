@@ -28,6 +28,7 @@ pub(super) const KIND_MEMBER: u8 = 8;
 pub(super) const KIND_IHAVE: u8 = 9;
 const KIND_PRUNE: u8 = 10;
 const KIND_GRAFT: u8 = 11;
+const KIND_WALK: u8 = 12;
 
 /// The hello flag of a node that refuses the link (it has all the peers it takes).
 const FLAG_REFUSING: u8 = 1;
@@ -83,6 +84,19 @@ pub enum Message<'a> {
     /// "Send me lines in full again": the link joins the tree. The question about
     /// what is missing follows as a `Have`.
     Graft,
+    /// A random walk through the mesh that carries a node's address: where it ends, the
+    /// node there dials that address.
+    Walk(Walk),
+}
+
+/// A random walk's step: where it started, and how many steps it has left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Walk {
+    /// Steps left after the receiver's: 0 ends the walk there.
+    pub hops: u8,
+    /// The address the walk's starting node accepts peers at; `None` from that node
+    /// itself, which may not know how others reach it: its peer's address for it is meant.
+    pub addr: Option<SocketAddr>,
 }
 
 /// A validated list of up to [`MAX_ADDRS`] socket addresses, read in place.
@@ -95,19 +109,9 @@ pub struct Addrs<'a> {
 impl Addrs<'_> {
     /// The addresses, in the order they were sent.
     pub fn iter(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        let mut rest = self.entries;
-        std::iter::from_fn(move || {
-            let (&family, tail) = rest.split_first()?;
-            let ip_len = if family == FAMILY_V4 { 4 } else { 16 };
-            let (ip, tail) = tail.split_at(ip_len);
-            let (port, tail) = tail.split_at(2);
-            rest = tail;
-            let ip = match <[u8; 4]>::try_from(ip) {
-                Ok(v4) => IpAddr::from(v4),
-                Err(_) => IpAddr::from(<[u8; 16]>::try_from(ip).expect("16 bytes for IPv6")),
-            };
-            Some(SocketAddr::new(ip, BigEndian::read_u16(port)))
-        })
+        let mut r = Reader::new(self.entries, "addrs");
+        // Parsing validated every entry.
+        std::iter::from_fn(move || r.addr().ok())
     }
 
     fn parse(mut r: Reader<'_>) -> Result<Addrs<'_>, PeerError> {
@@ -117,15 +121,7 @@ impl Addrs<'_> {
         }
         let entries = r.bytes;
         for _ in 0..count {
-            let ip_len = match r.u8()? {
-                FAMILY_V4 => 4,
-                FAMILY_V6 => 16,
-                other => return Err(PeerError::BadFamily(other)),
-            };
-            r.bytes(ip_len)?;
-            if r.u16()? == 0 {
-                return Err(PeerError::PortZero);
-            }
+            r.addr()?;
         }
         let used = entries.len() - r.bytes.len();
         r.finish()?;
@@ -257,6 +253,7 @@ impl<'a> Message<'a> {
             KIND_IHAVE => Have::parse_ihave(rest).map(Message::IHave),
             KIND_PRUNE => Reader::new(rest, "prune").finish().map(|()| Message::Prune),
             KIND_GRAFT => Reader::new(rest, "graft").finish().map(|()| Message::Graft),
+            KIND_WALK => Walk::parse(Reader::new(rest, "walk")).map(Message::Walk),
             other => Err(PeerError::UnknownKind(other)),
         }
     }
@@ -294,17 +291,7 @@ impl<'a> Message<'a> {
             write_u16(out, 0);
             let mut count = 0u16;
             for addr in addrs.into_iter().take(MAX_ADDRS) {
-                match addr.ip() {
-                    IpAddr::V4(ip) => {
-                        out.push(FAMILY_V4);
-                        out.extend_from_slice(&ip.octets());
-                    }
-                    IpAddr::V6(ip) => {
-                        out.push(FAMILY_V6);
-                        out.extend_from_slice(&ip.octets());
-                    }
-                }
-                write_u16(out, addr.port());
+                write_addr(out, addr);
                 count += 1;
             }
             BigEndian::write_u16(&mut out[count_at..count_at + 2], count);
@@ -325,8 +312,49 @@ impl<'a> Message<'a> {
             Message::IHave(_) => "ihave",
             Message::Prune => "prune",
             Message::Graft => "graft",
+            Message::Walk(_) => "walk",
         }
     }
+}
+
+impl Walk {
+    fn parse(mut r: Reader<'_>) -> Result<Self, PeerError> {
+        let hops = r.u8()?;
+        let addr = if r.bytes.is_empty() {
+            None
+        } else {
+            Some(r.addr()?)
+        };
+        r.finish()?;
+        Ok(Walk { hops, addr })
+    }
+
+    /// Appends the walk to `out` as a whole frame.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        frame::encode(out, |out| {
+            out.push(KIND_WALK);
+            out.push(self.hops);
+            if let Some(addr) = self.addr {
+                write_addr(out, addr);
+            }
+        });
+    }
+}
+
+/// An address as addrs and walks carry it: a family byte (4 or 6), the IP address,
+/// the port.
+fn write_addr(out: &mut Vec<u8>, addr: SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            out.push(FAMILY_V4);
+            out.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out.push(FAMILY_V6);
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    write_u16(out, addr.port());
 }
 
 impl<'a> Hello<'a> {
@@ -409,6 +437,19 @@ impl<'a> Reader<'a> {
 
     fn u64(&mut self) -> Result<u64, PeerError> {
         Ok(BigEndian::read_u64(self.bytes(8)?))
+    }
+
+    /// An address as [`write_addr`] writes it, whose port is not 0.
+    fn addr(&mut self) -> Result<SocketAddr, PeerError> {
+        let ip = match self.u8()? {
+            FAMILY_V4 => IpAddr::from(<[u8; 4]>::try_from(self.bytes(4)?).expect("4 bytes")),
+            FAMILY_V6 => IpAddr::from(<[u8; 16]>::try_from(self.bytes(16)?).expect("16 bytes")),
+            other => return Err(PeerError::BadFamily(other)),
+        };
+        match self.u16()? {
+            0 => Err(PeerError::PortZero),
+            port => Ok(SocketAddr::new(ip, port)),
+        }
     }
 
     /// A length byte, then that many bytes of UTF-8 that must pass the nick rule.
@@ -540,6 +581,30 @@ mod tests {
             MAX_ADDRS,
             "only the first 64 are sent"
         );
+    }
+
+    #[test]
+    fn walks_round_trip_with_and_without_an_address() {
+        for addr in [None, Some("[2001:db8::1]:9".parse().unwrap())] {
+            let walk = Walk { hops: 7, addr };
+            let bytes = body(|out| walk.encode(out));
+            assert_eq!(bytes.len(), 2 + addr.map_or(0, |_| 1 + 16 + 2));
+            assert_eq!(Message::parse(&bytes), Ok(Message::Walk(walk)));
+        }
+        let cases: [(&[u8], PeerError); 3] = [
+            (&[KIND_WALK], PeerError::Truncated { kind: "walk" }),
+            (&[KIND_WALK, 1, 4, 1, 2, 3, 4, 0, 0], PeerError::PortZero),
+            (
+                &[KIND_WALK, 1, 4, 1, 2, 3, 4, 0, 1, 0],
+                PeerError::Trailing {
+                    kind: "walk",
+                    extra: 1,
+                },
+            ),
+        ];
+        for (bytes, err) in cases {
+            assert_eq!(Message::parse(bytes), Err(err), "{bytes:?}");
+        }
     }
 
     #[test]

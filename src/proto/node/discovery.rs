@@ -84,7 +84,7 @@ impl Node {
         self.conns[id.slot].peer().and_then(Peer::proven_id)
     }
 
-    fn advertised(&self, id: ConnId) -> Option<SocketAddr> {
+    pub(super) fn advertised(&self, id: ConnId) -> Option<SocketAddr> {
         self.conns[id.slot]
             .peer()
             .and_then(Peer::remote)
@@ -149,19 +149,7 @@ impl Node {
         if wanted == 0 {
             return;
         }
-        let busy: Vec<SocketAddr> = self
-            .conns
-            .iter()
-            .filter_map(|(_, c)| c.peer())
-            .flat_map(|p| {
-                [
-                    p.addr,
-                    p.remote().and_then(|r| r.advertised),
-                    dialled_addr(p),
-                ]
-            })
-            .flatten()
-            .collect();
+        let busy = self.busy_addrs();
         let mut candidates: Vec<SocketAddr> =
             self.book.addrs().filter(|a| !busy.contains(a)).collect();
         for _ in 0..wanted {
@@ -173,6 +161,22 @@ impl Node {
             let id = self.insert_dialled(now, addr.to_string(), false, Phase::Connecting);
             self.start_dial(now, id);
         }
+    }
+
+    /// Addresses of every peer connection, as connected, advertised or dialled: not to
+    /// be dialled again.
+    pub(super) fn busy_addrs(&self) -> Vec<SocketAddr> {
+        (self.conns.iter())
+            .filter_map(|(_, c)| c.peer())
+            .flat_map(|p| {
+                [
+                    p.addr,
+                    p.remote().and_then(|r| r.advertised),
+                    dialled_addr(p),
+                ]
+            })
+            .flatten()
+            .collect()
     }
 }
 
