@@ -196,6 +196,8 @@ BODIES = {
     "addrs": ADDRS,
     "addrs-empty": addrs([]),
     "retire": RETIRE,
+    "walk": b"\x0c\x06",
+    "walk-addr": b"\x0c\x02\x04" + bytes([127, 0, 0, 1]) + struct.pack(">H", 7001),
     "hello-refusing": HELLO_REFUSING,
     "hello-later-flags": HELLO_LATER_FLAGS,
 }

@@ -46,6 +46,7 @@ fn encode(body: &[u8], message: &Message<'_>) -> Vec<u8> {
         Message::IHave(have) => encode_ihave(&mut out, body, have),
         Message::Prune => Message::encode_prune(&mut out),
         Message::Graft => Message::encode_graft(&mut out),
+        Message::Walk(walk) => walk.encode(&mut out),
         Message::Ping => Message::encode_ping(&mut out),
         Message::Pong => Message::encode_pong(&mut out),
         Message::Addrs(addrs) => Message::encode_addrs(&mut out, addrs.iter()),

@@ -18,7 +18,7 @@ use crate::wire::frame::{self, Decoder};
 use crate::wire::handshake::Preamble;
 use crate::wire::lines::{Batch, Have, HaveEntry, KEY_LEN, SIGNATURE_LEN};
 use crate::wire::member::Announce;
-use crate::wire::peer::{Hello, Message, MAX_BODY_LEN};
+use crate::wire::peer::{Hello, Message, Walk, MAX_BODY_LEN};
 
 use super::author::{Author, Verifier};
 use super::logs::{MAX_AHEAD, ORDER_WAIT};
@@ -1897,6 +1897,144 @@ fn a_learned_address_that_keeps_failing_is_forgotten() {
     }
     assert!(next_dial(&mut h, Duration::from_secs(5)).is_none());
     assert_eq!(h.status(client, "known-addresses"), "0");
+}
+
+// Mixing.
+
+fn walk(hops: u8, addr: Option<SocketAddr>) -> Vec<u8> {
+    let mut out = Vec::new();
+    Walk { hops, addr }.encode(&mut out);
+    out
+}
+
+fn sent_walks(h: &mut Harness, peer: ConnId) -> Vec<Walk> {
+    (h.sent_frames(peer).into_iter())
+        .filter_map(|m| match m {
+            Message::Walk(walk) => Some(walk),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_sends_ten_walks_after_it_starts_and_then_no_more() {
+    let mut h = discovering();
+    let a = listening_peer(&mut h, 1, 9001);
+    let mut walks = Vec::new();
+    for _ in 0..600 {
+        h.advance(Duration::from_millis(100));
+        walks.extend(sent_walks(&mut h, a));
+    }
+    // The first step knows how the node is reached; the node itself may not.
+    assert_eq!(
+        walks,
+        [Walk {
+            hops: 6,
+            addr: None
+        }; 10]
+    );
+
+    let mut cfg = config(ME);
+    (cfg.discovery, cfg.listen_addr) = (true, None);
+    let mut h = Harness::with(cfg);
+    let a = listening_peer(&mut h, 1, 9001);
+    h.advance(Duration::from_secs(60));
+    assert!(sent_walks(&mut h, a).is_empty(), "nobody could dial it");
+}
+
+#[test]
+fn a_walk_goes_on_with_one_step_less_and_the_address_its_first_step_saw() {
+    let mut h = discovering();
+    let a = listening_peer(&mut h, 1, 9001);
+    let b = listening_peer(&mut h, 2, 9002);
+    h.send(a, &walk(3, None));
+    let on = Walk {
+        hops: 2,
+        addr: Some(addr(9001)),
+    };
+    assert_eq!(sent_walks(&mut h, b), [on]);
+    h.send(a, &walk(3, None));
+    assert!(sent_walks(&mut h, b).is_empty(), "too soon after the last");
+    h.advance(Duration::from_millis(300));
+    h.send(a, &walk(200, Some(addr(5))));
+    let capped = Walk {
+        hops: 5,
+        addr: Some(addr(5)),
+    };
+    assert_eq!(sent_walks(&mut h, b), [capped], "six steps at the most");
+}
+
+#[test]
+fn a_walk_that_ends_here_is_dialled_unless_it_leads_to_this_node_or_a_peer() {
+    let mut h = discovering();
+    let a = listening_peer(&mut h, 1, 9001);
+    h.take_outputs();
+    for (addr, dialled) in [
+        (Some(addr(7654)), false),
+        (None, false),
+        (Some(addr(5)), true),
+    ] {
+        // With no other peer, a walk ends here whatever its steps left.
+        h.send(a, &walk(4, addr));
+        let expected = if dialled {
+            vec![addr.unwrap().to_string()]
+        } else {
+            vec![]
+        };
+        assert_eq!(dials(h.take_outputs()), expected, "{addr:?}");
+        h.advance(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn a_peer_that_floods_walks_makes_the_node_dial_four_addresses_a_second_at_most() {
+    let mut cfg = config(ME);
+    (cfg.discovery, cfg.target_peers) = (true, 64);
+    let mut h = Harness::with(cfg);
+    let a = listening_peer(&mut h, 1, 9001);
+    let mut dialled = 0;
+    for port in 0..100 {
+        h.send(a, &walk(0, Some(addr(10_000 + port))));
+        dialled += dials(h.take_outputs()).len();
+        h.now += Duration::from_millis(10);
+    }
+    assert_eq!(dialled, 4, "one walk per 250 ms in one second");
+}
+
+/// The dialled `conn` reaches node `key` at `at`, which says hello.
+fn answered_at(h: &mut Harness, conn: ConnId, key: u8, at: SocketAddr) {
+    h.node.handle_connected(h.now, conn, at);
+    h.drain();
+    h.far.insert(conn, Far::answering(key));
+    h.pump(conn);
+    h.send(conn, &hello(at.port(), 0));
+}
+
+#[test]
+fn a_dialled_link_over_the_target_gives_up_the_oldest_other_dialled_link() {
+    let mut cfg = config(ME);
+    (cfg.discovery, cfg.target_peers) = (true, 3);
+    let mut h = Harness::with(cfg);
+    let a = listening_peer(&mut h, 1, 9001);
+    let mut dialled: Vec<ConnId> = Vec::new();
+    for (key, port) in [(2, 5), (3, 6), (4, 7), (5, 8)] {
+        h.advance(Duration::from_millis(300));
+        h.send(a, &walk(0, Some(addr(port))));
+        let (conn, _, _) = next_dial(&mut h, Duration::ZERO).expect("the walk's end dials");
+        answered_at(&mut h, conn, key, addr(port));
+        // Up to the target of three, then over it: of two dialled ones, the older
+        // goes; the accepted link stays.
+        // Each step's own outputs: one given up earlier is not closed again.
+        let given_up: Vec<bool> = dialled.iter().map(|&c| h.closed(c)).collect();
+        let expected = match dialled.len() {
+            0 | 1 => vec![false; dialled.len()],
+            2 => vec![true, false],
+            _ => vec![false, true, false],
+        };
+        assert_eq!(given_up, expected, "after the link to {port}");
+        assert!(!h.closed(a) && !h.closed(conn));
+        dialled.push(conn);
+    }
 }
 
 // Dialling.

@@ -43,8 +43,7 @@ impl Node {
     /// Arms the next walk, if the node has walks left, takes peers (else nobody could
     /// dial it), and has none armed.
     pub(super) fn schedule_walk(&mut self, now: Instant) {
-        if self.walks_left == 0 || self.walk_deadline.is_some() || self.cfg.listen_addr.is_none()
-        {
+        if self.walks_left == 0 || self.walk_deadline.is_some() || self.cfg.listen_addr.is_none() {
             return;
         }
         let gap = WALK_EVERY.mul_f64(0.5 + self.random_unit());
@@ -126,7 +125,9 @@ impl Node {
             .filter(|&id| Some(id) != except)
             .collect();
         let pick = (self.random_unit() * others.len() as f64) as usize;
-        others.get(pick.min(others.len().saturating_sub(1))).copied()
+        others
+            .get(pick.min(others.len().saturating_sub(1)))
+            .copied()
     }
 
     fn send_walk(&mut self, now: Instant, to: ConnId, hops: u8, addr: Option<SocketAddr>) {
