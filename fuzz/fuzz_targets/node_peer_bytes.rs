@@ -500,6 +500,7 @@ impl PeerEnd {
                 | Message::Pong
                 | Message::Addrs(_)
                 | Message::Retire
+                | Message::Walk(_)
                 | Message::Member(_) => {}
             }
         }

@@ -230,6 +230,9 @@ fuzz_target!(|body: &[u8]| {
             assert!(nicks.iter().all(|nick| text::check_nick(nick).is_ok()));
             assert!(announce.hops > 0, "no hops left yet accepted");
         }
+        Message::Walk(walk) => {
+            assert!(walk.addr.is_none_or(|addr| addr.port() != 0), "port 0 accepted");
+        }
         Message::Ping | Message::Pong | Message::Retire | Message::Prune | Message::Graft => {}
     }
 
