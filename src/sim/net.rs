@@ -132,6 +132,11 @@ struct Link {
     pipes: [Pipe; 2],
     /// Cut: nothing more crosses, in flight or not.
     dead: bool,
+    /// Events in the queue that name this link: its slot is reused only once both
+    /// ends are closed and none is left, so that no late event reaches a newer link.
+    pending: u32,
+    /// In `Net::free_links`.
+    free: bool,
 }
 
 /// A node slot: the running incarnation, if any, and what the sim knows of it.
@@ -215,6 +220,17 @@ enum Event {
 }
 
 impl Event {
+    /// The link the event concerns, if it is one of bytes, an end of stream or room to
+    /// write.
+    fn link(&self) -> Option<u32> {
+        match *self {
+            Event::Deliver { link, .. }
+            | Event::Eof { link, .. }
+            | Event::Writable { link, .. } => Some(link),
+            _ => None,
+        }
+    }
+
     /// A stable code and the node or link it concerns, for the trace.
     fn trace_words(&self) -> [u64; 3] {
         match self {
@@ -292,6 +308,9 @@ pub struct Net {
     queue: BinaryHeap<Reverse<Scheduled>>,
     slots: Vec<Slot>,
     links: Vec<Link>,
+    /// Slots of `links` free for reuse: a grown mesh of 100,000 nodes makes millions of
+    /// connections over a run, walks and refusals included, but holds few at a time.
+    free_links: Vec<u32>,
     /// Which half each node is in while the network is cut in two.
     halves: Option<Vec<bool>>,
     trace: Trace,
@@ -367,6 +386,7 @@ impl Net {
                 })
                 .collect(),
             links: Vec::new(),
+            free_links: Vec::new(),
             halves: None,
             trace: Trace::default(),
             stats: NetStats::default(),
@@ -500,6 +520,7 @@ impl Net {
                 self.node_mut(node).handle_error(now, conn, &err);
                 self.step(node);
             }
+            self.free_if_done(link);
         }
         self.halves = Some(halves);
     }
@@ -663,9 +684,25 @@ impl Net {
             self.stats.events += 1;
             let [a, b, c] = event.trace_words();
             self.trace.record(&[at.as_nanos() as u64, a, b, c]);
+            let link = event.link();
+            if let Some(link) = link {
+                self.links[link as usize].pending -= 1;
+            }
             self.handle(event);
+            if let Some(link) = link {
+                self.free_if_done(link);
+            }
         }
         true
+    }
+
+    /// Puts `link`'s slot up for reuse once both ends are closed and no event names it.
+    fn free_if_done(&mut self, link: u32) {
+        let l = &mut self.links[link as usize];
+        if l.ends.iter().all(|e| !e.open) && l.pending == 0 && !l.free {
+            l.free = true;
+            self.free_links.push(link);
+        }
     }
 
     fn handle(&mut self, event: Event) {
@@ -753,7 +790,7 @@ impl Net {
             self.step(dialler);
             return;
         }
-        let link = self.links.len() as u32;
+        let link = self.free_links.pop().unwrap_or(self.links.len() as u32);
         // The ephemeral port names the link, so every accepted address is distinct.
         let from = SocketAddr::new(addr_of(dialler).ip(), 10_000 + (link % 50_000) as u16);
         let accepted = self
@@ -766,7 +803,7 @@ impl Net {
             bandwidth: slow,
             ..Pipe::default()
         };
-        self.links.push(Link {
+        let new = Link {
             ends: [
                 End {
                     node: dialler,
@@ -781,7 +818,13 @@ impl Net {
             ],
             pipes: [pipe(), pipe()],
             dead: false,
-        });
+            pending: 0,
+            free: false,
+        };
+        match self.links.get_mut(link as usize) {
+            Some(old) => *old = new,
+            None => self.links.push(new),
+        }
         self.slots[dialler as usize].conns.push((conn, link, 0));
         self.slots[target as usize].conns.push((accepted, link, 1));
         self.node_mut(dialler)
@@ -878,6 +921,7 @@ impl Net {
     fn close_end(&mut self, link: u32, side: u8) {
         self.links[link as usize].ends[side as usize].open = false;
         self.send_eof(link, side);
+        self.free_if_done(link);
     }
 
     /// The end `side` of `link` writes no more (closed, or its writing half shut down):
@@ -1122,6 +1166,9 @@ impl Net {
     }
 
     fn schedule(&mut self, at: Duration, event: Event) {
+        if let Some(link) = event.link() {
+            self.links[link as usize].pending += 1;
+        }
         self.seq += 1;
         self.queue.push(Reverse(Scheduled {
             at,
