@@ -252,8 +252,10 @@ pub struct IrcSession {
 
 #[derive(Debug)]
 pub enum Role {
-    Peer(Peer),
-    Client(Client),
+    /// Both roles are boxed: a node keeps a slot for as many connections as it ever had
+    /// at once, and an empty slot is as big as a full one.
+    Peer(Box<Peer>),
+    Client(Box<Client>),
 }
 
 #[derive(Debug)]

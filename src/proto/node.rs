@@ -174,11 +174,10 @@ impl Effects {
     /// Once nothing is left to write on a retired link: asks the driver to shut down
     /// its writing half, or closes it if the other end has shut down its own already.
     fn finish_if_drained(&mut self, conn: &mut Conn) {
-        let Role::Peer(Peer {
-            phase: Phase::Retired(retired),
-            ..
-        }) = &mut conn.role
-        else {
+        let Role::Peer(peer) = &mut conn.role else {
+            return;
+        };
+        let Phase::Retired(retired) = &mut peer.phase else {
             return;
         };
         if !conn.queue.is_empty() || conn.closing {
@@ -421,7 +420,7 @@ impl Node {
             Accepted::Peer(addr) => {
                 let id = self.insert(
                     now,
-                    Role::Peer(Peer {
+                    Role::Peer(Box::new(Peer {
                         direction: Direction::In,
                         addr: Some(addr),
                         target: None,
@@ -432,7 +431,7 @@ impl Node {
                         last_heard: now,
                         failures: 0,
                         hand: false,
-                    }),
+                    })),
                 );
                 debug!("peer {addr} connected ({id})");
                 // Half-open connections have slots of their own, in all and per address,
@@ -456,14 +455,14 @@ impl Node {
                 self.irc_clients += usize::from(irc.is_some());
                 let id = self.insert(
                     now,
-                    Role::Client(Client {
+                    Role::Client(Box::new(Client {
                         nick: self.cfg.nick.clone(),
                         irc,
                         lines: Default::default(),
                         paused: false,
                         eof: false,
                         leaving: false,
-                    }),
+                    })),
                 );
                 debug!("client {id} attached");
                 let limit = self.cfg.limits.max_clients;
@@ -602,21 +601,17 @@ impl Node {
             }
             // The other end gave the link up first; what is still queued on it went
             // out on no other link, so it is written before the close.
-            Some(Role::Peer(Peer {
-                phase: Phase::Retired(retired),
-                ..
-            })) => {
-                retired.peer_finished = true;
-                let conn = self.conns.get_mut(conn.slot).expect("matched above");
-                self.fx.finish_if_drained(conn);
-            }
-            // The peer gave this link up for one that is not up here yet; it reads this
-            // one until our shutdown, so lines go on over it meanwhile.
-            Some(Role::Peer(Peer {
-                phase: Phase::Up(remote),
-                ..
-            })) if remote.leaving => remote.peer_finished = true,
-            Some(Role::Peer(_)) => self.doom(conn, Cause::ClosedByPeer),
+            Some(Role::Peer(peer)) => match &mut peer.phase {
+                Phase::Retired(retired) => {
+                    retired.peer_finished = true;
+                    let conn = self.conns.get_mut(conn.slot).expect("matched above");
+                    self.fx.finish_if_drained(conn);
+                }
+                // The peer gave this link up for one that is not up here yet; it reads
+                // this one until our shutdown, so lines go on over it meanwhile.
+                Phase::Up(remote) if remote.leaving => remote.peer_finished = true,
+                _ => self.doom(conn, Cause::ClosedByPeer),
+            },
             None => {}
         }
         self.reap(now);
@@ -746,12 +741,8 @@ impl Node {
         let Some(c) = self.conns.get_mut(conn.slot).filter(|c| c.id == conn) else {
             return &[];
         };
-        if let Role::Peer(Peer {
-            channel: Some(channel),
-            ..
-        }) = &mut c.role
-        {
-            if channel.is_open() {
+        if let Role::Peer(peer) = &mut c.role {
+            if let Some(channel) = peer.channel.as_mut().filter(|ch| ch.is_open()) {
                 self.fx.queued += c.queue.seal(|plain, wire| channel.seal(plain, wire));
             }
         }
@@ -915,7 +906,7 @@ impl Node {
     fn insert_dialled(&mut self, now: Instant, target: String, hand: bool, phase: Phase) -> ConnId {
         self.insert(
             now,
-            Role::Peer(Peer {
+            Role::Peer(Box::new(Peer {
                 direction: Direction::Out,
                 addr: None,
                 target: Some(target),
@@ -926,7 +917,7 @@ impl Node {
                 last_heard: now,
                 failures: 0,
                 hand,
-            }),
+            })),
         )
     }
 
@@ -1254,12 +1245,13 @@ impl Node {
             if !conn.is_client() || Some(conn.id) == except {
                 continue;
             }
-            let bytes = match &conn.role {
-                Role::Client(Client { irc: None, .. }) => &self.line_buf[..],
-                Role::Client(Client {
-                    irc: Some(session), ..
-                }) if session.joined => self.irc_lines.for_client(session.server_time),
-                _ => continue,
+            let Role::Client(client) = &conn.role else {
+                continue;
+            };
+            let bytes = match &client.irc {
+                None => &self.line_buf[..],
+                Some(session) if session.joined => self.irc_lines.for_client(session.server_time),
+                Some(_) => continue,
             };
             if !bytes.is_empty() {
                 self.fx.enqueue(conn, bytes, now, &self.cfg.limits);
