@@ -903,6 +903,11 @@ impl Node {
         (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// An index below `len` (which is above 0), picked at random as by [`Node::random_unit`].
+    fn random_below(&mut self, len: usize) -> usize {
+        ((self.random_unit() * len as f64) as usize).min(len - 1)
+    }
+
     fn insert_dialled(&mut self, now: Instant, target: String, hand: bool, phase: Phase) -> ConnId {
         self.insert(
             now,

@@ -70,8 +70,8 @@ impl Node {
             if rest.is_empty() {
                 break;
             }
-            let pick = (self.random_unit() * rest.len() as f64) as usize;
-            others.push(rest.swap_remove(pick.min(rest.len() - 1)));
+            let pick = self.random_below(rest.len());
+            others.push(rest.swap_remove(pick));
         }
         if others.is_empty() {
             return;
@@ -159,8 +159,8 @@ impl Node {
             if candidates.is_empty() {
                 return;
             }
-            let pick = (self.random_unit() * candidates.len() as f64) as usize;
-            let addr = candidates.swap_remove(pick.min(candidates.len() - 1));
+            let pick = self.random_below(candidates.len());
+            let addr = candidates.swap_remove(pick);
             let id = self.insert_dialled(now, addr.to_string(), false, Phase::Connecting);
             self.start_dial(now, id);
         }

@@ -111,7 +111,7 @@ impl Node {
             .filter_map(|id| {
                 let peer = self.conns[id.slot].peer().expect("linked are peers");
                 let dialled = peer.direction == Direction::Out && !peer.hand;
-                dialled.then(|| (peer.remote().expect("linked are up").since, id))
+                Some((peer.remote()?.since, id)).filter(|_| dialled)
             })
             .min();
         if let Some((_, id)) = oldest {
@@ -124,10 +124,11 @@ impl Node {
         let others: Vec<ConnId> = (self.linked.values().copied())
             .filter(|&id| Some(id) != except)
             .collect();
-        let pick = (self.random_unit() * others.len() as f64) as usize;
-        others
-            .get(pick.min(others.len().saturating_sub(1)))
-            .copied()
+        if others.is_empty() {
+            return None;
+        }
+        let pick = self.random_below(others.len());
+        Some(others[pick])
     }
 
     fn send_walk(&mut self, now: Instant, to: ConnId, hops: u8, addr: Option<SocketAddr>) {
