@@ -272,8 +272,12 @@ pub struct MeshFigures {
     /// The largest eccentricity over the BFS sources: the diameter when every node is
     /// a source, a lower bound when they are a sample.
     pub diameter: u32,
-    /// The same measure on a random graph of as many nodes and the same mean degree.
+    /// The mean distance from the BFS sources to the other nodes: unlike the diameter,
+    /// it tells a mesh a little longer from one much longer.
+    pub mean_distance: f64,
+    /// The same measures on a random graph of as many nodes and the same mean degree.
     pub random_diameter: u32,
+    pub random_mean_distance: f64,
     pub bfs_sources: usize,
 }
 
@@ -282,7 +286,8 @@ impl fmt::Display for MeshFigures {
         write!(
             f,
             "{}: live {} links {} degree min/mean/max {}/{:.2}/{} min-dialled {} \
-             diameter {} (BFS from {}; a random graph of that mean degree: {})",
+             diameter {} mean distance {:.2} (BFS from {}; a random graph of that mean \
+             degree: {}, {:.2})",
             self.phase,
             self.live,
             self.links,
@@ -291,26 +296,52 @@ impl fmt::Display for MeshFigures {
             self.max_degree,
             self.min_dialled,
             self.diameter,
+            self.mean_distance,
             self.bfs_sources,
-            self.random_diameter
+            self.random_diameter,
+            self.random_mean_distance
         )
     }
 }
 
-/// The diameter, by BFS from `sources` evenly spaced nodes (over the nodes each
+/// Distances found by BFS: the longest, and their mean.
+#[derive(Debug, Default)]
+struct Distances {
+    longest: u32,
+    sum: u64,
+    count: u64,
+}
+
+impl Distances {
+    fn add(&mut self, d: u32) {
+        self.longest = self.longest.max(d);
+        self.sum += u64::from(d);
+        self.count += 1;
+    }
+
+    fn mean(&self) -> f64 {
+        self.sum as f64 / self.count.max(1) as f64
+    }
+}
+
+/// The distances, by BFS from `sources` evenly spaced nodes (to the nodes each
 /// reaches), of a random graph of `nodes` whose degrees add up to `degrees`, each the
 /// mean rounded down or up: what a mesh of that size and degree could have.
-fn random_diameter(nodes: usize, degrees: usize, sources: usize, seed: u64) -> u32 {
+fn random_distances(nodes: usize, degrees: usize, sources: usize, seed: u64) -> Distances {
     let mut rng = Rng::new(seed ^ 0x5eed_d1a3);
     let (each, more) = (degrees / nodes.max(1), degrees % nodes.max(1));
     let wanted: Vec<usize> = (0..nodes).map(|v| each + usize::from(v < more)).collect();
     let graph = Graph::with_degrees(&wanted, &mut rng);
     let step = (nodes / sources.max(1)).max(1);
-    (0..nodes as u32)
-        .step_by(step)
-        .flat_map(|s| graph.distances(s, |_, _| true).into_iter().flatten().max())
-        .max()
-        .unwrap_or(0)
+    let mut found = Distances::default();
+    for s in (0..nodes as u32).step_by(step) {
+        graph
+            .distances(s, |_, _| true)
+            .into_iter()
+            .flatten()
+            .for_each(|d| found.add(d));
+    }
+    found
 }
 
 /// Up to this many running nodes, the diameter is BFS from every node; above it, from
@@ -784,18 +815,18 @@ impl Run {
         } else {
             up.iter().copied().step_by(up.len() / 100).collect()
         };
-        let mut diameter = 0;
+        let mut found = Distances::default();
         for &s in &sources {
             let dist = self.graph.distances(s, |a, b| self.linked(a, b));
             for &v in &up {
                 let d = dist[v as usize].ok_or_else(|| {
                     self.fail(format!("{phase}: node {v} is not reachable from node {s}"))
                 })?;
-                diameter = diameter.max(d);
+                found.add(d);
             }
         }
         let sum: usize = degrees.iter().sum();
-        let random_diameter = random_diameter(up.len(), sum, sources.len(), self.seed);
+        let random = random_distances(up.len(), sum, sources.len(), self.seed);
         self.figures.push(MeshFigures {
             phase,
             live: up.len(),
@@ -808,8 +839,10 @@ impl Run {
                 .map(|&v| self.dialled[v as usize])
                 .min()
                 .unwrap_or(0),
-            diameter,
-            random_diameter,
+            diameter: found.longest,
+            mean_distance: found.mean(),
+            random_diameter: random.longest,
+            random_mean_distance: random.mean(),
             bfs_sources: sources.len(),
         });
         Ok(())

@@ -310,6 +310,7 @@ fn a_mesh_grows_from_one_bootstrap_address_each_and_heals_after_crashes() {
             assert!(m.max_degree <= 32, "{r}");
             assert!((6.0..=9.0).contains(&m.mean_degree), "{r}");
             assert!(m.diameter * 10 <= m.random_diameter * 13, "{r}");
+            assert!(m.mean_distance <= m.random_mean_distance * 1.1, "{r}");
         }
     }
 }
