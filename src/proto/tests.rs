@@ -1917,11 +1917,12 @@ fn sent_walks(h: &mut Harness, peer: ConnId) -> Vec<Walk> {
 }
 
 #[test]
-fn a_node_sends_ten_walks_after_it_starts_and_then_no_more() {
+fn a_node_sends_twenty_walks_after_it_starts_and_then_no_more() {
     let mut h = discovering();
     let a = listening_peer(&mut h, 1, 9001);
     let mut walks = Vec::new();
-    for _ in 0..600 {
+    // Gaps of up to 3 s: all 20 are sent within a minute, and none in the next.
+    for _ in 0..1200 {
         h.advance(Duration::from_millis(100));
         walks.extend(sent_walks(&mut h, a));
     }
@@ -1931,7 +1932,7 @@ fn a_node_sends_ten_walks_after_it_starts_and_then_no_more() {
         [Walk {
             hops: 6,
             addr: None
-        }; 10]
+        }; 20]
     );
 
     let mut cfg = config(ME);
@@ -1940,6 +1941,19 @@ fn a_node_sends_ten_walks_after_it_starts_and_then_no_more() {
     let a = listening_peer(&mut h, 1, 9001);
     h.advance(Duration::from_secs(60));
     assert!(sent_walks(&mut h, a).is_empty(), "nobody could dial it");
+}
+
+#[test]
+fn a_node_with_half_again_its_target_of_links_lets_its_walks_pass() {
+    // Target 2: with three links, every walk would be a fourth link here.
+    let mut h = discovering();
+    let peers: Vec<ConnId> = (1..=3)
+        .map(|k| listening_peer(&mut h, k, 9000 + u16::from(k)))
+        .collect();
+    h.advance(Duration::from_secs(120));
+    for peer in peers {
+        assert!(sent_walks(&mut h, peer).is_empty());
+    }
 }
 
 #[test]
@@ -1984,6 +1998,17 @@ fn a_walk_that_ends_here_is_dialled_unless_it_leads_to_this_node_or_a_peer() {
         assert_eq!(dials(h.take_outputs()), expected, "{addr:?}");
         h.advance(Duration::from_millis(300));
     }
+}
+
+#[test]
+fn a_walk_that_ends_at_a_node_with_its_target_and_no_link_to_give_up_is_not_dialled() {
+    // Target 2, and both links accepted: a dial would add a link, not swap one.
+    let mut h = discovering();
+    let a = listening_peer(&mut h, 1, 9001);
+    listening_peer(&mut h, 2, 9002);
+    h.take_outputs();
+    h.send(a, &walk(0, Some(addr(5))));
+    assert!(dials(h.take_outputs()).is_empty());
 }
 
 #[test]
@@ -3291,13 +3316,13 @@ fn a_peer_that_floods_addresses_fills_a_sixteenth_of_the_book_at_most() {
         Message::encode_addrs(&mut addrs, chosen);
         h.send(hostile, &addrs);
     }
-    assert_eq!(known(&mut h), before + 256 / 16, "its share and no more");
+    assert_eq!(known(&mut h), before + 128 / 16, "its share and no more");
     let mut addrs = Vec::new();
     Message::encode_addrs(&mut addrs, [SocketAddr::from(([10, 8, 0, 1], 7654))]);
     h.send(honest, &addrs);
     assert_eq!(
         known(&mut h),
-        before + 256 / 16 + 1,
+        before + 128 / 16 + 1,
         "another peer's word still counts"
     );
 }

@@ -325,7 +325,7 @@ fn a_peer_that_lies_about_addresses_fills_a_sixteenth_of_its_peers_books() {
         let eclipse = r.eclipse.as_ref().expect("the eclipse scenario tells");
         // Its share holds the real addresses it told before, too.
         assert!(
-            eclipse.most_learned > 0 && eclipse.most_learned <= 256 / 16,
+            eclipse.most_learned > 0 && eclipse.most_learned <= 128 / 16,
             "{r}"
         );
         assert!(eclipse.dials_to_lies * 10 <= eclipse.dials, "{r}");

@@ -18,11 +18,10 @@ use crate::wire::peer::{Addrs, Message};
 
 use super::Node;
 
-/// Addresses a node remembers at the most: many more than the peers it wants, and few
+/// Addresses a node remembers at the most: twice the most peers it takes, and few
 /// enough that a mesh of 100,000 nodes, where every book is full, holds them in memory
-/// (an entry costs about 150 bytes). Walks, not the book, spread a node's links over the
-/// mesh.
-pub(super) const ADDRESS_BOOK_CAPACITY: usize = 256;
+/// (an entry costs 56 bytes). Walks, not the book, spread a node's links over the mesh.
+pub(super) const ADDRESS_BOOK_CAPACITY: usize = 128;
 
 /// Addresses from the book, beyond those of its peers, that a node tells a new peer.
 const ADDRS_SAMPLE: usize = 8;
