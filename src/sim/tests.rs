@@ -316,18 +316,18 @@ fn a_mesh_grows_from_one_bootstrap_address_each_and_heals_after_crashes() {
 }
 
 #[test]
-fn a_peer_that_lies_about_addresses_fills_a_sixteenth_of_its_peers_books() {
+fn a_peer_that_lies_about_addresses_fills_a_sixteenth_of_its_peers_books_at_most() {
     // 300 nodes grown as in the mesh scenario; a member tells its peers 4,096 addresses
     // where nobody listens, then a fifth of the others crash. Without the share, its
     // peers learned 980 to 998 of them and up to 754 of 924 dials after the crashes went
     // to them.
     for r in each_seed(Kind::Eclipse, Family::Random, 300, 9) {
         let eclipse = r.eclipse.as_ref().expect("the eclipse scenario tells");
-        // Its share holds the real addresses it told before, too.
-        assert!(
-            eclipse.most_learned > 0 && eclipse.most_learned <= 128 / 16,
-            "{r}"
-        );
+        // Its share holds the real addresses it told before, too, and a full book makes
+        // room for a lie by forgetting another: a book may not grow at all. What the
+        // lies cost shows in the dials, which without the share went mostly to them.
+        assert!(eclipse.most_learned <= 128 / 16, "{r}");
+        assert!(eclipse.dials > 0, "{r}");
         assert!(eclipse.dials_to_lies * 10 <= eclipse.dials, "{r}");
     }
 }
