@@ -56,9 +56,10 @@ impl Node {
     }
 
     /// Sends a walk to a linked peer picked at random; with none linked, the next
-    /// link to come up arms the walk again. A node with half as many links again as its target lets its turn pass: each
-    /// walk that ends in a dial is a link more for it, and a node that came late to a
-    /// settled mesh, which nobody gives up links to, would gather one per walk.
+    /// link to come up arms the walk again. A node with half as many links again as
+    /// its target lets its turn pass: each walk that ends in a dial is a link more for
+    /// it, and a node that came late to a settled mesh, which nobody gives up links
+    /// to, would gather one per walk.
     pub(super) fn walk_due(&mut self, now: Instant) {
         let Some(first) = self.random_link(None) else {
             return;
